@@ -1,0 +1,3 @@
+import type { Invariant } from './types.ts';
+
+export const appRuntimeInvariants: readonly Invariant[] = [];

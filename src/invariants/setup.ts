@@ -1,0 +1,40 @@
+import { listValue } from '@duckdb/node-api';
+import type { Config } from '../config.ts';
+import type { Db } from '../db.ts';
+
+/**
+ * "Effective" ledger entries (CONTRACT.md §1): everything except reversals and the entries a
+ * reversal names. Defined once here; every invariant that counts money reads this view, so a
+ * duplicate that was properly reversed during remediation is no longer a duplicate.
+ */
+export const EFFECTIVE_LEDGER_VIEW = `CREATE OR REPLACE VIEW effective_ledger_entries AS
+SELECT l.* FROM ledger_entries l
+WHERE l.entry_type IS DISTINCT FROM 'reversal'
+  AND NOT EXISTS (
+    SELECT 1 FROM ledger_entries r
+    WHERE r.entry_type = 'reversal' AND r.reverses_ledger_entry_id = l.ledger_entry_id)`;
+
+/**
+ * Creates what invariant SQL may read besides the contract tables: `recon_settings` (one row:
+ * `as_of`, `billing_lag_minutes`, `allocation_window_tolerance_minutes`),
+ * `recon_control_plane_components(name)` and `effective_ledger_entries`. Values are bound here,
+ * so the catalog's SQL holds no literal thresholds.
+ */
+export async function createInvariantContext(db: Db, config: Config, asOf: string): Promise<void> {
+  await db.run(
+    `CREATE OR REPLACE TABLE recon_settings AS SELECT
+       $as_of::TIMESTAMPTZ AS as_of,
+       $lag::BIGINT AS billing_lag_minutes,
+       $tolerance::BIGINT AS allocation_window_tolerance_minutes`,
+    {
+      as_of: asOf,
+      lag: config.thresholds.billing_lag_minutes,
+      tolerance: config.thresholds.allocation_window_tolerance_minutes,
+    },
+  );
+  await db.run(
+    `CREATE OR REPLACE TABLE recon_control_plane_components AS SELECT unnest($names::VARCHAR[]) AS name`,
+    { names: listValue(config.control_plane_components) },
+  );
+  await db.run(EFFECTIVE_LEDGER_VIEW);
+}

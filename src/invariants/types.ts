@@ -1,0 +1,152 @@
+import type { TableName } from '../contract/tables.ts';
+
+export type Severity = 'error' | 'warn';
+export type Family = 'contract' | 'usage' | 'ledger' | 'payments' | 'app_runtime' | 'events';
+export type EntityType =
+  | 'source_row'
+  | 'table_row'
+  | 'key'
+  | 'allocation'
+  | 'usage_record'
+  | 'ledger_entry'
+  | 'payment_session'
+  | 'app_instance'
+  | 'balance';
+
+/** What an invariant's SQL may look at besides the tables it needs. */
+export interface SqlContext {
+  /** The tables present in this audit (loaded, possibly empty). */
+  readonly tables: ReadonlySet<TableName>;
+}
+
+/**
+ * One check of CONTRACT.md §3, as data. `sql` returns one row per violating entity with
+ * `entity_id` (text) and any of VIOLATION_SCOPE_COLUMNS; `detail` is a JSON value saying what
+ * exactly is wrong. The SQL reads the typed tables, the `effective_ledger_entries` view and the
+ * `recon_settings` / `recon_control_plane_components` tables created by the audit; it never
+ * embeds a value: thresholds come from `recon_settings`.
+ */
+export interface Invariant {
+  readonly id: string;
+  readonly family: Family;
+  readonly title: string;
+  readonly severity: Severity;
+  readonly entity: EntityType;
+  /** Tables that must be present; if one is absent the invariant is `skipped`. */
+  readonly needs: readonly TableName[];
+  /** The runbook step this automates, quoted or paraphrased. */
+  readonly runbook: string;
+  /** One paragraph for a finance reader: what it means, why it costs money. */
+  readonly explanation: string;
+  readonly sql: (ctx: SqlContext) => string;
+}
+
+/**
+ * The columns of the `violations` table and of violations.csv/parquet, in order
+ * (CONTRACT.md §4). `detail` is JSON text.
+ */
+export const VIOLATION_COLUMNS = [
+  { name: 'invariant_id', sql: 'VARCHAR' },
+  { name: 'severity', sql: 'VARCHAR' },
+  { name: 'entity_type', sql: 'VARCHAR' },
+  { name: 'entity_id', sql: 'VARCHAR' },
+  { name: 'org_id', sql: 'VARCHAR' },
+  { name: 'project_id', sql: 'VARCHAR' },
+  { name: 'requested_by_user_id', sql: 'VARCHAR' },
+  { name: 'allocation_id', sql: 'VARCHAR' },
+  { name: 'app_instance_id', sql: 'VARCHAR' },
+  { name: 'usage_record_id', sql: 'VARCHAR' },
+  { name: 'ledger_entry_id', sql: 'VARCHAR' },
+  { name: 'payment_session_id', sql: 'VARCHAR' },
+  { name: 'usage_source', sql: 'VARCHAR' },
+  { name: 'amount_minor', sql: 'BIGINT' },
+  { name: 'currency', sql: 'VARCHAR' },
+  { name: 'correlation_id', sql: 'VARCHAR' },
+  { name: 'trace_id', sql: 'VARCHAR' },
+  { name: 'detail', sql: 'VARCHAR' },
+  { name: 'waived', sql: 'BOOLEAN' },
+  { name: 'waiver_reason', sql: 'VARCHAR' },
+] as const;
+
+export type ViolationColumn = (typeof VIOLATION_COLUMNS)[number]['name'];
+
+/** The columns an invariant's SQL may return besides `entity_id`. */
+export const VIOLATION_SCOPE_COLUMNS = VIOLATION_COLUMNS.map((c) => c.name).filter(
+  (n) => !['invariant_id', 'severity', 'entity_type', 'entity_id', 'waived', 'waiver_reason'].includes(n),
+);
+
+/** A violation as JavaScript sees it (samples, reports): money stays bigint. */
+export interface Violation {
+  invariant_id: string;
+  severity: Severity;
+  entity_type: EntityType;
+  entity_id: string;
+  org_id: string | null;
+  project_id: string | null;
+  requested_by_user_id: string | null;
+  allocation_id: string | null;
+  app_instance_id: string | null;
+  usage_record_id: string | null;
+  ledger_entry_id: string | null;
+  payment_session_id: string | null;
+  usage_source: string | null;
+  amount_minor: bigint | null;
+  currency: string | null;
+  correlation_id: string | null;
+  trace_id: string | null;
+  /** Parsed from the JSON text. */
+  detail: unknown;
+  waived: boolean;
+  waiver_reason: string | null;
+}
+
+export type InvariantStatus = 'pass' | 'fail' | 'skipped' | 'waived';
+
+export interface InvariantResult {
+  id: string;
+  title: string;
+  family: Family;
+  severity: Severity;
+  entity: EntityType;
+  status: InvariantStatus;
+  /** Violations not covered by a waiver. */
+  violations: number;
+  waived_violations: number;
+  amount_minor_by_currency: Record<string, bigint>;
+  skipped_reason?: string;
+  /** Set when the invariant's query failed; the other invariants still ran. */
+  error?: string;
+  sample: Violation[];
+}
+
+export interface InputFile {
+  table: string;
+  source: string;
+  format: string;
+  rows: number;
+  rejected_rows: number;
+  sha256: string;
+}
+
+export interface Findings {
+  schema_version: 1;
+  tool: { name: string; version: string };
+  as_of: string;
+  config_sha256: string;
+  scope: { orgs: string[]; app_instances: string[] };
+  inputs: InputFile[];
+  invariants: InvariantResult[];
+  totals: {
+    invariants: number;
+    passed: number;
+    failed: number;
+    skipped: number;
+    waived: number;
+    errored: number;
+    violations: number;
+    error_violations: number;
+    warn_violations: number;
+    waived_violations: number;
+    amount_minor_by_currency: Record<string, bigint>;
+  };
+}

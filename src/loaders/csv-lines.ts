@@ -1,0 +1,94 @@
+import { openDecompressed } from './files.ts';
+
+/**
+ * Where the rows DuckDB read from a CSV really are in the file.
+ *
+ * DuckDB's reader keeps row order but not line numbers, and its reject table counts "logical"
+ * lines (line breaks outside quotes). A row's physical line is `index + 2` (after the header)
+ * until something shifts it: a blank line, a quoted field spanning lines, a rejected record.
+ * `breaks` lists each shift as `[first accepted index it applies to, delta]`, so the database
+ * can number millions of rows from a handful of breakpoints.
+ */
+export interface CsvLineMap {
+  readonly breaks: ReadonlyArray<readonly [index: number, delta: number]>;
+  /** Logical line (DuckDB's numbering) → physical line, for the requested rejected records. */
+  readonly rejectPhysical: ReadonlyMap<number, number>;
+}
+
+const NL = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
+
+/**
+ * Walks the file's bytes once with RFC 4180 quoting. Only called for files that need it (they
+ * have rejected records, or more physical lines than records), so a clean export never pays.
+ */
+export async function mapCsvLines(file: string, rejectLogical: ReadonlySet<number>): Promise<CsvLineMap> {
+  const breaks: Array<[number, number]> = [];
+  const rejectPhysical = new Map<number, number>();
+  let phys = 1;
+  let logical = 1;
+  let recPhys = 1;
+  let recLogical = 1;
+  let recHasContent = false;
+  let headerDone = false;
+  let accepted = 0;
+  let lastDelta = 0;
+  let inQuote = false;
+  let quotePending = false;
+
+  const endRecord = () => {
+    if (!headerDone) {
+      headerDone = true;
+    } else if (recHasContent) {
+      if (rejectLogical.has(recLogical)) {
+        rejectPhysical.set(recLogical, recPhys);
+      } else {
+        const delta = recPhys - (accepted + 2);
+        if (delta !== lastDelta) {
+          breaks.push([accepted, delta]);
+          lastDelta = delta;
+        }
+        accepted++;
+      }
+    }
+  };
+
+  let first = true;
+  for await (const chunk of openDecompressed(file)) {
+    const buf = chunk as Buffer;
+    let i = 0;
+    // A UTF-8 BOM is not content: DuckDB and spreadsheets treat it as invisible.
+    if (first && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) i = 3;
+    first = false;
+    if (quotePending) {
+      quotePending = false;
+      if (buf[0] === QUOTE) i = Math.max(i, 1);
+      else inQuote = false;
+    }
+    for (; i < buf.length; i++) {
+      const b = buf[i]!;
+      if (inQuote) {
+        if (b === QUOTE) {
+          if (i + 1 === buf.length) quotePending = true;
+          else if (buf[i + 1] === QUOTE) i++;
+          else inQuote = false;
+        } else if (b === NL) {
+          phys++;
+        }
+      } else if (b === NL) {
+        endRecord();
+        phys++;
+        logical++;
+        recPhys = phys;
+        recLogical = logical;
+        recHasContent = false;
+      } else if (b !== CR) {
+        recHasContent = true;
+        if (b === QUOTE) inQuote = true;
+      }
+    }
+  }
+  endRecord();
+  return { breaks, rejectPhysical };
+}

@@ -1,0 +1,141 @@
+import { quoteIdent, type ColumnSpec, type TableSpec } from '../contract/tables.ts';
+import { sourceColumn, type Config } from '../config.ts';
+import type { Db } from '../db.ts';
+import { InputError } from '../errors.ts';
+
+/** Rows that could not be typed: the `contract.rejected_row` invariant reads this table. */
+export const REJECTS_TABLE = 'recon_rejects';
+
+export const REJECTS_DDL = `CREATE TABLE IF NOT EXISTS ${REJECTS_TABLE} (
+  table_name VARCHAR, file VARCHAR, line BIGINT,
+  problems STRUCT("column" VARCHAR, "value" VARCHAR, message VARCHAR)[]
+)`;
+
+const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT', 'UHUGEINT']);
+const TIMESTAMP_TYPES = new Set(['TIMESTAMP', 'TIMESTAMP WITH TIME ZONE', 'TIMESTAMP_S', 'TIMESTAMP_MS', 'TIMESTAMP_NS']);
+
+/**
+ * The text renderings the contract accepts for an instant: ISO-8601 with `Z` or an offset,
+ * `YYYY-MM-DD HH:MM:SS[.ffffff]`, and the same followed by ` UTC` (BigQuery's CSV/JSON
+ * rendering). Anything else (a bare date, `garbage`, Feb 30th) is rejected, never guessed.
+ */
+const TIMESTAMP_TEXT = String.raw`\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]| ?[+-]\d{2}(:?\d{2})?| UTC)?`;
+const INTEGER_TEXT = '[+-]?[0-9]+';
+
+interface Typing {
+  /** SQL typing `v` (the value as trimmed text) or `r` (the raw value) into the column's type. */
+  readonly expr: (v: string, r: string) => string;
+  readonly message: string;
+}
+
+function typingFor(col: ColumnSpec, rawType: string): Typing {
+  switch (col.type) {
+    case 'string':
+      return { expr: (v) => v, message: '' };
+    case 'bigint':
+    case 'int':
+      return {
+        // DuckDB's own cast rounds '12.5' to 13 and reads '1e3' as 1000: money must be an
+        // exact integer, so text has to look like one before it is cast.
+        expr: (v, r) =>
+          INTEGER_TYPES.has(rawType)
+            ? `TRY_CAST(${r} AS BIGINT)`
+            : `CASE WHEN regexp_full_match(${v}, '${INTEGER_TEXT}') THEN TRY_CAST(${v} AS BIGINT) END`,
+        message: col.type === 'bigint' ? 'not an integer amount of minor units (or out of BIGINT range)' : 'not an integer',
+      };
+    case 'timestamp':
+      return {
+        expr: (v, r) =>
+          TIMESTAMP_TYPES.has(rawType)
+            ? `CAST(${r} AS TIMESTAMPTZ)`
+            : `CASE WHEN regexp_full_match(${v}, '${TIMESTAMP_TEXT}') THEN TRY_CAST(${v} AS TIMESTAMPTZ) END`,
+        message: 'not a valid timestamp (ISO-8601 with Z or offset, or YYYY-MM-DD HH:MM:SS[.ffffff][ UTC])',
+      };
+    case 'bool':
+      return {
+        expr: (v, r) =>
+          rawType === 'BOOLEAN'
+            ? r
+            : `CASE lower(${v}) WHEN 'true' THEN true WHEN 't' THEN true WHEN '1' THEN true WHEN 'false' THEN false WHEN 'f' THEN false WHEN '0' THEN false END`,
+        message: 'not a boolean (true/false, t/f, 1/0)',
+      };
+  }
+}
+
+function sqlString(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+export interface TypedCounts {
+  rows: number;
+  rejected: number;
+}
+
+/**
+ * Types one staged file (`raw`, with `__file` and `__line`) into the contract table, and moves
+ * every row that cannot be typed to `recon_rejects` with the column, value and reason. A value
+ * that was present and does not survive typing always rejects the row: it never becomes NULL.
+ *
+ * `requireColumns` is false for JSON, where a key missing from an object (BigQuery omits NULLs)
+ * means NULL; for header-based formats a missing column is a schema error (exit 2).
+ */
+export async function typeStagedFile(
+  db: Db,
+  raw: string,
+  spec: TableSpec,
+  config: Config,
+  fileRel: string,
+  requireColumns: boolean,
+): Promise<TypedCounts> {
+  const described = await db.all<{ column_name: string; column_type: string }>(`DESCRIBE ${quoteIdent(raw)}`);
+  const rawTypes = new Map(described.map((d) => [d.column_name, d.column_type]));
+
+  const missing = spec.columns
+    .map((c) => ({ c, src: sourceColumn(config, spec.name, c.name) }))
+    .filter(({ src }) => !rawTypes.has(src));
+  if (requireColumns && missing.length > 0) {
+    const names = missing.map(({ c, src }) => (src === c.name ? `"${src}"` : `"${src}" (mapped to ${c.name})`));
+    throw new InputError(`${fileRel}: ${spec.name} is missing column${names.length > 1 ? 's' : ''} ${names.join(', ')}`);
+  }
+
+  const inner: string[] = [];
+  const outer: string[] = [];
+  const problems: string[] = [];
+  spec.columns.forEach((col, i) => {
+    const src = sourceColumn(config, spec.name, col.name);
+    const rawType = rawTypes.get(src);
+    const v = `v${i}`;
+    const r = `r${i}`;
+    if (rawType === undefined) {
+      inner.push(`NULL::VARCHAR AS ${v}`, `NULL AS ${r}`);
+    } else {
+      const text = `CAST(${quoteIdent(src)} AS VARCHAR)`;
+      // An empty field is NULL (CONTRACT.md §1); surrounding blanks only matter in free text.
+      inner.push(`NULLIF(${col.type === 'string' ? text : `trim(${text})`}, '') AS ${v}`, `${quoteIdent(src)} AS ${r}`);
+    }
+    const typing = typingFor(col, rawType ?? 'VARCHAR');
+    outer.push(`${typing.expr(v, r)} AS ${quoteIdent(col.name)}`);
+    if (col.type !== 'string') {
+      problems.push(
+        `CASE WHEN ${v} IS NOT NULL AND ${quoteIdent(col.name)} IS NULL THEN ` +
+          `{'column': ${sqlString(src)}, 'value': left(${v}, 200), 'message': ${sqlString(typing.message)}} END`,
+      );
+    }
+  });
+
+  const typed = `${raw}__typed`;
+  await db.run(`CREATE OR REPLACE TEMP TABLE ${quoteIdent(typed)} AS
+    SELECT *, list_filter([${problems.join(', ') || 'NULL'}], p -> p IS NOT NULL) AS __problems
+    FROM (SELECT ${outer.join(', ')}, ${spec.columns.map((_, i) => `v${i}`).join(', ')}, __file, __line
+          FROM (SELECT ${inner.join(', ')}, __file, __line FROM ${quoteIdent(raw)}))`);
+  const cols = spec.columns.map((c) => quoteIdent(c.name)).join(', ');
+  await db.run(`INSERT INTO ${quoteIdent(spec.name)} SELECT ${cols}, __file, __line FROM ${quoteIdent(typed)} WHERE len(__problems) = 0`);
+  await db.run(`INSERT INTO ${REJECTS_TABLE} SELECT $table, __file, __line, __problems FROM ${quoteIdent(typed)} WHERE len(__problems) > 0`, {
+    table: spec.name,
+  });
+  const counts = await db.one<{ rows: bigint; rejected: bigint }>(
+    `SELECT count(*) FILTER (WHERE len(__problems) = 0) AS rows, count(*) FILTER (WHERE len(__problems) > 0) AS rejected FROM ${quoteIdent(typed)}`,
+  );
+  await db.run(`DROP TABLE ${quoteIdent(typed)}`);
+  return { rows: Number(counts?.rows ?? 0n), rejected: Number(counts?.rejected ?? 0n) };
+}
