@@ -1,0 +1,192 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { auditExports, exitCodeFor, type AuditOptions, type AuditRun } from './audit.ts';
+import { TABLE_NAMES } from './contract/tables.ts';
+import { ReconError, UsageError, errorMessage } from './errors.ts';
+import { CATALOG, findInvariant } from './invariants/index.ts';
+import { writeAuditOutputs } from './outputs.ts';
+import { TOOL } from './version.ts';
+import { runInvariantSuite } from './vitest-run.ts';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** The options `recon audit` and `recon snapshot` share. */
+export const AUDIT_OPTIONS = {
+  exports: { type: 'string' },
+  bigquery: { type: 'string' },
+  engine: { type: 'string' },
+  out: { type: 'string' },
+  'as-of': { type: 'string' },
+  config: { type: 'string' },
+  org: { type: 'string', multiple: true },
+  'app-instance': { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies Options;
+
+export const AUDIT_OPTIONS_HELP = `  --exports DIR           export directory (one source per table, CONTRACT.md §1)
+  --as-of INSTANT         audit time (default: the latest timestamp in the exports)
+  --config FILE           recon.config.json (column mapping, thresholds, severities, waivers)
+  --org ORG               narrow findings and reports to this tenant (repeatable)
+  --app-instance ID       narrow findings and reports to this app instance (repeatable)
+  --bigquery PROJECT.DATASET, --engine bigquery
+                          BigQuery sources (not available in this build)`;
+
+/** Parses argv without ever exiting: bad arguments become a UsageError (exit 2). */
+export function parseCommandArgs<O extends Options>(command: string, argv: string[], options: O, allowPositionals = false) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (err) {
+    throw new UsageError(`recon ${command}: ${errorMessage(err)} (see recon ${command} --help)`);
+  }
+}
+
+type AuditValues = { [K in keyof typeof AUDIT_OPTIONS]?: (typeof AUDIT_OPTIONS)[K] extends { multiple: true } ? string[] : string | boolean };
+
+/** Turns parsed audit options into AuditOptions, refusing what this build cannot do. */
+export function auditOptionsFrom(command: string, values: AuditValues): AuditOptions {
+  if (values.bigquery !== undefined || values.engine !== undefined) {
+    throw new UsageError(`recon ${command}: BigQuery sources and --engine bigquery are not available in this build; export the tables to files and use --exports`);
+  }
+  if (typeof values.exports !== 'string') throw new UsageError(`recon ${command}: --exports DIR is required`);
+  const opts: AuditOptions = {
+    exportsDir: values.exports,
+    scope: { orgs: values.org ?? [], appInstances: values['app-instance'] ?? [] },
+  };
+  if (typeof values.config === 'string') opts.configPath = values.config;
+  if (typeof values['as-of'] === 'string') opts.asOf = values['as-of'];
+  return opts;
+}
+
+/** A progress line for long loads, only where a person is watching. */
+export function progressReporter(): AuditOptions['onProgress'] {
+  if (!process.stderr.isTTY) return undefined;
+  return ({ table, file, rows, elapsedMs }) => {
+    process.stderr.write(`\rloading ${table} (${file}): ${rows.toLocaleString('en-US')} rows, ${(elapsedMs / 1000).toFixed(1)}s\x1b[K`);
+  };
+}
+
+const AUDIT_HELP = `Usage: recon audit --exports DIR [--out DIR] [options]
+
+Loads the exports into DuckDB, runs every invariant of the catalog as a Vitest test, and writes
+findings.json, violations.csv, violations.parquet, junit.xml, summary.md and HTML reports.
+
+${AUDIT_OPTIONS_HELP}
+  --out DIR               output folder (default: reports)
+
+Exit codes: 0 no error-severity violation, 1 error-severity violations found, 2 the audit could not run.`;
+
+/** Writes every output of an audit into outDir (CONTRACT.md §4) and returns the files written. */
+export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<string[]> {
+  await mkdir(outDir, { recursive: true });
+  const files = await writeAuditOutputs(run, outDir);
+  const junit = path.join(outDir, 'junit.xml');
+  await runInvariantSuite(run.findings, junit);
+  files.push(junit);
+  const index = path.join(outDir, 'index.html');
+  await writeFile(index, '<!doctype html><title>billing-recon</title><p>See summary.md and findings.json.</p>\n');
+  files.push(index);
+  return files;
+}
+
+async function auditCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs('audit', argv, AUDIT_OPTIONS);
+  if (values.help) {
+    console.log(AUDIT_HELP);
+    return 0;
+  }
+  const opts = auditOptionsFrom('audit', values);
+  const onProgress = progressReporter();
+  if (onProgress) opts.onProgress = onProgress;
+  const outDir = values.out ?? 'reports';
+  const run = await auditExports(opts);
+  if (onProgress) process.stderr.write('\n');
+  try {
+    await writeAllOutputs(run, outDir);
+  } finally {
+    run.db.close();
+  }
+  const code = exitCodeFor(run.findings);
+  const t = run.findings.totals;
+  console.log(`recon audit: wrote ${outDir}/ (findings.json, violations.csv, violations.parquet, junit.xml, summary.md, index.html)`);
+  console.log(`as of ${run.findings.as_of}: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped, ${t.waived} waived; ${t.violations} violations`);
+  if (code === 1) console.error(`recon audit: ${t.error_violations} error-severity violation(s) found; see ${path.join(outDir, 'summary.md')}`);
+  if (code === 2) {
+    const failed = run.findings.invariants.filter((r) => r.error !== undefined);
+    console.error(`recon audit: ${failed.length} check(s) could not run: ${failed.map((r) => `${r.id}: ${r.error}`).join('; ')}`);
+  }
+  return code;
+}
+
+function listCommand(argv: string[]): number {
+  const { values } = parseCommandArgs('list', argv, { help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    console.log('Usage: recon list\n\nLists every invariant of the catalog: id, severity, entity, tables needed, title.');
+    return 0;
+  }
+  const rows = CATALOG.map((i) => [i.id, i.severity, i.entity, i.needs.join(',') || '-', i.title]);
+  const head = ['id', 'severity', 'entity', 'needs', 'title'];
+  const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));
+  for (const r of [head, ...rows]) console.log(r.map((c, k) => (k < r.length - 1 ? c.padEnd(widths[k]!) : c)).join('  '));
+  return 0;
+}
+
+function explainCommand(argv: string[]): number {
+  const { values, positionals } = parseCommandArgs('explain', argv, { help: { type: 'boolean', short: 'h' } }, true);
+  if (values.help) {
+    console.log('Usage: recon explain <invariant-id>\n\nShows what the invariant means, the runbook step it automates, the tables it needs and its SQL.');
+    return 0;
+  }
+  const [id] = positionals;
+  if (!id || positionals.length > 1) throw new UsageError('recon explain: give exactly one invariant id (see recon list)');
+  const inv = findInvariant(id);
+  if (!inv) throw new UsageError(`recon explain: unknown invariant "${id}" (see recon list)`);
+  console.log(`${inv.id}: ${inv.title}
+severity: ${inv.severity}    entity: ${inv.entity}    needs: ${inv.needs.join(', ') || '(always runs)'}
+
+${inv.explanation}
+
+Runbook step: ${inv.runbook}
+
+SQL (over the typed tables, effective_ledger_entries and recon_settings):
+${inv.sql({ tables: new Set(TABLE_NAMES) }).trim()}`);
+  return 0;
+}
+
+const HELP = `recon ${TOOL.version}: reconciliation audits for GPU cloud billing exports
+
+Usage: recon <command> [options]
+
+Commands:
+  audit       audit an export directory and write findings and reports
+  list        list the invariants
+  explain ID  explain one invariant and show its SQL
+
+Run recon <command> --help for a command's options.`;
+
+const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
+  audit: auditCommand,
+  list: listCommand,
+  explain: explainCommand,
+};
+
+/** The CLI: returns the exit code, never calls process.exit. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(HELP);
+    return command ? 0 : 2;
+  }
+  if (command === '--version') {
+    console.log(TOOL.version);
+    return 0;
+  }
+  const run = COMMANDS[command];
+  try {
+    if (!run) throw new UsageError(`unknown command "${command}" (see recon --help)`);
+    return await run(rest);
+  } catch (err) {
+    console.error(`recon: ${err instanceof ReconError ? err.message : `unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`}`);
+    return 2;
+  }
+}

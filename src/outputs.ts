@@ -1,0 +1,100 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { isLosslessNumber, parse, stringify, type LosslessNumber } from 'lossless-json';
+import type { AuditRun } from './audit.ts';
+import { exitCodeFor } from './audit.ts';
+import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
+
+/** Money as text without ever leaving bigint: `1234n` → `12.34` is the reader's job; we print minor units. */
+export function formatMoney(byCurrency: Record<string, bigint>): string {
+  const parts = Object.entries(byCurrency).map(([cur, amount]) => `${amount} ${cur}`);
+  return parts.length ? parts.join(', ') : '';
+}
+
+/** findings.json: bigints are written as JSON integers, never as floats or strings. */
+export function findingsJson(findings: Findings): string {
+  return stringify(findings, null, 2) + '\n';
+}
+
+const MONEY_KEYS = new Set(['amount_minor', 'amount_minor_by_currency']);
+
+function revive(value: unknown, money: boolean): unknown {
+  if (isLosslessNumber(value)) {
+    const text = (value as LosslessNumber).value;
+    const integer = /^-?\d+$/.test(text);
+    // Money is bigint whatever its size; other integers only when a number would lose digits.
+    return integer && (money || !Number.isSafeInteger(Number(text))) ? BigInt(text) : Number(text);
+  }
+  if (Array.isArray(value)) return value.map((v) => revive(v, money));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, revive(v, money || MONEY_KEYS.has(k))]));
+  }
+  return value;
+}
+
+/** Reads findings.json back: money as bigint, counts as numbers. */
+export function parseFindings(text: string): Findings {
+  return revive(parse(text), false) as Findings;
+}
+
+const STATUS_MARK: Record<InvariantResult['status'], string> = {
+  pass: 'pass',
+  fail: 'FAIL',
+  skipped: 'skipped',
+  waived: 'waived',
+};
+
+function mdCell(text: string): string {
+  return text.replaceAll('\\', '\\\\').replaceAll('|', '\\|').replaceAll('\n', ' ');
+}
+
+/** A Markdown page fit for a CI job summary ($GITHUB_STEP_SUMMARY and the like). */
+export function summaryMarkdown(findings: Findings): string {
+  const code = exitCodeFor(findings);
+  const verdict =
+    code === 0 ? 'no error-severity violations' : code === 1 ? 'error-severity violations found' : 'some checks could not run';
+  const t = findings.totals;
+  const lines = [
+    `# billing-recon audit: ${verdict}`,
+    '',
+    `As of **${findings.as_of}** · ${t.invariants} invariants: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped, ${t.waived} waived · ` +
+      `${t.violations} violations (${t.error_violations} error, ${t.warn_violations} warn, ${t.waived_violations} waived)`,
+    '',
+  ];
+  if (Object.keys(t.amount_minor_by_currency).length > 0) {
+    lines.push(`Money at stake (minor units): ${formatMoney(t.amount_minor_by_currency)}`, '');
+  }
+  if (findings.scope.orgs.length || findings.scope.app_instances.length) {
+    lines.push(`Scope: ${[...findings.scope.orgs.map((o) => `org ${o}`), ...findings.scope.app_instances.map((a) => `app instance ${a}`)].join(', ')}`, '');
+  }
+  lines.push('| status | invariant | severity | violations | money at stake (minor units) | note |', '|---|---|---|---:|---|---|');
+  for (const r of findings.invariants) {
+    const note = r.error ? `query failed: ${r.error}` : r.skipped_reason ?? (r.waived_violations ? `${r.waived_violations} waived` : '');
+    lines.push(
+      `| ${STATUS_MARK[r.status]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} | ${formatMoney(r.amount_minor_by_currency)} | ${mdCell(note)} |`,
+    );
+  }
+  lines.push('', `Inputs: ${findings.inputs.map((i) => `${i.source} (${i.rows} rows${i.rejected_rows ? `, ${i.rejected_rows} rejected` : ''})`).join(', ')}`, '');
+  return lines.join('\n');
+}
+
+/**
+ * Writes findings.json, violations.csv, violations.parquet and summary.md (CONTRACT.md §4).
+ * The violation files come straight out of DuckDB in a stable order, so the same exports give
+ * the same bytes.
+ */
+export async function writeAuditOutputs(run: AuditRun, outDir: string): Promise<string[]> {
+  await mkdir(outDir, { recursive: true });
+  const files = {
+    findings: path.join(outDir, 'findings.json'),
+    csv: path.join(outDir, 'violations.csv'),
+    parquet: path.join(outDir, 'violations.parquet'),
+    summary: path.join(outDir, 'summary.md'),
+  };
+  await writeFile(files.findings, findingsJson(run.findings));
+  const select = `SELECT ${VIOLATION_COLUMNS.map((c) => c.name).join(', ')} FROM violations ORDER BY invariant_id, entity_id, ledger_entry_id, usage_record_id`;
+  await run.db.run(`COPY (${select}) TO $path (FORMAT csv, HEADER true)`, { path: files.csv });
+  await run.db.run(`COPY (${select}) TO $path (FORMAT parquet, COMPRESSION zstd)`, { path: files.parquet });
+  await writeFile(files.summary, summaryMarkdown(run.findings));
+  return Object.values(files);
+}

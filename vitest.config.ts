@@ -1,0 +1,30 @@
+import { defineConfig } from 'vitest/config';
+
+// Timestamps are UTC instants; a test must never pass or fail with the machine's time zone.
+process.env.TZ = 'UTC';
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['tests/**/*.test.ts'],
+          exclude: ['tests/invariants/**', '**/node_modules/**'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        // The audit itself: RECON_EXPORTS=DIR npx vitest run tests/invariants
+        test: {
+          name: 'invariants',
+          include: ['tests/invariants/**/*.test.ts'],
+          globalSetup: ['tests/invariants/global-setup.ts'],
+          pool: 'threads',
+          hookTimeout: 600_000,
+        },
+      },
+    ],
+  },
+});
