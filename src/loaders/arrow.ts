@@ -112,7 +112,7 @@ export async function stageArrow(db: Db, file: SourceFile, raw: string): Promise
       '__line BIGINT',
     ].join(', ')})`,
   );
-  const appender = await db.conn.createAppender(raw, 'temp');
+  const appender = await db.conn.createAppender(raw, 'main', 'temp');
   const types = [...writers.map((w) => w.type), VARCHAR, BIGINT];
   let line = 1n;
   try {

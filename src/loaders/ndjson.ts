@@ -22,29 +22,33 @@ export async function stageNdjson(db: Db, file: SourceFile, raw: string, spec: T
   await db.run(`DROP TABLE IF EXISTS __rej; DROP TABLE IF EXISTS __rejscan`);
   await db.run(
     `CREATE OR REPLACE TEMP TABLE ${quoteIdent(lines)} AS
-     SELECT rowid + 1 AS __line, rtrim(line, chr(13)) AS line
-     FROM read_csv($path, ${LINE_READER_OPTIONS},
-                   store_rejects = true, rejects_table = '__rej', rejects_scan = '__rejscan')`,
+     SELECT line,
+            -- Vectorised CASE and AND evaluate every argument: only valid text reaches json_type.
+            json_type(CASE WHEN json_valid(line) THEN line END) AS kind
+     FROM (SELECT rtrim(line, chr(13)) AS line
+           FROM read_csv($path, ${LINE_READER_OPTIONS},
+                         store_rejects = true, rejects_table = '__rej', rejects_scan = '__rejscan'))`,
     { path: file.path, delim: LINE_READER_DELIM },
   );
   const params: Record<string, string> = { rel: file.rel };
   const cols = spec.columns.map((c, i) => {
     params[`k${i}`] = pointer(sourceColumn(config, spec.name, c.name));
-    return `CASE WHEN ok THEN json_extract_string(line, $k${i}) END AS ${quoteIdent(sourceColumn(config, spec.name, c.name))}`;
+    return `json_extract_string(obj, $k${i}) AS ${quoteIdent(sourceColumn(config, spec.name, c.name))}`;
   });
   await db.run(
     `CREATE OR REPLACE TEMP TABLE ${quoteIdent(raw)} AS
      SELECT ${cols.join(', ')}, $rel AS __file, __line
-     FROM (SELECT *, json_valid(line) AND json_type(line) = 'OBJECT' AS ok FROM ${quoteIdent(lines)} WHERE trim(line) <> '')
-     WHERE ok`,
+     FROM (SELECT rowid + 1 AS __line, CASE WHEN kind = 'OBJECT' THEN line END AS obj
+           FROM ${quoteIdent(lines)} WHERE trim(line) <> '')
+     WHERE obj IS NOT NULL`,
     params,
   );
   await db.run(
     `INSERT INTO ${REJECTS_TABLE}
-     SELECT $table, $rel, __line, [{'column': NULL, 'value': left(line, 200),
-       'message': CASE WHEN json_valid(line) THEN 'not a JSON object' ELSE 'invalid JSON' END}]
+     SELECT $table, $rel, rowid + 1, [{'column': NULL, 'value': left(line, 200),
+       'message': CASE WHEN kind IS NULL THEN 'invalid JSON' ELSE 'not a JSON object' END}]
      FROM ${quoteIdent(lines)}
-     WHERE trim(line) <> '' AND NOT (json_valid(line) AND json_type(line) = 'OBJECT')`,
+     WHERE trim(line) <> '' AND kind IS DISTINCT FROM 'OBJECT'`,
     { table: spec.name, rel: file.rel },
   );
   // The line reader only rejects a line holding U+0001, which JSON forbids unescaped.
