@@ -38,6 +38,11 @@ export class Db {
     await this.conn.run(sql, params);
   }
 
+  /** Runs a statement and returns how many rows it inserted, updated or deleted. */
+  async change(sql: string, params?: Params): Promise<number> {
+    return (await this.conn.run(sql, params)).rowsChanged;
+  }
+
   /** Rows as objects with DuckDB's lossless JS values (BIGINT → bigint, TIMESTAMPTZ → value objects). */
   async all<T = Record<string, unknown>>(sql: string, params?: Params): Promise<T[]> {
     const reader = await this.conn.runAndReadAll(sql, params);

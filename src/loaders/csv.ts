@@ -26,11 +26,12 @@ export const LINE_READER_OPTIONS = `header = false, auto_detect = false, columns
 export const LINE_READER_DELIM = '\u0001';
 
 /**
- * Stages one CSV file into `raw` as text columns plus `__file`/`__line`. Records DuckDB cannot
+ * Stages one CSV file into `raw` as text columns plus `__file`, and returns the relation that adds
+ * each row's physical `__line`. Records DuckDB cannot
  * split into the header's columns (too many or too few fields, broken quoting, invalid UTF-8)
  * go to `recon_rejects` with their physical line.
  */
-export async function stageCsv(db: Db, file: SourceFile, raw: string, table: string): Promise<void> {
+export async function stageCsv(db: Db, file: SourceFile, raw: string, table: string): Promise<string> {
   let header: string[] | null;
   try {
     header = await readCsvHeader(file.path);
@@ -49,7 +50,7 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
   await db.run(`DROP TABLE IF EXISTS __rej; DROP TABLE IF EXISTS __rejscan`);
   await db.run(
     `CREATE OR REPLACE TEMP TABLE ${quoteIdent(raw)} AS
-     SELECT *, $rel AS __file, NULL::BIGINT AS __line
+     SELECT *, $rel AS __file
      FROM read_csv($path, header = true, auto_detect = false, columns = $columns,
                    delim = ',', quote = '"', escape = '"',
                    store_rejects = true, rejects_table = '__rej', rejects_scan = '__rejscan')`,
@@ -69,10 +70,8 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
   const rows = stats?.rows ?? 0n;
   const simple = rejects.length === 0 && stats?.lines === rows + 1n;
 
-  if (simple) {
-    await db.run(`UPDATE ${quoteIdent(raw)} SET __line = rowid + 2`);
-    return;
-  }
+  // DuckDB keeps the file's row order in rowid: after the header, row i sits on line i + 2.
+  if (simple) return `(SELECT *, rowid + 2 AS __line FROM ${quoteIdent(raw)})`;
   const map = await mapCsvLines(file.path, new Set(rejects.map((r) => Number(r.line))));
   await db.run(`CREATE OR REPLACE TEMP TABLE __breaks (idx BIGINT, delta BIGINT)`);
   await db.run(`CREATE OR REPLACE TEMP TABLE __reject_lines (logical BIGINT, physical BIGINT)`);
@@ -80,10 +79,6 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
   for (const [logical, physical] of map.rejectPhysical) {
     await db.run(`INSERT INTO __reject_lines VALUES ($logical, $physical)`, { logical, physical });
   }
-  await db.run(
-    `UPDATE ${quoteIdent(raw)} AS t SET __line = t.rowid + 2 + coalesce(
-       (SELECT delta FROM __breaks b WHERE b.idx <= t.rowid ORDER BY b.idx DESC LIMIT 1), 0)`,
-  );
   await db.run(
     `INSERT INTO ${REJECTS_TABLE}
      SELECT $table, $rel, coalesce(l.physical, r.line),
@@ -94,4 +89,7 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
      GROUP BY ALL`,
     { table, rel: file.rel },
   );
+  return `(SELECT r.* EXCLUDE (__rowid), r.__rowid + 2 + coalesce(b.delta, 0) AS __line
+           FROM (SELECT *, rowid AS __rowid FROM ${quoteIdent(raw)}) r
+           ASOF LEFT JOIN __breaks b ON r.__rowid >= b.idx)`;
 }

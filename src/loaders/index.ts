@@ -24,17 +24,22 @@ export interface LoadOptions {
   onProgress?: (p: { table: TableName; file: string; rows: number; elapsedMs: number }) => void;
 }
 
-async function stage(db: Db, file: SourceFile, raw: string, table: TableName, config: Config): Promise<void> {
+/** Stages one file into `raw`; returns the relation typing reads (the file's columns, `__file`, `__line`). */
+async function stage(db: Db, file: SourceFile, raw: string, table: TableName, config: Config): Promise<string> {
   switch (file.format) {
     case 'csv':
       return stageCsv(db, file, raw, table);
     case 'ndjson':
-      return stageNdjson(db, file, raw, TABLES[table], config);
+      await stageNdjson(db, file, raw, TABLES[table], config);
+      break;
     case 'parquet':
-      return stageParquet(db, file, raw);
+      await stageParquet(db, file, raw);
+      break;
     case 'arrow':
-      return stageArrow(db, file, raw);
+      await stageArrow(db, file, raw);
+      break;
   }
+  return quoteIdent(raw);
 }
 
 /**
@@ -51,8 +56,8 @@ export async function loadExports(db: Db, exportsDir: string, config: Config, op
     await db.run(createTableSql(TABLES[table]));
     for (const file of source.files) {
       const raw = `__raw_${table}`;
-      await stage(db, file, raw, table, config);
-      const counts = await typeStagedFile(db, raw, TABLES[table], config, file.rel, file.format !== 'ndjson');
+      const staged = await stage(db, file, raw, table, config);
+      const rows = await typeStagedFile(db, raw, staged, TABLES[table], config, file.rel, file.format !== 'ndjson');
       await db.run(`DROP TABLE ${quoteIdent(raw)}`);
       // Structural rejects (short rows, broken JSON) never reach typing but count all the same.
       const rejected = await db.one<{ n: bigint }>(
@@ -63,11 +68,11 @@ export async function loadExports(db: Db, exportsDir: string, config: Config, op
         table,
         source: file.rel,
         format: file.format,
-        rows: counts.rows,
+        rows,
         rejected_rows: Number(rejected?.n ?? 0n),
         sha256: await sha256File(file.path),
       });
-      opts.onProgress?.({ table, file: file.rel, rows: counts.rows, elapsedMs: Date.now() - started });
+      opts.onProgress?.({ table, file: file.rel, rows, elapsedMs: Date.now() - started });
     }
   }
   return { tables: new Set(sources.keys()), inputs };

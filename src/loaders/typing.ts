@@ -48,7 +48,8 @@ function typingFor(col: ColumnSpec, rawType: string): Typing {
         expr: (v, r) =>
           TIMESTAMP_TYPES.has(rawType)
             ? `CAST(${r} AS TIMESTAMPTZ)`
-            : `CASE WHEN regexp_full_match(${v}, '${TIMESTAMP_TEXT}') THEN TRY_CAST(${v} AS TIMESTAMPTZ) END`,
+            : // ' UTC' means Z; spelled as a zone name it costs an ICU lookup per row.
+              `CASE WHEN regexp_full_match(${v}, '${TIMESTAMP_TEXT}') THEN TRY_CAST(CASE WHEN suffix(${v}, ' UTC') THEN left(${v}, -4) || 'Z' ELSE ${v} END AS TIMESTAMPTZ) END`,
         message: 'not a valid timestamp (ISO-8601 with Z or offset, or YYYY-MM-DD HH:MM:SS[.ffffff][ UTC])',
       };
     case 'bool':
@@ -66,15 +67,14 @@ function sqlString(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
-export interface TypedCounts {
-  rows: number;
-  rejected: number;
-}
-
 /**
- * Types one staged file (`raw`, with `__file` and `__line`) into the contract table, and moves
- * every row that cannot be typed to `recon_rejects` with the column, value and reason. A value
- * that was present and does not survive typing always rejects the row: it never becomes NULL.
+ * Types one staged file into the contract table, and moves every row that cannot be typed to
+ * `recon_rejects` with the column, value and reason. A value that was present and does not
+ * survive typing always rejects the row: it never becomes NULL.
+ *
+ * `staged` is a relation (table name or parenthesised query) with the file's columns plus
+ * `__file` and `__line`. Typing runs twice over it, once for the good rows and once for the
+ * bad: casts are cheap next to materialising a second wide copy of a million rows.
  *
  * `requireColumns` is false for JSON, where a key missing from an object (BigQuery omits NULLs)
  * means NULL; for header-based formats a missing column is a schema error (exit 2).
@@ -82,11 +82,12 @@ export interface TypedCounts {
 export async function typeStagedFile(
   db: Db,
   raw: string,
+  staged: string,
   spec: TableSpec,
   config: Config,
   fileRel: string,
   requireColumns: boolean,
-): Promise<TypedCounts> {
+): Promise<number> {
   const described = await db.all<{ column_name: string; column_type: string }>(`DESCRIBE ${quoteIdent(raw)}`);
   const rawTypes = new Map(described.map((d) => [d.column_name, d.column_type]));
 
@@ -99,7 +100,8 @@ export async function typeStagedFile(
   }
 
   const inner: string[] = [];
-  const outer: string[] = [];
+  const typed: string[] = [];
+  const failed: string[] = [];
   const problems: string[] = [];
   spec.columns.forEach((col, i) => {
     const src = sourceColumn(config, spec.name, col.name);
@@ -114,28 +116,23 @@ export async function typeStagedFile(
       inner.push(`NULLIF(${col.type === 'string' ? text : `trim(${text})`}, '') AS ${v}`, `${quoteIdent(src)} AS ${r}`);
     }
     const typing = typingFor(col, rawType ?? 'VARCHAR');
-    outer.push(`${typing.expr(v, r)} AS ${quoteIdent(col.name)}`);
+    typed.push(`${typing.expr(v, r)} AS ${quoteIdent(col.name)}`);
     if (col.type !== 'string') {
-      problems.push(
-        `CASE WHEN ${v} IS NOT NULL AND ${quoteIdent(col.name)} IS NULL THEN ` +
-          `{'column': ${sqlString(src)}, 'value': left(${v}, 200), 'message': ${sqlString(typing.message)}} END`,
-      );
+      const bad = `(${v} IS NOT NULL AND ${quoteIdent(col.name)} IS NULL)`;
+      failed.push(bad);
+      problems.push(`CASE WHEN ${bad} THEN {'column': ${sqlString(src)}, 'value': left(${v}, 200), 'message': ${sqlString(typing.message)}} END`);
     }
   });
 
-  const typed = `${raw}__typed`;
-  await db.run(`CREATE OR REPLACE TEMP TABLE ${quoteIdent(typed)} AS
-    SELECT *, list_filter([${problems.join(', ') || 'NULL'}], p -> p IS NOT NULL) AS __problems
-    FROM (SELECT ${outer.join(', ')}, ${spec.columns.map((_, i) => `v${i}`).join(', ')}, __file, __line
-          FROM (SELECT ${inner.join(', ')}, __file, __line FROM ${quoteIdent(raw)}))`);
+  const rows = `(SELECT ${typed.join(', ')}, ${spec.columns.map((_, i) => `v${i}`).join(', ')}, __file, __line
+                 FROM (SELECT ${inner.join(', ')}, __file, __line FROM ${staged}))`;
+  const anyFailed = failed.join(' OR ') || 'false';
   const cols = spec.columns.map((c) => quoteIdent(c.name)).join(', ');
-  await db.run(`INSERT INTO ${quoteIdent(spec.name)} SELECT ${cols}, __file, __line FROM ${quoteIdent(typed)} WHERE len(__problems) = 0`);
-  await db.run(`INSERT INTO ${REJECTS_TABLE} SELECT $table, __file, __line, __problems FROM ${quoteIdent(typed)} WHERE len(__problems) > 0`, {
-    table: spec.name,
-  });
-  const counts = await db.one<{ rows: bigint; rejected: bigint }>(
-    `SELECT count(*) FILTER (WHERE len(__problems) = 0) AS rows, count(*) FILTER (WHERE len(__problems) > 0) AS rejected FROM ${quoteIdent(typed)}`,
+  const loaded = await db.change(`INSERT INTO ${quoteIdent(spec.name)} SELECT ${cols}, __file, __line FROM ${rows} WHERE NOT (${anyFailed})`);
+  await db.run(
+    `INSERT INTO ${REJECTS_TABLE}
+     SELECT $table, __file, __line, list_filter([${problems.join(', ') || 'NULL'}], p -> p IS NOT NULL) FROM ${rows} WHERE ${anyFailed}`,
+    { table: spec.name },
   );
-  await db.run(`DROP TABLE ${quoteIdent(typed)}`);
-  return { rows: Number(counts?.rows ?? 0n), rejected: Number(counts?.rejected ?? 0n) };
+  return loaded;
 }
