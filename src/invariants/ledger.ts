@@ -1,3 +1,298 @@
 import type { Invariant } from './types.ts';
+import { DETAIL_LIST_LIMIT, isoSql } from './usage.ts';
 
-export const ledgerInvariants: readonly Invariant[] = [];
+/** The scope columns of a ledger entry, for invariants whose entity is the entry itself. */
+const ENTRY_SCOPE = (l: string) =>
+  ['org_id', 'project_id', 'requested_by_user_id', 'ledger_entry_id', 'usage_record_id', 'payment_session_id', 'correlation_id', 'trace_id']
+    .map((c) => `${l}.${c}`)
+    .join(', ');
+
+/**
+ * CTEs `ranked` and `duplicated`: effective entries of one type per referenced row, for rows with
+ * more than one. The earliest entry (created_at, then id) is the legitimate one; what the others
+ * add in its currency is the duplicated money (entries in other currencies are only listed).
+ */
+function duplicateEntriesCtes(entryType: 'usage_debit' | 'payment_credit', key: 'usage_record_id' | 'payment_session_id'): string {
+  return `ranked AS (
+        SELECT *, row_number() OVER w AS seq, first_value(currency) OVER w AS kept_currency
+        FROM effective_ledger_entries
+        WHERE entry_type = '${entryType}' AND ${key} IS NOT NULL
+        WINDOW w AS (PARTITION BY ${key} ORDER BY created_at, ledger_entry_id)),
+      duplicated AS (
+        SELECT ${key},
+               count(*) AS effective_entries,
+               any_value(kept_currency) AS currency,
+               sum(amount_minor) FILTER (WHERE currency = kept_currency)::BIGINT AS effective_total_minor,
+               coalesce(sum(amount_minor) FILTER (WHERE seq > 1 AND currency = kept_currency), 0)::BIGINT AS duplicated_minor,
+               any_value(ledger_entry_id) FILTER (WHERE seq = 1) AS kept_entry_id,
+               any_value(org_id) FILTER (WHERE seq = 1) AS kept_org_id,
+               any_value(requested_by_user_id) FILTER (WHERE seq = 1) AS kept_user_id,
+               any_value(project_id) FILTER (WHERE seq = 1) AS kept_project_id,
+               any_value(correlation_id) FILTER (WHERE seq = 1) AS kept_correlation_id,
+               any_value(trace_id) FILTER (WHERE seq = 1) AS kept_trace_id,
+               list({'ledger_entry_id': ledger_entry_id, 'amount_minor': amount_minor, 'currency': currency,
+                     'created_at': ${isoSql('created_at')}, 'idempotency_key': idempotency_key}
+                    ORDER BY seq)[1:${DETAIL_LIST_LIMIT}] AS entries
+        FROM ranked
+        GROUP BY ${key}
+        HAVING count(*) > 1)`;
+}
+
+const DUPLICATE_DETAIL = `json_object(
+               'effective_entries', d.effective_entries,
+               'kept_entry_id', d.kept_entry_id,
+               'effective_total_minor', d.effective_total_minor,
+               'duplicated_minor', d.duplicated_minor,
+               'currency', d.currency,
+               'entries', d.entries)`;
+
+export const ledgerInvariants: readonly Invariant[] = [
+  {
+    id: 'ledger.duplicate_debit',
+    family: 'ledger',
+    title: 'At most one effective usage debit per usage record',
+    severity: 'error',
+    entity: 'usage_record',
+    needs: ['ledger_entries', 'usage_records'],
+    runbook:
+      'Billing runbook: group usage_debit entries by usage_record_id; more than one means a retry double-charged. ' +
+      'Reverse the extra debits (a reversal with actor and correlation id), never delete them.',
+    explanation:
+      'The same usage interval was charged more than once, typically because the billing worker retried a debit ' +
+      'that had already been posted. The money at stake is the duplicated amount: the total of the effective ' +
+      'debits minus the one legitimate debit, taken to be the earliest. A duplicate that was already reversed is ' +
+      'no longer counted.',
+    sql: () => `WITH ${duplicateEntriesCtes('usage_debit', 'usage_record_id')}
+      SELECT d.usage_record_id AS entity_id,
+             coalesce(u.org_id, d.kept_org_id) AS org_id,
+             coalesce(u.project_id, d.kept_project_id) AS project_id,
+             coalesce(u.requested_by_user_id, d.kept_user_id) AS requested_by_user_id,
+             u.allocation_id, u.app_instance_id, d.usage_record_id, u.usage_source,
+             d.duplicated_minor AS amount_minor, d.currency,
+             coalesce(u.correlation_id, d.kept_correlation_id) AS correlation_id,
+             coalesce(u.trace_id, d.kept_trace_id) AS trace_id,
+             ${DUPLICATE_DETAIL} AS detail
+      FROM duplicated d
+      LEFT JOIN usage_records u USING (usage_record_id)`,
+  },
+  {
+    id: 'ledger.duplicate_credit',
+    family: 'ledger',
+    title: 'At most one effective payment credit per payment session',
+    severity: 'error',
+    entity: 'payment_session',
+    needs: ['ledger_entries', 'payment_sessions'],
+    runbook:
+      'Payments runbook: group payment_credit entries by payment_session_id; more than one means a webhook retry ' +
+      'credited the top-up twice. Reverse the extra credits.',
+    explanation:
+      'One customer payment was credited to the balance more than once, typically because a provider webhook was ' +
+      'delivered again and processed twice: the customer can spend money they never paid. The money at stake is ' +
+      'the duplicated amount: the total of the effective credits minus the one legitimate credit, taken to be the ' +
+      'earliest. A duplicate that was already reversed is no longer counted.',
+    sql: () => `WITH ${duplicateEntriesCtes('payment_credit', 'payment_session_id')}
+      SELECT d.payment_session_id AS entity_id,
+             coalesce(p.org_id, d.kept_org_id) AS org_id,
+             coalesce(p.requested_by_user_id, d.kept_user_id) AS requested_by_user_id,
+             d.payment_session_id,
+             d.duplicated_minor AS amount_minor, d.currency,
+             coalesce(p.correlation_id, d.kept_correlation_id) AS correlation_id,
+             coalesce(p.trace_id, d.kept_trace_id) AS trace_id,
+             ${DUPLICATE_DETAIL} AS detail
+      FROM duplicated d
+      LEFT JOIN payment_sessions p USING (payment_session_id)`,
+  },
+  {
+    id: 'ledger.duplicate_idempotency_key',
+    family: 'ledger',
+    title: 'Every idempotency key is used once',
+    severity: 'error',
+    entity: 'ledger_entry',
+    needs: ['ledger_entries'],
+    runbook:
+      'Billing runbook: an idempotency key on more than one ledger entry means the ledger did not deduplicate a ' +
+      'retry; find every entry of the key and keep one.',
+    explanation:
+      'Several ledger entries carry the same idempotency key, so the protection against double posting did not ' +
+      'work. Every entry of the key is reported, including reversed ones and reversals, because the broken ' +
+      'deduplication is the defect whatever happened afterwards. Money is at stake only on an entry that is still ' +
+      'effective and repeats an earlier effective entry of the same key: its amount is reported; the first ' +
+      'effective entry, and entries already reversed, carry no amount.',
+    sql: () => `WITH keyed AS (
+        SELECT l.*, e.ledger_entry_id IS NOT NULL AS effective
+        FROM ledger_entries l
+        LEFT JOIN effective_ledger_entries e USING (ledger_entry_id)
+        WHERE l.idempotency_key IS NOT NULL),
+      ranked AS (
+        SELECT *,
+               count(*) OVER (PARTITION BY idempotency_key) AS uses,
+               list(ledger_entry_id ORDER BY created_at, ledger_entry_id) OVER (PARTITION BY idempotency_key) AS key_entries,
+               first_value(ledger_entry_id) OVER (
+                 PARTITION BY idempotency_key, effective ORDER BY created_at, ledger_entry_id) AS first_of_kind
+        FROM keyed),
+      judged AS (
+        SELECT *, effective AND ledger_entry_id <> first_of_kind AS repeats
+        FROM ranked
+        WHERE uses > 1)
+      SELECT j.ledger_entry_id AS entity_id, ${ENTRY_SCOPE('j')},
+             CASE WHEN j.repeats THEN j.amount_minor END AS amount_minor,
+             CASE WHEN j.repeats THEN j.currency END AS currency,
+             json_object(
+               'idempotency_key', j.idempotency_key,
+               'uses', j.uses,
+               'ledger_entry_ids', j.key_entries[1:${DETAIL_LIST_LIMIT}],
+               'entry_type', j.entry_type,
+               'amount_minor', j.amount_minor,
+               'entry_currency', j.currency,
+               'role', CASE
+                 WHEN NOT j.effective THEN 'not effective (a reversal or reversed)'
+                 WHEN j.repeats THEN 'repeats effective entry ' || j.first_of_kind
+                 ELSE 'first effective entry of the key' END) AS detail
+      FROM judged j`,
+  },
+  {
+    id: 'ledger.dangling_reference',
+    family: 'ledger',
+    title: 'Ledger references name existing rows',
+    severity: 'error',
+    entity: 'ledger_entry',
+    needs: ['ledger_entries', 'usage_records', 'payment_sessions'],
+    runbook:
+      'Billing runbook: every usage_record_id, payment_session_id and reverses_ledger_entry_id on a ledger entry ' +
+      'must resolve; a dangling one is money moved for something that does not exist.',
+    explanation:
+      'This ledger entry points at a usage record, payment session or ledger entry that is not in the exports: ' +
+      'money was charged, credited or reversed for something that cannot be found, so nobody can check that it ' +
+      'was right. The money at stake is the entry\'s amount. The detail names each broken reference.',
+    sql: () => `WITH refs AS (
+        SELECT l.*, list_filter([
+                 CASE WHEN l.usage_record_id IS NOT NULL AND u.usage_record_id IS NULL
+                      THEN {'column': 'usage_record_id', 'value': l.usage_record_id, 'missing_from': 'usage_records'} END,
+                 CASE WHEN l.payment_session_id IS NOT NULL AND p.payment_session_id IS NULL
+                      THEN {'column': 'payment_session_id', 'value': l.payment_session_id, 'missing_from': 'payment_sessions'} END,
+                 CASE WHEN l.reverses_ledger_entry_id IS NOT NULL AND r.ledger_entry_id IS NULL
+                      THEN {'column': 'reverses_ledger_entry_id', 'value': l.reverses_ledger_entry_id, 'missing_from': 'ledger_entries'} END],
+                 x -> x IS NOT NULL) AS dangling
+        FROM ledger_entries l
+        LEFT JOIN (SELECT DISTINCT usage_record_id FROM usage_records) u ON u.usage_record_id = l.usage_record_id
+        LEFT JOIN (SELECT DISTINCT payment_session_id FROM payment_sessions) p ON p.payment_session_id = l.payment_session_id
+        LEFT JOIN (SELECT DISTINCT ledger_entry_id FROM ledger_entries) r ON r.ledger_entry_id = l.reverses_ledger_entry_id)
+      SELECT f.ledger_entry_id AS entity_id, ${ENTRY_SCOPE('f')},
+             f.amount_minor, f.currency,
+             json_object('entry_type', f.entry_type, 'dangling', f.dangling) AS detail
+      FROM refs f
+      WHERE len(f.dangling) > 0`,
+  },
+  {
+    id: 'ledger.debit_wrong_account',
+    family: 'ledger',
+    title: 'Usage debits are posted to the usage owner\'s account',
+    severity: 'error',
+    entity: 'ledger_entry',
+    needs: ['ledger_entries', 'usage_records'],
+    runbook:
+      'Billing runbook: join usage_debit to usage_records; org_id and requested_by_user_id must match, otherwise ' +
+      'one customer paid for another\'s usage.',
+    explanation:
+      'This effective usage debit charged a different organisation or user than the one whose usage it bills: one ' +
+      'customer paid for another\'s GPU time, and the owner was not charged. The money at stake is the debit\'s ' +
+      'amount. Only org and user define the account; a different project or currency is not a wrong account (a ' +
+      'currency error is reported by usage.debit_mismatch). The scope columns are those of the account charged.',
+    sql: () => `SELECT l.ledger_entry_id AS entity_id, ${ENTRY_SCOPE('l')},
+             u.allocation_id, u.app_instance_id, u.usage_source,
+             l.amount_minor, l.currency,
+             json_object(
+               'expected', json_object('org_id', u.org_id, 'requested_by_user_id', u.requested_by_user_id),
+               'actual', json_object('org_id', l.org_id, 'requested_by_user_id', l.requested_by_user_id),
+               'mismatched', list_filter([
+                 CASE WHEN l.org_id IS DISTINCT FROM u.org_id THEN 'org_id' END,
+                 CASE WHEN l.requested_by_user_id IS DISTINCT FROM u.requested_by_user_id THEN 'requested_by_user_id' END],
+                 c -> c IS NOT NULL)) AS detail
+      FROM effective_ledger_entries l
+      JOIN usage_records u ON u.usage_record_id = l.usage_record_id
+      WHERE l.entry_type = 'usage_debit'
+        AND (l.org_id IS DISTINCT FROM u.org_id OR l.requested_by_user_id IS DISTINCT FROM u.requested_by_user_id)`,
+  },
+  {
+    id: 'ledger.unaudited_adjustment',
+    family: 'ledger',
+    title: 'Manual entries name an actor and a correlation id',
+    severity: 'warn',
+    entity: 'ledger_entry',
+    needs: ['ledger_entries'],
+    runbook:
+      'Billing runbook: every remediation entry (adjustment or reversal) must record who made it (actor) and the ' +
+      'incident it belongs to (correlation_id).',
+    explanation:
+      'A manual adjustment or a reversal was posted without saying who made it or which incident it belongs to, so ' +
+      'it cannot be audited: nobody can tell whether it was an authorised correction. Reversed adjustments are ' +
+      'reported too, because the missing audit trail is the defect. A blank value counts as missing. The money at ' +
+      'stake is the entry\'s amount.',
+    sql: () => `SELECT l.ledger_entry_id AS entity_id, ${ENTRY_SCOPE('l')},
+             l.amount_minor, l.currency,
+             json_object(
+               'entry_type', l.entry_type,
+               'missing', list_filter([
+                 CASE WHEN nullif(trim(l.actor), '') IS NULL THEN 'actor' END,
+                 CASE WHEN nullif(trim(l.correlation_id), '') IS NULL THEN 'correlation_id' END],
+                 c -> c IS NOT NULL),
+               'actor', l.actor,
+               'reverses_ledger_entry_id', l.reverses_ledger_entry_id,
+               'created_at', ${isoSql('l.created_at')}) AS detail
+      FROM ledger_entries l
+      WHERE l.entry_type IN ('adjustment_debit', 'adjustment_credit', 'reversal')
+        AND (nullif(trim(l.actor), '') IS NULL OR nullif(trim(l.correlation_id), '') IS NULL)`,
+  },
+  {
+    id: 'ledger.balance_projection',
+    family: 'ledger',
+    title: 'Customer balances equal the ledger',
+    severity: 'error',
+    entity: 'balance',
+    needs: ['balances', 'ledger_entries'],
+    runbook:
+      'Billing runbook: recompute each balance as effective credits minus effective debits up to its as_of and ' +
+      'compare with the balance the customer sees.',
+    explanation:
+      'The balance shown to the customer differs from what the ledger says it should be: the effective credits ' +
+      'minus the effective debits of that org, user and currency, posted up to the balance\'s as_of (entries in ' +
+      'another currency do not count; an account with no entries should show 0). The customer sees more or less ' +
+      'money than they have. The money at stake is the absolute difference. If the export holds several balance ' +
+      'rows for one account, each is checked and the latest mismatching one is reported, with the number of ' +
+      'mismatching rows.',
+    sql: () => `WITH projected AS (
+        SELECT b.org_id, b.requested_by_user_id, b.currency, b.as_of, b.balance_minor, b.__file, b.__line,
+               coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'credit'), 0)::BIGINT AS credits_minor,
+               coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'debit'), 0)::BIGINT AS debits_minor,
+               count(l.ledger_entry_id) AS entries
+        FROM balances b
+        LEFT JOIN effective_ledger_entries l
+          ON l.org_id = b.org_id AND l.requested_by_user_id = b.requested_by_user_id
+         AND l.currency = b.currency AND l.created_at <= b.as_of
+        GROUP BY b.org_id, b.requested_by_user_id, b.currency, b.as_of, b.balance_minor, b.__file, b.__line),
+      mismatched AS (
+        SELECT *, credits_minor - debits_minor AS expected_minor,
+               balance_minor - (credits_minor - debits_minor) AS difference_minor
+        FROM projected
+        WHERE balance_minor <> credits_minor - debits_minor),
+      latest AS (
+        SELECT *, count(*) OVER account AS mismatched_rows,
+               row_number() OVER (account ORDER BY as_of DESC, __file DESC, __line DESC) AS recency
+        FROM mismatched
+        WINDOW account AS (PARTITION BY org_id, requested_by_user_id, currency))
+      SELECT coalesce(org_id, '') || '|' || coalesce(requested_by_user_id, '') || '|' || coalesce(currency, '') AS entity_id,
+             org_id, requested_by_user_id,
+             abs(difference_minor) AS amount_minor, currency,
+             json_object(
+               'as_of', ${isoSql('as_of')},
+               'balance_minor', balance_minor,
+               'expected_minor', expected_minor,
+               'difference_minor', difference_minor,
+               'effective_credits_minor', credits_minor,
+               'effective_debits_minor', debits_minor,
+               'effective_entries', entries,
+               'mismatched_balance_rows', mismatched_rows) AS detail
+      FROM latest
+      WHERE recency = 1`,
+  },
+];

@@ -1,3 +1,108 @@
 import type { Invariant } from './types.ts';
+import { DETAIL_LIST_LIMIT, isoSql } from './usage.ts';
 
-export const paymentsInvariants: readonly Invariant[] = [];
+/** CTE `credits`: the effective payment credits of each payment session, for the details. */
+const SESSION_CREDITS = `credits AS (
+        SELECT payment_session_id,
+               list(ledger_entry_id ORDER BY created_at, ledger_entry_id)[1:${DETAIL_LIST_LIMIT}] AS ledger_entry_ids
+        FROM effective_ledger_entries
+        WHERE entry_type = 'payment_credit' AND payment_session_id IS NOT NULL
+        GROUP BY payment_session_id)`;
+
+const SESSION_SCOPE = 'p.org_id, p.requested_by_user_id, p.payment_session_id, p.ledger_entry_id, p.amount_minor, p.currency, p.correlation_id, p.trace_id';
+
+export const paymentsInvariants: readonly Invariant[] = [
+  {
+    id: 'payments.failed_reconcile',
+    family: 'payments',
+    title: 'No payment session is stuck in failed_reconcile',
+    severity: 'error',
+    entity: 'payment_session',
+    needs: ['payment_sessions', 'ledger_entries'],
+    runbook:
+      'Payments runbook: sessions in failed_reconcile were paid at the provider but could not be matched to a ' +
+      'credit; look each one up at the provider and credit it (or refund it) by hand.',
+    explanation:
+      'The payment provider and our ledger disagree about this top-up and automatic reconciliation gave up: the ' +
+      'customer may have paid without being credited, or been credited for a payment that did not go through. The ' +
+      'money at stake is the session amount. The detail lists the provider reference and any effective credit the ' +
+      'ledger already holds for the session.',
+    sql: () => `WITH ${SESSION_CREDITS}
+      SELECT p.payment_session_id AS entity_id, ${SESSION_SCOPE},
+             json_object(
+               'status', p.status,
+               'provider', p.provider,
+               'provider_session_id', p.provider_session_id,
+               'amount_minor', p.amount_minor,
+               'currency', p.currency,
+               'created_at', ${isoSql('p.created_at')},
+               'completed_at', ${isoSql('p.completed_at')},
+               'ledger_entry_id', p.ledger_entry_id,
+               'effective_credits', coalesce(c.ledger_entry_ids, []::VARCHAR[])) AS detail
+      FROM payment_sessions p
+      LEFT JOIN credits c USING (payment_session_id)
+      WHERE p.status = 'failed_reconcile'`,
+  },
+  {
+    id: 'payments.completed_without_credit',
+    family: 'payments',
+    title: 'Every completed payment is credited, once, for its amount',
+    severity: 'error',
+    entity: 'payment_session',
+    needs: ['payment_sessions', 'ledger_entries'],
+    runbook:
+      'Payments runbook: a completed session must name its ledger credit, and that credit must be an effective ' +
+      'payment_credit of the same session, amount and currency; otherwise the webhook was lost or mis-applied.',
+    explanation:
+      'The customer paid (the session is completed) but the ledger does not show the matching credit: the session ' +
+      'names no ledger entry, names one that does not exist, or names one that is not an effective payment credit ' +
+      'of this session for the same amount and currency (a credit that was reversed no longer counts). The customer ' +
+      'paid for money they cannot spend. The money at stake is the session amount. The detail lists every problem ' +
+      'with the named entry and any effective credit the session has under another id.',
+    sql: () => `WITH ${SESSION_CREDITS},
+      reversals AS (
+        SELECT reverses_ledger_entry_id AS ledger_entry_id,
+               list(ledger_entry_id ORDER BY ledger_entry_id) AS reversed_by
+        FROM ledger_entries
+        WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL
+        GROUP BY reverses_ledger_entry_id),
+      named AS (
+        SELECT l.*, e.ledger_entry_id IS NOT NULL AS effective, r.reversed_by
+        FROM ledger_entries l
+        LEFT JOIN effective_ledger_entries e USING (ledger_entry_id)
+        LEFT JOIN reversals r USING (ledger_entry_id)),
+      checked AS (
+        SELECT p.*, n.ledger_entry_id IS NOT NULL AS entry_found, n.entry_type, n.payment_session_id AS entry_session_id,
+               n.amount_minor AS entry_amount_minor, n.currency AS entry_currency, n.reversed_by,
+               CASE WHEN n.ledger_entry_id IS NOT NULL THEN list_filter([
+                 CASE WHEN n.entry_type <> 'payment_credit' THEN 'the entry is a ' || n.entry_type || ', not a payment_credit' END,
+                 CASE WHEN n.entry_type <> 'reversal' AND NOT n.effective THEN 'the entry was reversed' END,
+                 CASE WHEN n.payment_session_id IS DISTINCT FROM p.payment_session_id
+                      THEN 'the entry credits payment session ' || coalesce(n.payment_session_id, '(none)') END,
+                 CASE WHEN n.amount_minor <> p.amount_minor THEN 'the entry amount differs from the session amount' END,
+                 CASE WHEN n.currency <> p.currency THEN 'the entry currency differs from the session currency' END],
+                 x -> x IS NOT NULL)
+               WHEN p.ledger_entry_id IS NULL THEN ['the session names no ledger entry']
+               ELSE ['the named ledger entry does not exist'] END AS problems
+        FROM payment_sessions p
+        LEFT JOIN named n ON n.ledger_entry_id = p.ledger_entry_id
+        WHERE p.status = 'completed')
+      SELECT p.payment_session_id AS entity_id, ${SESSION_SCOPE},
+             json_object(
+               'problems', p.problems,
+               'amount_minor', p.amount_minor,
+               'currency', p.currency,
+               'completed_at', ${isoSql('p.completed_at')},
+               'ledger_entry_id', p.ledger_entry_id,
+               'entry', CASE WHEN p.entry_found THEN json_object(
+                 'entry_type', p.entry_type,
+                 'payment_session_id', p.entry_session_id,
+                 'amount_minor', p.entry_amount_minor,
+                 'currency', p.entry_currency,
+                 'reversed_by', p.reversed_by) END,
+               'effective_credits', coalesce(c.ledger_entry_ids, []::VARCHAR[])) AS detail
+      FROM checked p
+      LEFT JOIN credits c USING (payment_session_id)
+      WHERE len(p.problems) > 0`,
+  },
+];
