@@ -22,6 +22,8 @@ export default defineConfig({
           include: ['tests/invariants/**/*.test.ts'],
           globalSetup: ['tests/invariants/global-setup.ts'],
           pool: 'threads',
+          isolate: false,
+          fileParallelism: false,
           hookTimeout: 600_000,
         },
       },
