@@ -3,6 +3,7 @@ import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
 import { loadConfig, type LoadedConfig } from './config.ts';
 import { Db } from './db.ts';
 import { ConfigError, UsageError, errorMessage } from './errors.ts';
+import { isoSql } from './sql.ts';
 import { CATALOG } from './invariants/index.ts';
 import { createInvariantContext } from './invariants/setup.ts';
 import {
@@ -47,7 +48,7 @@ const VIOLATIONS_DDL = `CREATE OR REPLACE TABLE violations (${VIOLATION_COLUMNS.
 /** Same rules as the loaders: a text instant the contract accepts, read as UTC. */
 async function normaliseAsOf(db: Db, asOf: string): Promise<string> {
   const row = await db.one<{ t: string | null }>(
-    `SELECT regexp_replace(strftime(TRY_CAST($v AS TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%S.%fZ'), '\.000000Z$', 'Z') AS t
+    `SELECT ${isoSql('TRY_CAST($v AS TIMESTAMPTZ)')} AS t
      WHERE regexp_full_match($v, '\\d{4}-\\d{2}-\\d{2}([T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?)?([Zz]| ?[+-]\\d{2}(:?\\d{2})?| UTC)?')`,
     { v: asOf },
   );
@@ -64,7 +65,7 @@ async function latestTimestamp(db: Db, tables: ReadonlySet<TableName>): Promise<
     }
   }
   const row = await db.one<{ t: string | null }>(
-    `SELECT regexp_replace(strftime(max(t), '%Y-%m-%dT%H:%M:%S.%fZ'), '\.000000Z$', 'Z') AS t FROM (${parts.join(' UNION ALL ')})`,
+    `SELECT ${isoSql('max(t)')} AS t FROM (${parts.join(' UNION ALL ')})`,
   );
   return row?.t ?? null;
 }

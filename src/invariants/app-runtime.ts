@@ -1,13 +1,8 @@
 import { BILLABLE_APP_STATUSES, quoteIdent } from '../contract/tables.ts';
+import { isoSql, sqlList } from '../sql.ts';
 import type { Invariant } from './types.ts';
 
-/** The contract's billable app statuses as an SQL list (constants of ours, never input data). */
-const BILLABLE_APP = BILLABLE_APP_STATUSES.map((s) => `'${s}'`).join(', ');
-
-/** A TIMESTAMPTZ as ISO-8601 UTC text in `detail`, the way findings.json writes instants. */
-function iso(expr: string): string {
-  return `regexp_replace(strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%fZ'), '\\.000000Z$', 'Z')`;
-}
+const BILLABLE_APP = sqlList(BILLABLE_APP_STATUSES);
 
 /**
  * A usage row's entity id: its key or, when the key is null, its source location (the id
@@ -169,7 +164,7 @@ checked AS (
   FROM instances i
   LEFT JOIN metered m ON m.app_instance_id = i.app_instance_id)
 SELECT entity_id, org_id, project_id, app_instance_id, correlation_id, trace_id,
-  json_object('status', status, 'started_at', ${iso('started_at')}, 'stopped_at', ${iso('stopped_at')},
+  json_object('status', status, 'started_at', ${isoSql('started_at')}, 'stopped_at', ${isoSql('stopped_at')},
               'usage_rows', usage_rows, 'open_usage_rows', open_usage_rows,
               'problems', to_json(problems)) AS detail
 FROM checked
@@ -190,8 +185,8 @@ WHERE len(problems) > 0`,
     sql: () => `WITH ${INSTANCES_CTE}
 SELECT ${USAGE_ENTITY} AS entity_id, ${USAGE_SCOPE},
   json_object('app_instance_id', u.app_instance_id, 'instance_found', i.app_instance_id IS NOT NULL,
-              'instance_status', i.status, 'instance_stopped_at', ${iso('i.stopped_at')},
-              'start_time', ${iso('u.start_time')}, 'last_billed_at', ${iso('u.last_billed_at')}) AS detail
+              'instance_status', i.status, 'instance_stopped_at', ${isoSql('i.stopped_at')},
+              'start_time', ${isoSql('u.start_time')}, 'last_billed_at', ${isoSql('u.last_billed_at')}) AS detail
 FROM usage_records u
 LEFT JOIN instances i ON i.app_instance_id = u.app_instance_id
 WHERE u.usage_source = 'app_runtime' AND u.end_time IS NULL AND u.app_instance_id IS NOT NULL

@@ -1,12 +1,9 @@
 import { quoteIdent, TABLES, type ColumnSpec, type TableSpec } from '../contract/tables.ts';
 import { REJECTS_TABLE } from '../loaders/typing.ts';
+import { sqlList, sqlString } from '../sql.ts';
 import type { Invariant, SqlContext } from './types.ts';
 
 const SCOPE = ['org_id', 'project_id', 'requested_by_user_id', 'allocation_id', 'app_instance_id', 'usage_record_id', 'ledger_entry_id', 'payment_session_id', 'usage_source', 'correlation_id', 'trace_id'];
-
-function lit(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
-}
 
 /** The scope columns a table has, selected as themselves; the others are left NULL. */
 function scopeColumns(table: TableSpec): string {
@@ -19,7 +16,7 @@ function problems(col: ColumnSpec): Array<[condition: string, problem: string]> 
   const c = quoteIdent(col.name);
   const out: Array<[string, string]> = [];
   if (col.notNull) out.push([`${c} IS NULL`, 'is null but required']);
-  if (col.enum) out.push([`${c} NOT IN (${col.enum.map(lit).join(', ')})`, `is not one of ${col.enum.join(', ')}`]);
+  if (col.enum) out.push([`${c} NOT IN (${sqlList(col.enum)})`, `is not one of ${col.enum.join(', ')}`]);
   if (col.currency) out.push([`NOT regexp_full_match(${c}, '[A-Z]{3}')`, 'is not a 3-letter ISO-4217 code']);
   if (col.min === 'positive') out.push([`${c} <= 0`, 'must be greater than 0']);
   if (col.min === 'nonNegative') out.push([`${c} < 0`, 'must not be negative']);
@@ -27,7 +24,7 @@ function problems(col: ColumnSpec): Array<[condition: string, problem: string]> 
 }
 
 function entityId(table: TableSpec): string {
-  const location = `${lit(table.name + ':')} || __file || ':' || __line`;
+  const location = `${sqlString(table.name + ':')} || __file || ':' || __line`;
   return table.key ? `coalesce(${quoteIdent(table.key)}, ${location})` : location;
 }
 
@@ -38,12 +35,12 @@ function invalidValueSql(ctx: SqlContext): string {
     const checks = table.columns.flatMap((col) =>
       problems(col).map(
         ([cond, problem]) =>
-          `CASE WHEN ${cond} THEN {'column': ${lit(col.name)}, 'value': ${quoteIdent(col.name)}::VARCHAR, 'problem': ${lit(problem)}} END`,
+          `CASE WHEN ${cond} THEN {'column': ${sqlString(col.name)}, 'value': ${quoteIdent(col.name)}::VARCHAR, 'problem': ${sqlString(problem)}} END`,
       ),
     );
     const scope = scopeColumns(table);
     parts.push(`SELECT entity_id, ${scope ? scope + ', ' : ''}
-        json_object('table', ${lit(table.name)}, 'file', __file, 'line', __line, 'problems', to_json(problems)) AS detail
+        json_object('table', ${sqlString(table.name)}, 'file', __file, 'line', __line, 'problems', to_json(problems)) AS detail
       FROM (SELECT *, ${entityId(table)} AS entity_id,
                    list_filter([${checks.join(', ')}], p -> p IS NOT NULL) AS problems
             FROM ${quoteIdent(table.name)})
@@ -58,7 +55,7 @@ function duplicateKeySql(ctx: SqlContext): string {
     if (!ctx.tables.has(table.name) || !table.key) continue;
     const key = quoteIdent(table.key);
     parts.push(`SELECT ${key} AS entity_id,
-        json_object('table', ${lit(table.name)}, 'count', count(*),
+        json_object('table', ${sqlString(table.name)}, 'count', count(*),
                     'locations', list(__file || ':' || __line ORDER BY __file, __line)[1:20]) AS detail
       FROM ${quoteIdent(table.name)} WHERE ${key} IS NOT NULL
       GROUP BY ${key} HAVING count(*) > 1`);

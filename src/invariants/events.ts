@@ -1,9 +1,5 @@
+import { isoSql } from '../sql.ts';
 import type { Invariant } from './types.ts';
-
-/** A TIMESTAMPTZ as ISO-8601 UTC text in `detail`, the way findings.json writes instants. */
-function iso(expr: string): string {
-  return `regexp_replace(strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%fZ'), '\\.000000Z$', 'Z')`;
-}
 
 /**
  * The provisioning events that imply an allocation status (CONTRACT.md §3), with their stage
@@ -48,7 +44,7 @@ latest_event AS (
 SELECT a.allocation_id AS entity_id, a.org_id, a.project_id, a.requested_by_user_id, a.allocation_id,
   a.correlation_id, a.trace_id,
   json_object('status', a.status, 'implied_status', l.implied_status, 'latest_event_id', l.event_id,
-              'latest_event_type', l.event_type, 'latest_event_at', ${iso('l.occurred_at')}) AS detail
+              'latest_event_type', l.event_type, 'latest_event_at', ${isoSql('l.occurred_at')}) AS detail
 FROM latest_event l
 JOIN allocations_by_key a ON a.allocation_id = l.allocation_id
 WHERE a.status IS DISTINCT FROM l.implied_status`,

@@ -1,5 +1,5 @@
-import type { Invariant } from './types.ts';
-import { DETAIL_LIST_LIMIT, isoSql } from './usage.ts';
+import { isoSql } from '../sql.ts';
+import { DETAIL_LIST_LIMIT, type Invariant } from './types.ts';
 
 /** The scope columns of a ledger entry, for invariants whose entity is the entry itself. */
 const ENTRY_SCOPE = (l: string) =>

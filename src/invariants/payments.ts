@@ -1,5 +1,5 @@
-import type { Invariant } from './types.ts';
-import { DETAIL_LIST_LIMIT, isoSql } from './usage.ts';
+import { isoSql } from '../sql.ts';
+import { DETAIL_LIST_LIMIT, type Invariant } from './types.ts';
 
 /** CTE `credits`: the effective payment credits of each payment session, for the details. */
 const SESSION_CREDITS = `credits AS (

@@ -1,6 +1,9 @@
 import type { TableName } from '../contract/tables.ts';
 
 export type Severity = 'error' | 'warn';
+
+/** How many entries a list in a `detail` keeps: enough to act on, bounded for the reports. */
+export const DETAIL_LIST_LIMIT = 20;
 export type Family = 'contract' | 'usage' | 'ledger' | 'payments' | 'app_runtime' | 'events';
 export type EntityType =
   | 'source_row'

@@ -1,21 +1,6 @@
 import { BILLABLE_ALLOCATION_STATUSES } from '../contract/tables.ts';
-import type { Invariant } from './types.ts';
-
-/**
- * An instant as ISO-8601 UTC text for a `detail` (microseconds only when it has them), so a
- * detail reads the same as findings.json whatever DuckDB's default rendering is.
- */
-export function isoSql(expr: string): string {
-  return `regexp_replace(strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%fZ'), '\\.000000Z$', 'Z')`;
-}
-
-/** How many entries a list in a `detail` keeps: enough to act on, bounded for the reports. */
-export const DETAIL_LIST_LIMIT = 20;
-
-/** A fixed contract vocabulary (statuses, enum values) as an SQL list; never user data. */
-function sqlList(values: readonly string[]): string {
-  return values.map((v) => `'${v.replaceAll("'", "''")}'`).join(', ');
-}
+import { isoSql, sqlList } from '../sql.ts';
+import { DETAIL_LIST_LIMIT, type Invariant } from './types.ts';
 
 /** The scope columns of a usage row, for invariants whose entity is the usage record. */
 function usageScope(alias: string): string {

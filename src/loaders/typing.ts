@@ -2,6 +2,7 @@ import { quoteIdent, type ColumnSpec, type TableSpec } from '../contract/tables.
 import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { InputError } from '../errors.ts';
+import { sqlString } from '../sql.ts';
 
 /** Rows that could not be typed: the `contract.rejected_row` invariant reads this table. */
 export const REJECTS_TABLE = 'recon_rejects';
@@ -61,10 +62,6 @@ function typingFor(col: ColumnSpec, rawType: string): Typing {
         message: 'not a boolean (true/false, t/f, 1/0)',
       };
   }
-}
-
-function sqlString(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
 }
 
 /**
