@@ -401,3 +401,20 @@ describe('payments.completed_without_credit', () => {
     });
   });
 });
+
+test('usage.duplicate_open compares app component names ignoring case, like the control-plane classification', async () => {
+  const { copyFixture, editFile } = await import('./helpers/exports.ts');
+  const dir = await copyFixture();
+  await editFile(dir, 'usage_records.csv', (t) =>
+    t + 'ur_9,app_runtime,,app_1,org_a,p_a1,u_a1,Worker,false,dedicated,instance,ray,2026-11-20T10:30:00Z,,2026-11-20T11:40:00Z,10,USD,corr-app1,trace-app1\n',
+  );
+  const run = await auditExports({ exportsDir: dir });
+  try {
+    const rows = await run.db.all<{ entity_id: string }>(
+      `SELECT entity_id FROM violations WHERE invariant_id = 'usage.duplicate_open' ORDER BY entity_id`,
+    );
+    expect(rows.map((r) => r.entity_id)).toEqual(['ur_6', 'ur_9']);
+  } finally {
+    run.db.close();
+  }
+});

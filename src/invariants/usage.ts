@@ -96,11 +96,12 @@ export const usageInvariants: readonly Invariant[] = [
       'Two or more usage rows are metering the same allocation (or the same component of an app instance) at once, ' +
       'so the customer is charged twice for one resource. Every row of the group is reported because the exports ' +
       'cannot tell which one is the legitimate meter; the detail lists the group with each row\'s accrued cost. ' +
-      'App runtime rows with no component are grouped together.',
+      'App runtime rows with no component are grouped together; component names are compared ignoring case, as the ' +
+      'control-plane classification compares them.',
     sql: () => `WITH open_usage AS (
         SELECT *,
                CASE usage_source WHEN 'allocation' THEN allocation_id WHEN 'app_runtime' THEN app_instance_id END AS anchor_id,
-               CASE usage_source WHEN 'app_runtime' THEN component END AS anchor_component
+               CASE usage_source WHEN 'app_runtime' THEN lower(component) END AS anchor_component
         FROM usage_records
         WHERE end_time IS NULL),
       groups AS (
