@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports, toViolation, type AuditOptions, type AuditRun } from '../src/audit.ts';
 import { parseConfig } from '../src/config.ts';
 import type { InvariantResult, Violation } from '../src/invariants/types.ts';
+import { copyFixture, editFile } from './helpers/exports.ts';
 
 /** The billing-worker runbook invariants and their severities (CONTRACT.md §3). */
 const OWN = {
@@ -403,7 +404,6 @@ describe('payments.completed_without_credit', () => {
 });
 
 test('usage.duplicate_open compares app component names ignoring case, like the control-plane classification', async () => {
-  const { copyFixture, editFile } = await import('./helpers/exports.ts');
   const dir = await copyFixture();
   await editFile(dir, 'usage_records.csv', (t) =>
     t + 'ur_9,app_runtime,,app_1,org_a,p_a1,u_a1,Worker,false,dedicated,instance,ray,2026-11-20T10:30:00Z,,2026-11-20T11:40:00Z,10,USD,corr-app1,trace-app1\n',
