@@ -14,7 +14,9 @@ const USAGE_ENTITY = `coalesce(u.usage_record_id, 'usage_records:' || u.__file |
  * One violation per entity even when a key is duplicated (`contract.duplicate_key` reports
  * that): the first of its rows in the export speaks for it.
  */
-const FIRST_PER_ENTITY = `QUALIFY row_number() OVER (PARTITION BY entity_id ORDER BY u.__file, u.__line) = 1`;
+// Partitioned by the expression, not the `entity_id` alias: a joined table's own entity_id
+// column would win the name lookup and silently merge different usage rows.
+const FIRST_PER_ENTITY = `QUALIFY row_number() OVER (PARTITION BY ${USAGE_ENTITY} ORDER BY u.__file, u.__line) = 1`;
 
 /** app_instances with one row per key, chosen like FIRST_PER_ENTITY, so a join never fans out. */
 const INSTANCES_CTE = `instances AS (
