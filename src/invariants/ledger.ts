@@ -118,22 +118,27 @@ export const ledgerInvariants: readonly Invariant[] = [
       'deduplication is the defect whatever happened afterwards. Money is at stake only on an entry that is still ' +
       'effective and repeats an earlier effective entry of the same key: its amount is reported; the first ' +
       'effective entry, and entries already reversed, carry no amount.',
-    sql: () => `WITH keyed AS (
-        SELECT l.*, e.ledger_entry_id IS NOT NULL AS effective
+    sql: () => `WITH reused AS (
+        -- Only keys used more than once need the per-entry analysis below.
+        SELECT idempotency_key, count(*) AS uses,
+               list(ledger_entry_id ORDER BY created_at, ledger_entry_id) AS key_entries
+        FROM ledger_entries
+        WHERE idempotency_key IS NOT NULL
+        GROUP BY idempotency_key
+        HAVING count(*) > 1),
+      keyed AS (
+        SELECT l.*, r.uses, r.key_entries, e.ledger_entry_id IS NOT NULL AS effective
         FROM ledger_entries l
-        LEFT JOIN effective_ledger_entries e USING (ledger_entry_id)
-        WHERE l.idempotency_key IS NOT NULL),
+        JOIN reused r USING (idempotency_key)
+        LEFT JOIN effective_ledger_entries e USING (ledger_entry_id)),
       ranked AS (
         SELECT *,
-               count(*) OVER (PARTITION BY idempotency_key) AS uses,
-               list(ledger_entry_id ORDER BY created_at, ledger_entry_id) OVER (PARTITION BY idempotency_key) AS key_entries,
                first_value(ledger_entry_id) OVER (
                  PARTITION BY idempotency_key, effective ORDER BY created_at, ledger_entry_id) AS first_of_kind
         FROM keyed),
       judged AS (
         SELECT *, effective AND ledger_entry_id <> first_of_kind AS repeats
-        FROM ranked
-        WHERE uses > 1)
+        FROM ranked)
       SELECT j.ledger_entry_id AS entity_id, ${ENTRY_SCOPE('j')},
              CASE WHEN j.repeats THEN j.amount_minor END AS amount_minor,
              CASE WHEN j.repeats THEN j.currency END AS currency,
