@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { auditExports, exitCodeFor, type AuditOptions, type AuditRun } from './audit.ts';
 import { TABLE_NAMES } from './contract/tables.ts';
 import { ReconError, UsageError, errorMessage } from './errors.ts';
+import { generateCommand } from './generate/cli.ts';
 import { CATALOG, findInvariant } from './invariants/index.ts';
 import { writeAuditOutputs } from './outputs.ts';
 import { TOOL } from './version.ts';
@@ -159,6 +160,7 @@ Usage: recon <command> [options]
 
 Commands:
   audit       audit an export directory and write findings and reports
+  generate    write a synthetic export with injected, recorded drift
   list        list the invariants
   explain ID  explain one invariant and show its SQL
 
@@ -166,6 +168,7 @@ Run recon <command> --help for a command's options.`;
 
 const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   audit: auditCommand,
+  generate: generateCommand,
   list: listCommand,
   explain: explainCommand,
 };
