@@ -1,7 +1,7 @@
 import { quoteIdent, TABLES, type ColumnSpec, type TableSpec } from '../contract/tables.ts';
 import { REJECTS_TABLE } from '../loaders/typing.ts';
 import { sqlList, sqlString } from '../sql.ts';
-import type { Invariant, SqlContext } from './types.ts';
+import { DETAIL_LIST_LIMIT, type Invariant, type SqlContext } from './types.ts';
 
 const SCOPE = ['org_id', 'project_id', 'requested_by_user_id', 'allocation_id', 'app_instance_id', 'usage_record_id', 'ledger_entry_id', 'payment_session_id', 'usage_source', 'correlation_id', 'trace_id'];
 
@@ -54,11 +54,13 @@ function duplicateKeySql(ctx: SqlContext): string {
   for (const table of Object.values(TABLES)) {
     if (!ctx.tables.has(table.name) || !table.key) continue;
     const key = quoteIdent(table.key);
+    // Keys are counted first so locations are listed only for the few that repeat.
     parts.push(`SELECT ${key} AS entity_id,
         json_object('table', ${sqlString(table.name)}, 'count', count(*),
-                    'locations', list(__file || ':' || __line ORDER BY __file, __line)[1:20]) AS detail
-      FROM ${quoteIdent(table.name)} WHERE ${key} IS NOT NULL
-      GROUP BY ${key} HAVING count(*) > 1`);
+                    'locations', list(__file || ':' || __line ORDER BY __file, __line)[1:${DETAIL_LIST_LIMIT}]) AS detail
+      FROM ${quoteIdent(table.name)}
+      WHERE ${key} IN (SELECT ${key} FROM ${quoteIdent(table.name)} WHERE ${key} IS NOT NULL GROUP BY ${key} HAVING count(*) > 1)
+      GROUP BY ${key}`);
   }
   return parts.length ? parts.join('\nUNION ALL BY NAME\n') : `SELECT NULL::VARCHAR AS entity_id WHERE false`;
 }

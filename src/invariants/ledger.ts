@@ -13,10 +13,17 @@ const ENTRY_SCOPE = (l: string) =>
  * add in its currency is the duplicated money (entries in other currencies are only listed).
  */
 function duplicateEntriesCtes(entryType: 'usage_debit' | 'payment_credit', key: 'usage_record_id' | 'payment_session_id'): string {
-  return `ranked AS (
-        SELECT *, row_number() OVER w AS seq, first_value(currency) OVER w AS kept_currency
+  return `repeated AS (
+        -- Only keys with two or more effective entries need ranking and listing.
+        SELECT ${key}
         FROM effective_ledger_entries
         WHERE entry_type = '${entryType}' AND ${key} IS NOT NULL
+        GROUP BY ${key}
+        HAVING count(*) > 1),
+      ranked AS (
+        SELECT *, row_number() OVER w AS seq, first_value(currency) OVER w AS kept_currency
+        FROM effective_ledger_entries
+        WHERE entry_type = '${entryType}' AND ${key} IN (SELECT ${key} FROM repeated)
         WINDOW w AS (PARTITION BY ${key} ORDER BY created_at, ledger_entry_id)),
       duplicated AS (
         SELECT ${key},
@@ -34,8 +41,7 @@ function duplicateEntriesCtes(entryType: 'usage_debit' | 'payment_credit', key: 
                      'created_at': ${isoSql('created_at')}, 'idempotency_key': idempotency_key}
                     ORDER BY seq)[1:${DETAIL_LIST_LIMIT}] AS entries
         FROM ranked
-        GROUP BY ${key}
-        HAVING count(*) > 1)`;
+        GROUP BY ${key})`;
 }
 
 const DUPLICATE_DETAIL = `json_object(

@@ -175,8 +175,7 @@ export const usageInvariants: readonly Invariant[] = [
       'record\'s own currency; if that currency is charged exactly and the error is only an extra charge in another ' +
       'currency, that extra charge is reported instead. The detail breaks the debits down per currency.',
     sql: () => `WITH debits AS (
-        SELECT usage_record_id, currency, sum(amount_minor)::BIGINT AS debited,
-               list(ledger_entry_id ORDER BY ledger_entry_id)[1:${DETAIL_LIST_LIMIT}] AS ledger_entry_ids
+        SELECT usage_record_id, currency, sum(amount_minor)::BIGINT AS debited
         FROM effective_ledger_entries
         WHERE entry_type = 'usage_debit' AND usage_record_id IS NOT NULL
         GROUP BY usage_record_id, currency),
@@ -188,22 +187,33 @@ export const usageInvariants: readonly Invariant[] = [
         -- the record's own currency (expected: its cost) and every other currency it was debited in (expected: 0)
         SELECT c.usage_record_id, k.currency, k.currency = c.currency AS own_currency,
                CASE WHEN k.currency = c.currency THEN c.accrued_cost_minor ELSE 0 END AS expected,
-               coalesce(d.debited, 0) AS debited,
-               coalesce(d.ledger_entry_ids, []::VARCHAR[]) AS ledger_entry_ids
+               coalesce(d.debited, 0) AS debited
         FROM charged c
         JOIN (SELECT usage_record_id, currency FROM charged
               UNION SELECT usage_record_id, currency FROM debits) k USING (usage_record_id)
         LEFT JOIN debits d ON d.usage_record_id = c.usage_record_id AND d.currency = k.currency),
-      mismatched AS (
-        SELECT usage_record_id,
-               first(abs(debited - expected) ORDER BY (own_currency AND debited <> expected) DESC, abs(debited - expected) DESC, currency) AS at_stake,
-               first(currency ORDER BY (own_currency AND debited <> expected) DESC, abs(debited - expected) DESC, currency) AS at_stake_currency,
-               sum(debited) FILTER (WHERE own_currency) AS debited_own,
-               list({'currency': currency, 'expected_minor': expected, 'debited_minor': debited, 'ledger_entry_ids': ledger_entry_ids}
-                    ORDER BY NOT own_currency, currency) AS by_currency
-        FROM per_currency
+      flagged AS (
+        -- Plain sums find the few mismatched records; the detail below is built for them alone.
+        SELECT usage_record_id FROM per_currency
         GROUP BY usage_record_id
-        HAVING sum(debited) <> sum(expected) OR bool_or(NOT own_currency))
+        HAVING sum(debited) <> sum(expected) OR bool_or(NOT own_currency)),
+      entry_ids AS (
+        SELECT usage_record_id, currency, list(ledger_entry_id ORDER BY ledger_entry_id)[1:${DETAIL_LIST_LIMIT}] AS ledger_entry_ids
+        FROM effective_ledger_entries
+        WHERE entry_type = 'usage_debit' AND usage_record_id IN (SELECT usage_record_id FROM flagged)
+        GROUP BY usage_record_id, currency),
+      mismatched AS (
+        SELECT p.usage_record_id,
+               first(abs(debited - expected) ORDER BY (own_currency AND debited <> expected) DESC, abs(debited - expected) DESC, p.currency) AS at_stake,
+               first(p.currency ORDER BY (own_currency AND debited <> expected) DESC, abs(debited - expected) DESC, p.currency) AS at_stake_currency,
+               sum(debited) FILTER (WHERE own_currency) AS debited_own,
+               list({'currency': p.currency, 'expected_minor': expected, 'debited_minor': debited,
+                     'ledger_entry_ids': coalesce(e.ledger_entry_ids, []::VARCHAR[])}
+                    ORDER BY NOT own_currency, p.currency) AS by_currency
+        FROM per_currency p
+        LEFT JOIN entry_ids e ON e.usage_record_id = p.usage_record_id AND e.currency = p.currency
+        WHERE p.usage_record_id IN (SELECT usage_record_id FROM flagged)
+        GROUP BY p.usage_record_id)
       SELECT c.usage_record_id AS entity_id, ${usageScope('c')},
              m.at_stake AS amount_minor, m.at_stake_currency AS currency,
              json_object(
