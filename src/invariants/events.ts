@@ -68,12 +68,18 @@ WHERE a.status IS DISTINCT FROM l.implied_status`,
   SELECT * FROM payment_sessions
   QUALIFY row_number() OVER (PARTITION BY payment_session_id ORDER BY __file, __line) = 1),
 credits AS (
-  SELECT s.payment_session_id, min(e.ledger_entry_id) AS credit_ledger_entry_id
-  FROM sessions s
-  JOIN effective_ledger_entries e
-    ON e.entry_type = 'payment_credit'
-   AND (e.payment_session_id = s.payment_session_id OR e.ledger_entry_id = s.ledger_entry_id)
-  GROUP BY s.payment_session_id),
+  -- Two equi-joins, not one join on an OR: an OR condition cannot be hashed and turns into a
+  -- nested loop over sessions × ledger entries. Only completed sessions need a credit.
+  SELECT payment_session_id, min(credit_id) AS credit_ledger_entry_id
+  FROM (
+    SELECT s.payment_session_id, e.ledger_entry_id AS credit_id
+    FROM sessions s JOIN effective_ledger_entries e ON e.payment_session_id = s.payment_session_id
+    WHERE s.status = 'completed' AND e.entry_type = 'payment_credit'
+    UNION ALL
+    SELECT s.payment_session_id, e.ledger_entry_id
+    FROM sessions s JOIN effective_ledger_entries e ON e.ledger_entry_id = s.ledger_entry_id
+    WHERE s.status = 'completed' AND e.entry_type = 'payment_credit')
+  GROUP BY payment_session_id),
 announced AS (
   SELECT payment_session_id, list(DISTINCT event_type ORDER BY event_type) AS event_types
   FROM events
