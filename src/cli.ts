@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { auditExports, exitCodeFor, type AuditOptions, type AuditRun } from './audit.ts';
@@ -7,6 +7,7 @@ import { ReconError, UsageError, errorMessage } from './errors.ts';
 import { generateCommand } from './generate/cli.ts';
 import { CATALOG, findInvariant } from './invariants/index.ts';
 import { writeAuditOutputs } from './outputs.ts';
+import { renderReports } from './report/render.ts';
 import { TOOL } from './version.ts';
 import { runInvariantSuite } from './vitest-run.ts';
 
@@ -84,9 +85,8 @@ export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<st
   const junit = path.join(outDir, 'junit.xml');
   await runInvariantSuite(run.findings, junit);
   files.push(junit);
-  const index = path.join(outDir, 'index.html');
-  await writeFile(index, '<!doctype html><title>billing-recon</title><p>See summary.md and findings.json.</p>\n');
-  files.push(index);
+  const reports = await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, outDir);
+  files.push(...reports.files);
   return files;
 }
 
@@ -109,7 +109,7 @@ async function auditCommand(argv: string[]): Promise<number> {
   }
   const code = exitCodeFor(run.findings);
   const t = run.findings.totals;
-  console.log(`recon audit: wrote ${outDir}/ (findings.json, violations.csv, violations.parquet, junit.xml, summary.md, index.html)`);
+  console.log(`recon audit: wrote ${outDir}/ (findings.json, violations.csv, violations.parquet, junit.xml, summary.md); open ${path.join(outDir, 'index.html')}`);
   console.log(`as of ${run.findings.as_of}: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped, ${t.waived} waived; ${t.violations} violations`);
   if (code === 1) console.error(`recon audit: ${t.error_violations} error-severity violation(s) found; see ${path.join(outDir, 'summary.md')}`);
   if (code === 2) {

@@ -1,0 +1,173 @@
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+
+/**
+ * Charts are rendered to SVG at build time (vega-lite → vega, renderer `none`) so that every
+ * report is one self-contained file: no script, font or data is ever fetched by the page.
+ *
+ * Each chart kind is compiled and parsed once; a page only feeds its rows into a new view.
+ * Labels come from data (project ids, tenant ids) and vega escapes them in the SVG it writes;
+ * `assertSafeSvg` checks the result anyway before it is inlined.
+ */
+
+export interface BarDatum {
+  label: string;
+  value: number;
+  /** Colour group (e.g. severity, item kind); a fixed domain keeps colours stable across pages. */
+  group?: string;
+}
+
+export interface Chart {
+  /** Inline SVG markup, safe to embed (checked by `assertSafeSvg`). */
+  svg: string;
+  /** A one-sentence text alternative. */
+  alt: string;
+}
+
+type ChartKind = 'severity' | 'money' | 'aging';
+
+const COMMON_CONFIG = {
+  background: 'white',
+  // The root <svg> gets role="img" and a text alternative; per-mark ARIA would only repeat it.
+  aria: false,
+  // Short on purpose: it is repeated on every label; the page's CSS sets the real font stack.
+  font: 'sans-serif',
+  view: { stroke: null },
+  axis: { labelFontSize: 11, titleFontSize: 11, labelColor: '#333', titleColor: '#333', grid: false, tickCount: 4, labelOverlap: false },
+  axisY: { labelLimit: 290, labelOverlap: false },
+  legend: { labelFontSize: 11, titleFontSize: 11, orient: 'bottom' },
+} as const;
+
+/** Colours that stay readable in print and meet contrast on white. */
+const SEVERITY_DOMAIN = ['error', 'warn', 'waived'];
+const SEVERITY_RANGE = ['#b3261e', '#a05a00', '#6b6b6b'];
+const AGING_DOMAIN = ['open usage', 'open payment session'];
+const AGING_RANGE = ['#1f5f99', '#7a4fa3'];
+
+function barSpec(kind: ChartKind, xTitle: string, yTitle: string, sortByValue: boolean): vl.TopLevelSpec {
+  const color =
+    kind === 'severity'
+      ? { field: 'group', type: 'nominal' as const, title: 'severity', scale: { domain: SEVERITY_DOMAIN, range: SEVERITY_RANGE }, legend: null }
+      : kind === 'aging'
+        ? { field: 'group', type: 'nominal' as const, title: 'item', scale: { domain: AGING_DOMAIN, range: AGING_RANGE }, legend: null }
+        : { value: '#1f5f99' };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { name: 'rows' },
+    width: 360,
+    height: { step: 18 },
+    mark: { type: 'bar', tooltip: false, aria: false },
+    encoding: {
+      y: { field: 'label', type: 'nominal', title: yTitle, sort: sortByValue ? '-x' : null },
+      x: { field: 'value', type: 'quantitative', title: xTitle, axis: { format: kind === 'money' ? ',.2~f' : ',d', tickMinStep: 1 } },
+      color,
+    },
+    config: COMMON_CONFIG,
+  } as vl.TopLevelSpec;
+}
+
+const runtimes = new Map<string, vega.Runtime>();
+
+function runtimeFor(kind: ChartKind, xTitle: string, yTitle: string, sortByValue: boolean): vega.Runtime {
+  const key = JSON.stringify([kind, xTitle, yTitle, sortByValue]);
+  let rt = runtimes.get(key);
+  if (!rt) {
+    rt = vega.parse(vl.compile(barSpec(kind, xTitle, yTitle, sortByValue)).spec);
+    runtimes.set(key, rt);
+  }
+  return rt;
+}
+
+/** A loader that refuses everything: a chart must never reach a file or the network. */
+const noLoader = {
+  load: () => Promise.reject(new Error('report charts load nothing')),
+  sanitize: () => Promise.reject(new Error('report charts load nothing')),
+  http: () => Promise.reject(new Error('report charts load nothing')),
+  file: () => Promise.reject(new Error('report charts load nothing')),
+} as unknown as vega.Loader;
+
+let chartCounter = 0;
+
+const SVG_ELEMENTS = new Set(['svg', 'g', 'path', 'rect', 'line', 'text', 'tspan', 'defs', 'clippath', 'title', 'desc', 'circle', 'ellipse', 'polyline', 'polygon']);
+
+/**
+ * Rejects SVG that could run or fetch anything. Text in vega's output is entity-escaped, so
+ * every `<` starts a real tag: each tag must be a known drawing element, and each attribute a
+ * plain one (no `on*` handlers, no `href`, no `style`, no `url()` other than a local `#id`).
+ * Vega's output always passes; a data label that somehow produced markup makes this throw
+ * instead of reaching a report.
+ */
+export function assertSafeSvg(svg: string): void {
+  const problems: string[] = [];
+  if (!/^<svg[\s>]/.test(svg) || !svg.endsWith('</svg>')) problems.push('not a single <svg> element');
+  if (/<[!?]/.test(svg)) problems.push('comment, CDATA, doctype or processing instruction');
+  for (const m of svg.matchAll(/<(\/?)([^\s/>]*)([^>]*)>/g)) {
+    const name = (m[2] ?? '').toLowerCase();
+    if (!SVG_ELEMENTS.has(name)) {
+      problems.push(`element <${name}>`);
+      continue;
+    }
+    if (m[1]) continue;
+    const attrs = (m[3] ?? '').replace(/\/$/, '');
+    const rest = attrs.replace(/\s+([a-zA-Z][-a-zA-Z0-9_:.]*)="([^"<]*)"/g, (_, attr: string, value: string) => {
+      const a = attr.toLowerCase();
+      if (a.startsWith('on') || a === 'style' || a.endsWith('href') || a === 'src') problems.push(`attribute ${a}`);
+      if (/url\(\s*['"]?(?!#)/i.test(value) || /javascript:/i.test(value)) problems.push(`value of ${a}`);
+      return '';
+    });
+    if (rest.trim() !== '') problems.push(`unparsed attributes in <${name}>`);
+  }
+  if (/<(?![a-zA-Z/])/.test(svg.replace(/<[!?]/g, ''))) problems.push('stray <');
+  if (problems.length > 0) throw new Error(`unsafe chart SVG: ${[...new Set(problems)].join(', ')}`);
+}
+
+/**
+ * Renders a horizontal bar chart to inline SVG. Element ids (clip paths) get a per-chart prefix
+ * so several charts on one page never share an id.
+ */
+export async function barChart(
+  kind: ChartKind,
+  rows: readonly BarDatum[],
+  opts: { xTitle: string; yTitle: string; alt: string; sortByValue?: boolean },
+): Promise<Chart> {
+  const rt = runtimeFor(kind, opts.xTitle, opts.yTitle, opts.sortByValue ?? true);
+  const view = new vega.View(rt, { renderer: 'none', loader: noLoader, logLevel: vega.None });
+  try {
+    view.data('rows', rows.map((r) => ({ label: r.label, value: r.value, group: r.group ?? '' })));
+    let svg = slim(await view.toSVG());
+    const prefix = `c${++chartCounter}`;
+    svg = svg
+      .replace(/\sid="([^"]+)"/g, (_, id: string) => ` id="${prefix}-${id}"`)
+      .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${prefix}-${id})`)
+      // Inside a role="img" everything is presentational: vega's own ARIA would only conflict.
+      .replace(/\s(role|aria-[a-z]+)="[^"]*"/g, '')
+      // The root carries a text alternative; the drawn marks are decoration for it.
+      .replace(/^<svg /, `<svg role="img" aria-label="${escapeAttr(opts.alt)}" `);
+    assertSafeSvg(svg);
+    return { svg, alt: opts.alt };
+  } finally {
+    view.finalize();
+  }
+}
+
+/**
+ * Makes vega's SVG smaller without changing what it draws: inside tags only (never in label
+ * text), drops class names, attributes at their default value and empty paths, and rounds
+ * coordinates to 2 decimals.
+ */
+function slim(svg: string): string {
+  return svg
+    .replace(/<[^>]+>/g, (tag) =>
+      tag
+        .replace(/\s(class|pointer-events)="[^"]*"/g, '')
+        .replace(/\s(opacity|fill-opacity|stroke-opacity)="1"/g, '')
+        .replace(/\sstroke-miterlimit="4"/g, '')
+        .replace(/(\d+\.\d\d)\d+/g, '$1'),
+    )
+    .replace(/<path d="(M0,0h0v0h0Z)?"( display="none")?\/>/g, '')
+    .replace(/<g><\/g>/g, '');
+}
+
+function escapeAttr(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,570 @@
+import { listValue, type DuckDBListValue } from '@duckdb/node-api';
+import type { Db } from '../db.ts';
+
+/**
+ * The SQL behind the reports. Every query aggregates or bounds in DuckDB (GROUP BY, window
+ * `row_number() <= n`, LIMIT): JavaScript only ever sees aggregates and capped row lists, and
+ * per-entity pages are built in batches of consecutive ranks, never from all violations at once.
+ *
+ * Working tables live in the TEMP schema of the caller's connection and are dropped by
+ * `dropReportTables`; the `violations` table and the contract tables are only read.
+ */
+
+export const T = {
+  v: '__report_v',
+  orgs: '__report_orgs',
+  orgMoney: '__report_org_money',
+  apps: '__report_apps',
+  appMoney: '__report_app_money',
+  aging: '__report_aging',
+} as const;
+
+export type EntityKind = 'org' | 'app';
+
+const ENTITY: Record<EntityKind, { col: 'org_id' | 'app_instance_id'; rank: string; money: string }> = {
+  org: { col: 'org_id', rank: T.orgs, money: T.orgMoney },
+  app: { col: 'app_instance_id', rank: T.apps, money: T.appMoney },
+};
+
+export interface Money {
+  currency: string | null;
+  amount: bigint;
+}
+
+/** The order of aging buckets; `bucket` in SQL is the index into this list. */
+export const AGING_BUCKETS = ['< 1h', '1–6h', '6–24h', '1–7d', '> 7d', 'unknown start'] as const;
+
+/**
+ * How `usage.debit_mismatch` money splits into over- and under-charge, read from the detail the
+ * catalog writes (src/invariants/usage.ts): `currency` is the record's own currency,
+ * `debited_minor` the effective debits in it (NULL when none), `difference_minor` =
+ * debited − accrued. When the violation's own `currency` is another one, the record was charged
+ * exactly in its currency and the money at stake is an extra charge in that other currency: that
+ * is reported as its own kind, never mixed into the over-charge of the record's currency.
+ */
+const J = (path: string) => `json_extract_string(detail, '$.${path}')`;
+const MONEY_KIND_SQL = `CASE invariant_id
+  WHEN 'usage.unbilled_closed' THEN 'unbilled'
+  WHEN 'ledger.duplicate_credit' THEN 'duplicate_credit'
+  WHEN 'usage.debit_mismatch' THEN
+    CASE WHEN NOT coalesce(json_valid(detail), false) THEN 'mismatch'
+         WHEN ${J('currency')} IS NOT NULL AND currency IS DISTINCT FROM ${J('currency')} THEN 'currency_mismatch'
+         WHEN TRY_CAST(${J('difference_minor')} AS HUGEINT) > 0 THEN 'over'
+         WHEN TRY_CAST(${J('difference_minor')} AS HUGEINT) < 0 THEN 'under'
+         -- nothing debited in the record's own currency: its whole cost went uncharged there
+         WHEN ${J('debited_minor')} IS NULL AND TRY_CAST(${J('accrued_cost_minor')} AS HUGEINT) > 0 THEN 'under'
+         ELSE 'mismatch' END
+END`;
+
+export type MoneyKind = 'unbilled' | 'over' | 'under' | 'currency_mismatch' | 'mismatch' | 'duplicate_credit';
+
+async function exists(db: Db, name: string): Promise<boolean> {
+  const row = await db.one<{ n: bigint }>(
+    `SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = $n) + (SELECT count(*) FROM duckdb_views() WHERE view_name = $n) AS n`,
+    { n: name },
+  );
+  return (row?.n ?? 0n) > 0n;
+}
+
+export interface Environment {
+  hasAppInstances: boolean;
+  hasUsage: boolean;
+  hasLedger: boolean;
+  hasPayments: boolean;
+  hasEffectiveView: boolean;
+  /** recon_settings.as_of when present, else the findings' as_of. */
+  asOf: string;
+}
+
+/**
+ * Builds the working tables: a normalised copy of `violations` (waived never NULL, the money kind
+ * classified once), the ranking of tenants and app instances, and the open-items aging of the
+ * tenants that get a page.
+ */
+export async function prepare(db: Db, findingsAsOf: string, batchSize: number): Promise<Environment> {
+  const env: Environment = {
+    hasAppInstances: await exists(db, 'app_instances'),
+    hasUsage: await exists(db, 'usage_records'),
+    hasLedger: await exists(db, 'ledger_entries'),
+    hasPayments: await exists(db, 'payment_sessions'),
+    hasEffectiveView: await exists(db, 'effective_ledger_entries'),
+    asOf: findingsAsOf,
+  };
+  if (await exists(db, 'recon_settings')) {
+    const row = await db.one<{ t: string | null }>(
+      `SELECT strftime(as_of, '%Y-%m-%dT%H:%M:%SZ') AS t FROM recon_settings LIMIT 1`,
+    );
+    if (row?.t) env.asOf = row.t;
+  }
+
+  await db.run(`CREATE OR REPLACE TEMP TABLE ${T.v} AS
+    SELECT * REPLACE (coalesce(waived, false) AS waived), ${MONEY_KIND_SQL} AS money_kind FROM violations`);
+
+  for (const kind of ['org', 'app'] as const) {
+    const { col, rank, money } = ENTITY[kind];
+    await db.run(`CREATE OR REPLACE TEMP TABLE ${money} AS
+      WITH m AS (
+        SELECT ${col} AS id, currency, sum(amount_minor)::HUGEINT AS amount
+        FROM ${T.v} WHERE ${col} IS NOT NULL AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
+        GROUP BY ALL)
+      SELECT *, rank() OVER (PARTITION BY currency ORDER BY amount DESC) AS currency_rank FROM m`);
+    // Tenants are ranked by money at stake *within each currency* (a tenant's best rank in any
+    // currency), then by violation count: different currencies are never added together.
+    await db.run(`CREATE OR REPLACE TEMP TABLE ${rank} AS
+      WITH c AS (
+        SELECT ${col} AS id,
+               count(*) FILTER (WHERE NOT waived) AS open,
+               count(*) FILTER (WHERE NOT waived AND severity = 'error') AS errors,
+               count(*) FILTER (WHERE NOT waived AND severity <> 'error') AS warns,
+               count(*) FILTER (WHERE waived) AS waived,
+               count(DISTINCT invariant_id) AS invariants
+        FROM ${T.v} WHERE ${col} IS NOT NULL GROUP BY 1),
+      r AS (SELECT id, min(currency_rank) AS best_rank FROM ${money} WHERE amount > 0 GROUP BY 1),
+      p AS (SELECT c.*, r.best_rank,
+                   row_number() OVER (ORDER BY r.best_rank ASC NULLS LAST, c.open DESC, c.waived DESC, c.id) AS pos
+            FROM c LEFT JOIN r USING (id))
+      SELECT *, (pos - 1) // $batch AS batch FROM p`, { batch: batchSize });
+  }
+
+  const parts: string[] = [];
+  if (env.hasUsage) {
+    parts.push(`SELECT org_id, 'open usage' AS item, start_time AS opened, accrued_cost_minor AS amount, currency
+                FROM usage_records WHERE end_time IS NULL`);
+  }
+  if (env.hasPayments) {
+    parts.push(`SELECT org_id, 'open payment session' AS item, created_at AS opened, amount_minor AS amount, currency
+                FROM payment_sessions WHERE status = 'open'`);
+  }
+  const items = parts.length > 0 ? parts.join(' UNION ALL ') : `SELECT NULL::VARCHAR AS org_id, NULL::VARCHAR AS item, NULL::TIMESTAMPTZ AS opened, NULL::BIGINT AS amount, NULL::VARCHAR AS currency WHERE false`;
+  await db.run(
+    `CREATE OR REPLACE TEMP TABLE ${T.aging} AS
+     WITH i AS (SELECT *, $as_of::TIMESTAMPTZ - opened AS age FROM (${items}))
+     SELECT o.id AS org_id, item,
+            CASE WHEN age IS NULL THEN 5
+                 WHEN age < INTERVAL 1 HOUR THEN 0 WHEN age < INTERVAL 6 HOUR THEN 1
+                 WHEN age < INTERVAL 24 HOUR THEN 2 WHEN age < INTERVAL 7 DAY THEN 3 ELSE 4 END AS bucket,
+            currency, count(*) AS n, sum(amount)::HUGEINT AS amount
+     FROM i JOIN ${T.orgs} o ON o.id = i.org_id
+     GROUP BY ALL`,
+    { as_of: env.asOf },
+  );
+  return env;
+}
+
+export async function dropReportTables(db: Db): Promise<void> {
+  for (const t of Object.values(T)) await db.run(`DROP TABLE IF EXISTS temp.${t}`);
+}
+
+// --- ranking lists ------------------------------------------------------------------------------
+
+export interface RankedEntity {
+  id: string;
+  pos: number;
+  open: number;
+  errors: number;
+  warns: number;
+  waived: number;
+  invariants: number;
+  /** Per currency, with the entity's rank within that currency. */
+  money: Array<Money & { rank: number }>;
+}
+
+export async function countEntities(db: Db, kind: EntityKind): Promise<number> {
+  const row = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${ENTITY[kind].rank}`);
+  return Number(row?.n ?? 0n);
+}
+
+/** Entities ranked `from`..`to` (1-based, inclusive). */
+export async function rankedEntities(db: Db, kind: EntityKind, from: number, to: number): Promise<RankedEntity[]> {
+  const { rank, money } = ENTITY[kind];
+  const rows = await db.all<{ id: string; pos: bigint; open: bigint; errors: bigint; warns: bigint; waived: bigint; invariants: bigint }>(
+    `SELECT id, pos, open, errors, warns, waived, invariants FROM ${rank} WHERE pos BETWEEN $from AND $to ORDER BY pos`,
+    { from, to },
+  );
+  const m = await db.all<{ id: string; currency: string; amount: bigint; currency_rank: bigint }>(
+    `SELECT m.id, m.currency, m.amount::BIGINT AS amount, m.currency_rank FROM ${money} m JOIN ${rank} r USING (id)
+     WHERE r.pos BETWEEN $from AND $to ORDER BY m.currency_rank, m.currency`,
+    { from, to },
+  );
+  const byId = new Map<string, RankedEntity>();
+  const out = rows.map((r) => {
+    const e: RankedEntity = {
+      id: r.id,
+      pos: Number(r.pos),
+      open: Number(r.open),
+      errors: Number(r.errors),
+      warns: Number(r.warns),
+      waived: Number(r.waived),
+      invariants: Number(r.invariants),
+      money: [],
+    };
+    byId.set(r.id, e);
+    return e;
+  });
+  for (const x of m) byId.get(x.id)?.money.push({ currency: x.currency, amount: x.amount, rank: Number(x.currency_rank) });
+  return out;
+}
+
+export async function batchCount(db: Db, kind: EntityKind): Promise<number> {
+  const row = await db.one<{ n: bigint | null }>(`SELECT max(batch) + 1 AS n FROM ${ENTITY[kind].rank}`);
+  return Number(row?.n ?? 0n);
+}
+
+/** The ids of one batch, in rank order. */
+export async function batchIds(db: Db, kind: EntityKind, batch: number): Promise<string[]> {
+  const rows = await db.all<{ id: string }>(`SELECT id FROM ${ENTITY[kind].rank} WHERE batch = $b ORDER BY pos`, { b: batch });
+  return rows.map((r) => r.id);
+}
+
+/** Which of `ids` have a page of `kind` (i.e. have violations). Bounded by the input. */
+export async function withPages(db: Db, kind: EntityKind, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db.all<{ id: string }>(
+    `SELECT id FROM ${ENTITY[kind].rank} WHERE list_contains($ids::VARCHAR[], id)`,
+    { ids: listValue([...ids]) },
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+// --- global aggregates (index) ------------------------------------------------------------------
+
+export interface Unattributed {
+  invariant_id: string;
+  n: number;
+}
+
+/** Violations that name no tenant (e.g. unreadable rows): listed on the index by invariant. */
+export async function unattributed(db: Db): Promise<Unattributed[]> {
+  const rows = await db.all<{ invariant_id: string; n: bigint }>(
+    `SELECT invariant_id, count(*) AS n FROM ${T.v} WHERE org_id IS NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 100`,
+  );
+  return rows.map((r) => ({ invariant_id: r.invariant_id, n: Number(r.n) }));
+}
+
+// --- per-entity pages, one batch at a time ------------------------------------------------------
+
+export interface InvariantTotals {
+  entity: string;
+  invariant_id: string;
+  severity: string;
+  open: number;
+  waived: number;
+  money: Money[];
+}
+
+export interface ViolationRow {
+  entity: string;
+  invariant_id: string;
+  severity: string;
+  entity_type: string;
+  entity_id: string;
+  org_id: string | null;
+  project_id: string | null;
+  requested_by_user_id: string | null;
+  allocation_id: string | null;
+  app_instance_id: string | null;
+  usage_record_id: string | null;
+  ledger_entry_id: string | null;
+  payment_session_id: string | null;
+  usage_source: string | null;
+  amount_minor: bigint | null;
+  currency: string | null;
+  correlation_id: string | null;
+  trace_id: string | null;
+  detail: string | null;
+  detail_truncated: boolean;
+  waived: boolean;
+  waiver_reason: string | null;
+}
+
+export interface MoneySplit {
+  entity: string;
+  currency: string;
+  total: bigint;
+  unbilled: bigint;
+  over: bigint;
+  under: bigint;
+  currency_mismatch: bigint;
+  mismatch: bigint;
+  duplicate_credit: bigint;
+}
+
+export interface ImpactRow {
+  entity: string;
+  key: string | null;
+  /** Violations of this key (all currencies). */
+  n: number;
+  money: Money[];
+}
+
+export interface AgingRow {
+  org_id: string;
+  item: string;
+  bucket: number;
+  currency: string | null;
+  n: number;
+  amount: bigint | null;
+}
+
+function batchFilter(kind: EntityKind): string {
+  const { col, rank } = ENTITY[kind];
+  return `${col} IN (SELECT id FROM ${rank} WHERE batch = $b)`;
+}
+
+/** Counts and money per (entity, invariant) for one batch. */
+export async function invariantTotals(db: Db, kind: EntityKind, batch: number): Promise<InvariantTotals[]> {
+  const { col } = ENTITY[kind];
+  const rows = await db.all<{ entity: string; invariant_id: string; severity: string; open: bigint; waived: bigint; currency: string | null; amount: bigint | null }>(
+    `WITH g AS (
+       SELECT ${col} AS entity, invariant_id, min(severity) AS severity,
+              count(*) FILTER (WHERE NOT waived) AS open, count(*) FILTER (WHERE waived) AS waived
+       FROM ${T.v} WHERE ${batchFilter(kind)} GROUP BY 1, 2),
+     m AS (
+       SELECT ${col} AS entity, invariant_id, currency, sum(amount_minor)::BIGINT AS amount
+       FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
+       GROUP BY 1, 2, 3)
+     SELECT g.*, m.currency, m.amount FROM g LEFT JOIN m USING (entity, invariant_id)
+     ORDER BY g.entity, g.invariant_id, m.currency`,
+    { b: batch },
+  );
+  const out = new Map<string, InvariantTotals>();
+  for (const r of rows) {
+    const key = `${r.entity}\u0000${r.invariant_id}`;
+    let t = out.get(key);
+    if (!t) {
+      t = { entity: r.entity, invariant_id: r.invariant_id, severity: r.severity, open: Number(r.open), waived: Number(r.waived), money: [] };
+      out.set(key, t);
+    }
+    if (r.amount !== null) t.money.push({ currency: r.currency, amount: r.amount });
+  }
+  return [...out.values()];
+}
+
+/** Up to `maxRows` violations per (entity, invariant), open ones and the most money first. */
+export async function violationRows(db: Db, kind: EntityKind, batch: number, maxRows: number, detailChars: number): Promise<ViolationRow[]> {
+  const { col } = ENTITY[kind];
+  return db.all<ViolationRow>(
+    `SELECT * EXCLUDE (rn) FROM (
+       SELECT ${col} AS entity, invariant_id, severity, entity_type, entity_id, org_id, project_id,
+              requested_by_user_id, allocation_id, app_instance_id, usage_record_id, ledger_entry_id,
+              payment_session_id, usage_source, amount_minor, currency, correlation_id, trace_id,
+              left(detail, $chars) AS detail, length(detail) > $chars AS detail_truncated, waived, waiver_reason,
+              row_number() OVER (PARTITION BY ${col}, invariant_id
+                                 ORDER BY waived, abs(amount_minor) DESC NULLS LAST, entity_id) AS rn
+       FROM ${T.v} WHERE ${batchFilter(kind)})
+     WHERE rn <= $max ORDER BY entity, invariant_id, rn`,
+    { b: batch, max: maxRows, chars: detailChars },
+  );
+}
+
+/** Money at stake per currency split by kind (unbilled, over-/under-charged, duplicated credit). */
+export async function moneySplit(db: Db, kind: EntityKind, batch: number): Promise<MoneySplit[]> {
+  const { col } = ENTITY[kind];
+  const f = (k: MoneyKind) => `coalesce(sum(abs(amount_minor)) FILTER (WHERE money_kind = '${k}'), 0)::BIGINT AS ${k}`;
+  return db.all<MoneySplit>(
+    `SELECT ${col} AS entity, currency, sum(amount_minor)::BIGINT AS total,
+            ${f('unbilled')}, ${f('over')}, ${f('under')}, ${f('currency_mismatch')}, ${f('mismatch')}, ${f('duplicate_credit')}
+     FROM ${T.v}
+     WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
+     GROUP BY 1, 2 ORDER BY 1, 2`,
+    { b: batch },
+  );
+}
+
+/**
+ * Violations and money per project (or per app instance) of each entity in the batch; the
+ * `limit` keys with the most violations per entity, plus how many keys there are in all.
+ */
+export async function impact(
+  db: Db,
+  kind: EntityKind,
+  batch: number,
+  by: 'project_id' | 'app_instance_id' | 'org_id',
+  limit: number,
+): Promise<{ rows: ImpactRow[]; keys: Map<string, number> }> {
+  const { col } = ENTITY[kind];
+  const rows = await db.all<{ entity: string; key: string | null; n: bigint; currency: string | null; amount: bigint | null; keys: bigint }>(
+    `WITH k AS (
+       SELECT ${col} AS entity, ${by} AS key, count(*) AS n,
+              row_number() OVER (PARTITION BY ${col} ORDER BY count(*) DESC, ${by} NULLS LAST) AS rn,
+              count(*) OVER (PARTITION BY ${col}) AS keys
+       FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived ${by === 'app_instance_id' ? 'AND app_instance_id IS NOT NULL' : ''}
+       GROUP BY 1, 2),
+     m AS (
+       SELECT ${col} AS entity, ${by} AS key, currency, sum(amount_minor)::BIGINT AS amount
+       FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
+       GROUP BY 1, 2, 3)
+     SELECT k.entity, k.key, k.n, k.keys, m.currency, m.amount
+     FROM k LEFT JOIN m ON m.entity = k.entity AND m.key IS NOT DISTINCT FROM k.key
+     WHERE k.rn <= $limit ORDER BY k.entity, k.rn, m.currency`,
+    { b: batch, limit },
+  );
+  const out = new Map<string, ImpactRow>();
+  const keys = new Map<string, number>();
+  for (const r of rows) {
+    keys.set(r.entity, Number(r.keys));
+    const id = `${r.entity}\u0000${r.key ?? '\u0001'}`;
+    let row = out.get(id);
+    if (!row) {
+      row = { entity: r.entity, key: r.key, n: Number(r.n), money: [] };
+      out.set(id, row);
+    }
+    if (r.amount !== null) row.money.push({ currency: r.currency, amount: r.amount });
+  }
+  return { rows: [...out.values()], keys };
+}
+
+export async function aging(db: Db, batch: number): Promise<AgingRow[]> {
+  const rows = await db.all<{ org_id: string; item: string; bucket: number; currency: string | null; n: bigint; amount: bigint | null }>(
+    `SELECT org_id, item, bucket, currency, n, amount::BIGINT AS amount FROM ${T.aging}
+     WHERE org_id IN (SELECT id FROM ${T.orgs} WHERE batch = $b) ORDER BY org_id, item, bucket, currency`,
+    { b: batch },
+  );
+  return rows.map((r) => ({ ...r, n: Number(r.n) }));
+}
+
+// --- app instances ------------------------------------------------------------------------------
+
+export interface AppAttribution {
+  app_instance_id: string;
+  org_id: string | null;
+  project_id: string | null;
+  app_type: string | null;
+  operating_mode: string | null;
+  control_plane_scope: string | null;
+  runtime_backend: string | null;
+  status: string | null;
+  started_at: string | null;
+  stopped_at: string | null;
+  correlation_id: string | null;
+  trace_id: string | null;
+  /** Rows with this id in app_instances (more than one is a duplicate key). */
+  copies: number;
+}
+
+export async function appAttribution(db: Db, env: Environment, batch: number): Promise<AppAttribution[]> {
+  if (!env.hasAppInstances) return [];
+  const rows = await db.all<AppAttribution & { copies: bigint }>(
+    `SELECT * EXCLUDE (rn) FROM (
+       SELECT app_instance_id, org_id, project_id, app_type, operating_mode, control_plane_scope, runtime_backend, status,
+              strftime(started_at, '%Y-%m-%dT%H:%M:%SZ') AS started_at, strftime(stopped_at, '%Y-%m-%dT%H:%M:%SZ') AS stopped_at,
+              correlation_id, trace_id,
+              count(*) OVER (PARTITION BY app_instance_id) AS copies,
+              row_number() OVER (PARTITION BY app_instance_id ORDER BY org_id, project_id) AS rn
+       FROM app_instances WHERE ${batchFilter('app')})
+     WHERE rn <= 3 ORDER BY app_instance_id, rn`,
+    { b: batch },
+  );
+  return rows.map((r) => ({ ...r, copies: Number(r.copies) }));
+}
+
+export interface UsageSplit {
+  app_instance_id: string;
+  usage_source: string | null;
+  control_plane_component: boolean | null;
+  currency: string | null;
+  n: number;
+  open: number;
+  accrued: bigint | null;
+}
+
+export async function usageSplit(db: Db, env: Environment, batch: number): Promise<UsageSplit[]> {
+  if (!env.hasUsage) return [];
+  const rows = await db.all<UsageSplit & { n: bigint; open: bigint }>(
+    `SELECT app_instance_id, usage_source, control_plane_component, currency,
+            count(*) AS n, count(*) FILTER (WHERE end_time IS NULL) AS open, sum(accrued_cost_minor)::BIGINT AS accrued
+     FROM usage_records WHERE ${batchFilter('app')}
+     GROUP BY ALL ORDER BY 1, 2, 3 DESC NULLS LAST, 4`,
+    { b: batch },
+  );
+  return rows.map((r) => ({ ...r, n: Number(r.n), open: Number(r.open) }));
+}
+
+export interface BackingRow {
+  app_instance_id: string;
+  usage_record_id: string;
+  usage_source: string | null;
+  component: string | null;
+  control_plane_component: boolean | null;
+  start_time: string | null;
+  end_time: string | null;
+  accrued_cost_minor: bigint | null;
+  currency: string | null;
+  /** Effective `usage_debit` entries naming this usage record. */
+  debits: number;
+  /** Sum of the effective debits in the usage row's currency. */
+  debited: bigint | null;
+  /** Effective debits in another currency than the usage row's. */
+  other_currency: number;
+  /** `usage_debit` entries that were reversed (or are reversals). */
+  reversed: number;
+  ledger_ids: string[];
+  in_violations: boolean;
+}
+
+export interface BackingSummary {
+  app_instance_id: string;
+  rows: number;
+  open: number;
+  backed: number;
+  unbacked: number;
+}
+
+/**
+ * The usage rows of each app instance with the `usage_debit` entries that back them (joined on
+ * usage_record_id), rows named by a violation first, `limit` per instance; plus per-instance
+ * counts of rows with and without an effective debit.
+ */
+export async function ledgerBacking(
+  db: Db,
+  env: Environment,
+  batch: number,
+  limit: number,
+): Promise<{ rows: BackingRow[]; summary: BackingSummary[] }> {
+  if (!env.hasUsage) return { rows: [], summary: [] };
+  const effective = env.hasEffectiveView
+    ? `ledger_entry_id IN (SELECT ledger_entry_id FROM effective_ledger_entries)`
+    : `entry_type <> 'reversal' AND ledger_entry_id NOT IN (SELECT reverses_ledger_entry_id FROM ledger_entries WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL)`;
+  // Debits are summed only in the usage row's own currency; debits in another currency are
+  // counted apart, never added in.
+  const debits = env.hasLedger
+    ? `SELECT l.usage_record_id,
+              count(*) FILTER (WHERE eff) AS debits,
+              sum(l.amount_minor) FILTER (WHERE eff AND l.currency IS NOT DISTINCT FROM uc.currency)::BIGINT AS debited,
+              count(*) FILTER (WHERE eff AND l.currency IS DISTINCT FROM uc.currency) AS other_currency,
+              count(*) FILTER (WHERE NOT eff) AS reversed,
+              list(l.ledger_entry_id ORDER BY l.created_at, l.ledger_entry_id)[1:5] AS ledger_ids
+       FROM (SELECT *, coalesce(${effective}, false) AS eff FROM ledger_entries WHERE entry_type = 'usage_debit') l
+       JOIN (SELECT usage_record_id, any_value(currency) AS currency FROM u GROUP BY 1) uc USING (usage_record_id)
+       GROUP BY 1`
+    : `SELECT NULL::VARCHAR AS usage_record_id, 0 AS debits, NULL::BIGINT AS debited, 0 AS other_currency, 0 AS reversed, []::VARCHAR[] AS ledger_ids WHERE false`;
+  const base = `WITH u AS (SELECT * FROM usage_records WHERE ${batchFilter('app')}),
+    d AS (${debits}),
+    j AS (SELECT u.*, coalesce(d.debits, 0) AS debits, d.debited, coalesce(d.other_currency, 0) AS other_currency, coalesce(d.reversed, 0) AS reversed,
+                 coalesce(d.ledger_ids, []::VARCHAR[]) AS ledger_ids,
+                 u.usage_record_id IN (SELECT usage_record_id FROM ${T.v} WHERE usage_record_id IS NOT NULL) AS in_violations
+          FROM u LEFT JOIN d USING (usage_record_id))`;
+  const rows = await db.all<Omit<BackingRow, 'debits' | 'reversed' | 'other_currency' | 'ledger_ids'> & { debits: bigint; reversed: bigint; other_currency: bigint; ledger_ids: DuckDBListValue }>(
+    `${base}
+     SELECT * EXCLUDE (rn) FROM (
+       SELECT app_instance_id, usage_record_id, usage_source, component, control_plane_component,
+              strftime(start_time, '%Y-%m-%dT%H:%M:%SZ') AS start_time, strftime(end_time, '%Y-%m-%dT%H:%M:%SZ') AS end_time,
+              accrued_cost_minor, currency, debits, debited, other_currency, reversed, ledger_ids, in_violations,
+              row_number() OVER (PARTITION BY app_instance_id ORDER BY in_violations DESC, start_time, usage_record_id) AS rn
+       FROM j)
+     WHERE rn <= $limit ORDER BY app_instance_id, rn`,
+    { b: batch, limit },
+  );
+  const summary = await db.all<{ app_instance_id: string; rows: bigint; open: bigint; backed: bigint; unbacked: bigint }>(
+    `${base}
+     SELECT app_instance_id, count(*) AS rows, count(*) FILTER (WHERE end_time IS NULL) AS open,
+            count(*) FILTER (WHERE debits > 0) AS backed,
+            count(*) FILTER (WHERE debits = 0 AND end_time IS NOT NULL AND accrued_cost_minor > 0) AS unbacked
+     FROM j GROUP BY 1`,
+    { b: batch },
+  );
+  return {
+    rows: rows.map((r) => ({ ...r, debits: Number(r.debits), reversed: Number(r.reversed), other_currency: Number(r.other_currency), ledger_ids: r.ledger_ids.items.map(String) })),
+    summary: summary.map((s) => ({ app_instance_id: s.app_instance_id, rows: Number(s.rows), open: Number(s.open), backed: Number(s.backed), unbacked: Number(s.unbacked) })),
+  };
+}

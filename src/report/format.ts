@@ -1,0 +1,173 @@
+/**
+ * Pure formatting helpers for the report templates. They return plain text; the templates
+ * escape it with `<%=` like any other data value.
+ */
+
+const fractionDigitsCache = new Map<string, number>();
+
+/** Minor-unit exponent of an ISO-4217 code (JPY 0, USD 2, BHD 3); 2 for anything unknown. */
+export function fractionDigits(currency: string): number {
+  let digits = fractionDigitsCache.get(currency);
+  if (digits === undefined) {
+    try {
+      digits = /^[A-Z]{3}$/.test(currency)
+        ? (new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2)
+        : 2;
+    } catch {
+      digits = 2;
+    }
+    fractionDigitsCache.set(currency, digits);
+  }
+  return digits;
+}
+
+function groupThousands(digits: string): string {
+  return digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/** An integer with thousands separators; bigint stays exact. */
+export function formatInt(n: bigint | number | null | undefined): string {
+  if (n === null || n === undefined) return '—';
+  const v = typeof n === 'bigint' ? n : BigInt(Math.trunc(n));
+  const neg = v < 0n;
+  return (neg ? '−' : '') + groupThousands((neg ? -v : v).toString());
+}
+
+/**
+ * Money in minor units → `USD 1,234.56`, exactly (string arithmetic on the bigint, never a
+ * float). A null amount is `—`; a null currency is shown as `???`.
+ */
+export function formatMoney(minor: bigint | null | undefined, currency: string | null | undefined): string {
+  if (minor === null || minor === undefined) return '—';
+  const code = currency ?? '???';
+  const digits = fractionDigits(code);
+  const neg = minor < 0n;
+  const abs = (neg ? -minor : minor).toString().padStart(digits + 1, '0');
+  const whole = abs.slice(0, abs.length - digits);
+  const frac = digits > 0 ? `.${abs.slice(abs.length - digits)}` : '';
+  return `${neg ? '−' : ''}${code} ${groupThousands(whole)}${frac}`;
+}
+
+/** Money as a plain number for a chart axis (charts are approximate; tables stay exact). */
+export function moneyAsNumber(minor: bigint, currency: string): number {
+  return Number(minor) / 10 ** fractionDigits(currency);
+}
+
+/** `2026-11-20T11:50:00Z` → `2026-11-20 11:50:00 UTC`. */
+export function formatInstant(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  return iso.replace('T', ' ').replace(/(\.0+)?Z$/, ' UTC');
+}
+
+/** Shortens long text for a table cell (the full value stays in violations.csv). */
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+// --- LogQL -------------------------------------------------------------------------------------
+
+/** The services the runbooks search for a correlation or trace id. */
+export const LOGQL_SELECTOR = '{service=~"gpuaas-(api|billing-worker|app-runtime-worker|webhook-worker)"}';
+
+/**
+ * Escapes a value for a double-quoted LogQL string (Go string-literal rules: backslash, quote
+ * and control characters escaped), so a hostile id cannot end the string or the query.
+ */
+export function logqlString(value: string): string {
+  let out = '"';
+  for (const ch of value) {
+    const code = ch.codePointAt(0)!;
+    if (ch === '\\') out += '\\\\';
+    else if (ch === '"') out += '\\"';
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\t') out += '\\t';
+    else if (code < 0x20 || code === 0x7f || (code >= 0x80 && code < 0xa0) || code === 0x2028 || code === 0x2029) {
+      out += `\\u${code.toString(16).padStart(4, '0')}`;
+    } else out += ch;
+  }
+  return `${out}"`;
+}
+
+export type IdKind = 'correlation_id' | 'trace_id';
+
+/** The runbook's ready-to-paste query for one correlation or trace id. */
+export function logqlFor(kind: IdKind, id: string): string {
+  return `${LOGQL_SELECTOR} | json | ${kind}=${logqlString(id)}`;
+}
+
+export interface LinkTemplates {
+  grafana?: string | undefined;
+  loki?: string | undefined;
+  tempo?: string | undefined;
+}
+
+export interface ObservabilityLink {
+  label: string;
+  href: string;
+}
+
+export interface LogQuery {
+  kind: IdKind;
+  id: string;
+  logql: string;
+  links: ObservabilityLink[];
+}
+
+const LINK_LABELS: ReadonlyArray<[keyof LinkTemplates, string]> = [
+  ['grafana', 'Grafana'],
+  ['loki', 'Loki'],
+  ['tempo', 'Tempo'],
+];
+
+/**
+ * Fills a URL template. Every `{correlation_id}`, `{trace_id}` and `{query}` is replaced by the
+ * URL-encoded value; a template that needs a value this violation lacks gives no link, and
+ * only http(s) URLs are ever produced (a template is config, but a link is still a link).
+ */
+export function fillLinkTemplate(template: string, values: Partial<Record<'correlation_id' | 'trace_id' | 'query', string | null>>): string | null {
+  let missing = false;
+  const href = template.replace(/\{(correlation_id|trace_id|query)\}/g, (_, name: 'correlation_id' | 'trace_id' | 'query') => {
+    const v = values[name];
+    if (v === null || v === undefined || v === '') {
+      missing = true;
+      return '';
+    }
+    return encodeURIComponent(v);
+  });
+  if (missing) return null;
+  try {
+    const url = new URL(href);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The LogQL queries (and configured links) for a violation's correlation and trace ids. */
+export function logQueries(
+  ids: { correlation_id: string | null; trace_id: string | null },
+  templates: LinkTemplates,
+): LogQuery[] {
+  const out: LogQuery[] = [];
+  const seen = new Set<string>();
+  for (const kind of ['correlation_id', 'trace_id'] as const) {
+    const id = ids[kind];
+    if (id === null || id === '') continue;
+    const logql = logqlFor(kind, id);
+    const links: ObservabilityLink[] = [];
+    for (const [name, label] of LINK_LABELS) {
+      const template = templates[name];
+      if (!template) continue;
+      // A template naming the *other* id still works when the violation has it; the query is
+      // always the one for this id, so each id gets its own link.
+      const href = fillLinkTemplate(template, { correlation_id: ids.correlation_id, trace_id: ids.trace_id, query: logql });
+      if (href === null || seen.has(href)) continue;
+      if (!template.includes('{query}') && !template.includes(`{${kind}}`)) continue;
+      seen.add(href);
+      links.push({ label, href });
+    }
+    out.push({ kind, id, logql, links });
+  }
+  return out;
+}
