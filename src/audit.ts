@@ -20,6 +20,8 @@ import { TOOL } from './version.ts';
 export interface Scope {
   orgs: string[];
   appInstances: string[];
+  /** Violations carrying one of these correlation ids (evidence snapshots of one incident). */
+  correlationIds: string[];
 }
 
 export interface AuditOptions {
@@ -110,6 +112,11 @@ async function applyScope(db: Db, scope: Scope): Promise<void> {
       apps: listValue(scope.appInstances),
     });
   }
+  if (scope.correlationIds.length > 0) {
+    await db.run(`DELETE FROM violations WHERE correlation_id IS NULL OR NOT list_contains($ids, correlation_id)`, {
+      ids: listValue(scope.correlationIds),
+    });
+  }
 }
 
 async function applyWaivers(db: Db, loaded: LoadedConfig, asOf: string): Promise<void> {
@@ -188,7 +195,11 @@ async function buildFindings(
     tool: { ...TOOL },
     as_of: asOf,
     config_sha256: loaded.sha256,
-    scope: { orgs: [...scope.orgs], app_instances: [...scope.appInstances] },
+    scope: {
+      orgs: [...scope.orgs],
+      app_instances: [...scope.appInstances],
+      ...(scope.correlationIds.length > 0 ? { correlation_ids: [...scope.correlationIds] } : {}),
+    },
     inputs: load.inputs,
     invariants,
     totals: {
@@ -214,7 +225,11 @@ async function buildFindings(
 export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
   const config = opts.config ?? (await loadConfig(opts.configPath));
   checkConfigAgainstCatalog(config);
-  const scope: Scope = { orgs: opts.scope?.orgs ?? [], appInstances: opts.scope?.appInstances ?? [] };
+  const scope: Scope = {
+    orgs: opts.scope?.orgs ?? [],
+    appInstances: opts.scope?.appInstances ?? [],
+    correlationIds: opts.scope?.correlationIds ?? [],
+  };
   const db = await Db.open(opts.dbPath ?? ':memory:');
   try {
     const loadStarted = performance.now();

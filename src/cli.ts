@@ -5,6 +5,7 @@ import { auditExports, exitCodeFor, type AuditOptions, type AuditRun } from './a
 import { TABLE_NAMES } from './contract/tables.ts';
 import { ReconError, UsageError, errorMessage } from './errors.ts';
 import { generateCommand } from './generate/cli.ts';
+import { diffCommand, snapshotCommand, verifyCommand } from './snapshot/cli.ts';
 import { CATALOG, findInvariant } from './invariants/index.ts';
 import { writeAuditOutputs } from './outputs.ts';
 import { renderReports } from './report/render.ts';
@@ -53,7 +54,7 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
   if (typeof values.exports !== 'string') throw new UsageError(`recon ${command}: --exports DIR is required`);
   const opts: AuditOptions = {
     exportsDir: values.exports,
-    scope: { orgs: values.org ?? [], appInstances: values['app-instance'] ?? [] },
+    scope: { orgs: values.org ?? [], appInstances: values['app-instance'] ?? [], correlationIds: [] },
   };
   if (typeof values.config === 'string') opts.configPath = values.config;
   if (typeof values['as-of'] === 'string') opts.asOf = values['as-of'];
@@ -160,6 +161,9 @@ Usage: recon <command> [options]
 
 Commands:
   audit       audit an export directory and write findings and reports
+  snapshot    audit and keep tamper-evident evidence of the violations in scope
+  verify      recompute a snapshot's hashes and name every file that changed
+  diff        compare two snapshots (or audit folders): resolved, persisting, introduced
   generate    write a synthetic export with injected, recorded drift
   list        list the invariants
   explain ID  explain one invariant and show its SQL
@@ -168,6 +172,9 @@ Run recon <command> --help for a command's options.`;
 
 const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   audit: auditCommand,
+  snapshot: snapshotCommand,
+  verify: verifyCommand,
+  diff: diffCommand,
   generate: generateCommand,
   list: listCommand,
   explain: explainCommand,

@@ -136,7 +136,8 @@ export interface Findings {
   tool: { name: string; version: string };
   as_of: string;
   config_sha256: string;
-  scope: { orgs: string[]; app_instances: string[] };
+  /** `correlation_ids` only when the scope was narrowed by correlation id. */
+  scope: { orgs: string[]; app_instances: string[]; correlation_ids?: string[] };
   inputs: InputFile[];
   invariants: InvariantResult[];
   totals: {

@@ -1,0 +1,509 @@
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse, parseNumberAndBigInt, stringify } from 'lossless-json';
+import { Db } from '../db.ts';
+import { InputError, errorMessage } from '../errors.ts';
+import { VIOLATION_COLUMNS, type Findings, type Violation } from '../invariants/types.ts';
+import { parseFindings } from '../outputs.ts';
+import { TOOL } from '../version.ts';
+import { CORRECTIVE_ENTRY_TYPES, PARQUET_OPTIONS } from './evidence.ts';
+import { MANIFEST_FILE, describeScope, normaliseScope, sameScope, type Manifest, type SnapshotScope } from './manifest.ts';
+import { renderDiffHtml } from './render.ts';
+import { describeVerify, verifySnapshot } from './verify.ts';
+
+export type SideKind = 'snapshot' | 'audit';
+
+/** What the diff knows about one of its two inputs. */
+export interface DiffSide {
+  dir: string;
+  kind: SideKind;
+  label: string | null;
+  created_at: string | null;
+  as_of: string;
+  tool: { name: string; version: string };
+  findings_schema_version: number;
+  config_sha256: string;
+  scope: SnapshotScope;
+  /** Snapshots are verified against their manifest before they are compared. */
+  integrity: 'verified' | 'not applicable (audit output folder)';
+  manifest_sha256: string | null;
+  violations: number;
+}
+
+export interface CheckResult {
+  passed: boolean;
+  details: string;
+  /** The violations that made the check fail (at most CHECK_ENTITY_LIMIT). */
+  entities: Array<{ invariant_id: string; entity_id: string }>;
+}
+
+export const CHECK_NAMES = ['no_duplicates_introduced', 'no_unresolved_drift', 'no_new_drift'] as const;
+export type CheckName = (typeof CHECK_NAMES)[number];
+const CHECK_ENTITY_LIMIT = 50;
+/** Violations listed per category in diff.json; counts and money are always complete. */
+export const LIST_LIMIT = 10_000;
+
+export interface PersistingViolation {
+  invariant_id: string;
+  entity_id: string;
+  before: Violation;
+  after: Violation;
+}
+
+export interface CorrectiveEntry {
+  ledger_entry_id: string;
+  entry_type: string;
+  direction: string | null;
+  amount_minor: bigint | null;
+  currency: string | null;
+  org_id: string | null;
+  requested_by_user_id: string | null;
+  usage_record_id: string | null;
+  payment_session_id: string | null;
+  reverses_ledger_entry_id: string | null;
+  actor: string | null;
+  correlation_id: string | null;
+  trace_id: string | null;
+  created_at: string | null;
+  source: string;
+  /** `actor` and/or `correlation_id` when missing: such an entry cannot be traced to a person or an incident. */
+  missing: string[];
+}
+
+export type MoneyByCurrency = Record<string, bigint>;
+
+export interface DiffDocument {
+  schema_version: 1;
+  tool: { name: string; version: string };
+  strict: boolean;
+  before: DiffSide;
+  after: DiffSide;
+  scope: SnapshotScope;
+  warnings: string[];
+  summary: {
+    resolved: number;
+    persisting: number;
+    introduced: number;
+    /** True when a list below holds fewer than its count (LIST_LIMIT); diff.parquet has every row. */
+    lists_truncated: boolean;
+    by_invariant: Array<{ invariant_id: string; severity: string; resolved: number; persisting: number; introduced: number }>;
+  };
+  money: {
+    before: MoneyByCurrency;
+    after: MoneyByCurrency;
+    resolved: MoneyByCurrency;
+    persisting_before: MoneyByCurrency;
+    persisting_after: MoneyByCurrency;
+    introduced: MoneyByCurrency;
+  };
+  checks: Record<CheckName, CheckResult>;
+  corrective_entries: {
+    available: boolean;
+    reason?: string;
+    entries: CorrectiveEntry[];
+    unaudited: number;
+  };
+  resolved: Violation[];
+  persisting: PersistingViolation[];
+  introduced: Violation[];
+  exit_code: 0 | 1;
+  exit_reason: string;
+}
+
+export interface DiffOptions {
+  beforeDir: string;
+  afterDir: string;
+  outDir: string;
+  strict?: boolean;
+}
+
+export interface DiffResult {
+  diff: DiffDocument;
+  files: string[];
+  exitCode: 0 | 1;
+}
+
+const exists = (p: string) => stat(p).then(() => true, () => false);
+
+interface LoadedSide {
+  side: DiffSide;
+  violationsFile: string;
+  /** Evidence ledger rows (snapshots only). */
+  ledgerFile: string | null;
+}
+
+async function readFindingsFile(dir: string, role: string): Promise<Findings> {
+  const file = path.join(dir, 'findings.json');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`recon diff: ${role} ${dir}: cannot read findings.json (${errorMessage(err)})`, { cause: err });
+  }
+  try {
+    return parseFindings(text);
+  } catch (err) {
+    throw new InputError(`recon diff: ${role} ${file}: not valid JSON (${errorMessage(err)})`, { cause: err });
+  }
+}
+
+/**
+ * Recognises a snapshot (manifest.json) or an audit output folder (findings.json and
+ * violations.parquet). A snapshot must pass verification: evidence that was altered after the
+ * fact is refused, not compared.
+ */
+async function loadSide(dir: string, role: 'BEFORE' | 'AFTER'): Promise<LoadedSide> {
+  const isDir = await stat(dir).then((s) => s.isDirectory(), () => false);
+  if (!isDir) throw new InputError(`recon diff: ${role} ${dir} is not a folder`);
+  const violationsFile = path.join(dir, 'violations.parquet');
+  let manifest: Manifest | null = null;
+  let manifestSha: string | null = null;
+  if (await exists(path.join(dir, MANIFEST_FILE))) {
+    const verified = await verifySnapshot(dir);
+    if (!verified.ok) {
+      throw new InputError(
+        `recon diff: ${role} snapshot ${dir} fails verification; refusing to compare altered evidence:\n  ${describeVerify(dir, verified).join('\n  ')}`,
+      );
+    }
+    manifest = verified.manifest;
+    manifestSha = verified.manifest_sha256;
+  } else if (!(await exists(path.join(dir, 'findings.json')))) {
+    throw new InputError(
+      `recon diff: ${role} ${dir} is neither a snapshot (no ${MANIFEST_FILE}) nor an audit output folder (no findings.json)`,
+    );
+  }
+  if (!(await exists(violationsFile))) throw new InputError(`recon diff: ${role} ${dir} has no violations.parquet`);
+  const findings = await readFindingsFile(dir, role);
+  const findingsScope = findings.scope;
+  const scope = manifest
+    ? normaliseScope(manifest.scope)
+    : normaliseScope({
+        orgs: findingsScope.orgs ?? [],
+        app_instances: findingsScope.app_instances ?? [],
+        correlation_ids: findingsScope.correlation_ids ?? [],
+      });
+  const ledgerFile = manifest ? path.join(dir, 'evidence', 'ledger_entries.parquet') : null;
+  return {
+    side: {
+      dir,
+      kind: manifest ? 'snapshot' : 'audit',
+      label: manifest?.label ?? null,
+      created_at: manifest?.created_at ?? null,
+      as_of: findings.as_of,
+      tool: findings.tool,
+      findings_schema_version: findings.schema_version,
+      config_sha256: findings.config_sha256,
+      scope,
+      integrity: manifest ? 'verified' : 'not applicable (audit output folder)',
+      manifest_sha256: manifestSha,
+      violations: 0,
+    },
+    violationsFile,
+    ledgerFile: ledgerFile && (await exists(ledgerFile)) ? ledgerFile : null,
+  };
+}
+
+/** Detail is JSON text in violations.parquet; integers beyond 2^53 stay exact. */
+function toViolationRow(row: Record<string, unknown>): Violation {
+  const v = { ...row } as unknown as Violation;
+  const detail = row['detail'];
+  if (typeof detail === 'string') {
+    try {
+      v.detail = parse(detail, null, parseNumberAndBigInt);
+    } catch {
+      v.detail = detail;
+    }
+  }
+  return v;
+}
+
+function listEntities(failing: { count: number; sample: ReadonlyArray<{ invariant_id: string; entity_id: string }> }): string {
+  const shown = failing.sample.slice(0, 10).map((v) => `${v.invariant_id} ${v.entity_id}`);
+  return shown.join(', ') + (failing.count > shown.length ? ` and ${failing.count - shown.length} more` : '');
+}
+
+function check(
+  failing: { count: number; sample: ReadonlyArray<{ invariant_id: string; entity_id: string }> },
+  pass: string,
+  fail: (n: number) => string,
+): CheckResult {
+  return failing.count === 0
+    ? { passed: true, details: pass, entities: [] }
+    : { passed: false, details: `${fail(failing.count)}: ${listEntities(failing)}`, entities: [...failing.sample] };
+}
+
+/** `*.duplicate_*` (CONTRACT.md §5): ledger.duplicate_debit, usage.duplicate_open, contract.duplicate_key, ... */
+const DUPLICATE_INVARIANT = String.raw`^[^.]+\.duplicate_`;
+
+export function isDuplicateInvariant(id: string): boolean {
+  return new RegExp(DUPLICATE_INVARIANT).test(id);
+}
+
+const COLUMNS = VIOLATION_COLUMNS.map((c) => c.name).join(', ');
+
+/**
+ * One row per (invariant_id, entity_id). The contract reports one violation per entity, but a
+ * key shared by two rows (itself a `contract.duplicate_key`) can give two `contract.invalid_value`
+ * rows with one entity id; the first in a total order is compared and the diff says so.
+ */
+async function loadViolations(db: Db, table: string, file: string, role: string): Promise<number> {
+  try {
+    await db.run(`CREATE TABLE ${table}_all AS SELECT ${COLUMNS} FROM read_parquet($file)`, { file });
+  } catch (err) {
+    throw new InputError(`recon diff: ${role} ${file} is not a violations file of this recon version: ${errorMessage(err).split('\n')[0]}`, { cause: err });
+  }
+  await db.run(`CREATE TABLE ${table} AS SELECT * FROM ${table}_all
+    QUALIFY row_number() OVER (PARTITION BY invariant_id, entity_id ORDER BY ${COLUMNS}) = 1`);
+  const n = await db.one<{ all: bigint; dedup: bigint }>(
+    `SELECT (SELECT count(*) FROM ${table}_all) AS all, (SELECT count(*) FROM ${table}) AS dedup`,
+  );
+  return Number((n?.all ?? 0n) - (n?.dedup ?? 0n));
+}
+
+interface MatchCounts {
+  resolved: number;
+  persisting: number;
+  introduced: number;
+  open_error_introduced: number;
+  open_error_persisting: number;
+}
+
+const SCOPE_COLUMNS = VIOLATION_COLUMNS.map((c) => c.name).filter(
+  (n) => !['invariant_id', 'entity_id', 'severity', 'amount_minor', 'currency', 'detail', 'waived', 'waiver_reason'].includes(n),
+);
+
+/**
+ * Table `d`: one row per (invariant_id, entity_id) of either side, with its status, the
+ * severity and scope of its latest side, and the money and detail before and after. A key is
+ * `open` when its latest side is not waived.
+ */
+async function matchViolations(db: Db): Promise<MatchCounts> {
+  await db.run(`CREATE TABLE d AS
+    SELECT coalesce(a.invariant_id, b.invariant_id) AS invariant_id, coalesce(a.entity_id, b.entity_id) AS entity_id,
+      CASE WHEN b.invariant_id IS NULL THEN 'introduced' WHEN a.invariant_id IS NULL THEN 'resolved' ELSE 'persisting' END AS status,
+      coalesce(a.severity, b.severity) AS severity,
+      NOT coalesce(a.waived, b.waived, false) AS open,
+      ${SCOPE_COLUMNS.map((c) => `coalesce(a.${c}, b.${c}) AS ${c}`).join(', ')},
+      b.amount_minor AS before_amount_minor, b.currency AS before_currency, coalesce(b.waived, false) AS before_waived,
+      a.amount_minor AS after_amount_minor, a.currency AS after_currency, coalesce(a.waived, false) AS after_waived,
+      b.detail AS before_detail, a.detail AS after_detail
+    FROM v_before b FULL OUTER JOIN v_after a ON a.invariant_id = b.invariant_id AND a.entity_id IS NOT DISTINCT FROM b.entity_id`);
+  const c = await db.one<Record<keyof MatchCounts, bigint>>(`SELECT
+      count(*) FILTER (WHERE status = 'resolved') AS resolved,
+      count(*) FILTER (WHERE status = 'persisting') AS persisting,
+      count(*) FILTER (WHERE status = 'introduced') AS introduced,
+      count(*) FILTER (WHERE status = 'introduced' AND open AND severity = 'error') AS open_error_introduced,
+      count(*) FILTER (WHERE status = 'persisting' AND open AND severity = 'error') AS open_error_persisting
+    FROM d`);
+  return {
+    resolved: Number(c?.resolved ?? 0n),
+    persisting: Number(c?.persisting ?? 0n),
+    introduced: Number(c?.introduced ?? 0n),
+    open_error_introduced: Number(c?.open_error_introduced ?? 0n),
+    open_error_persisting: Number(c?.open_error_persisting ?? 0n),
+  };
+}
+
+/** Money at stake per currency, summed in DuckDB (waived violations excluded, as in the audit). */
+async function moneyAtStake(db: Db): Promise<DiffDocument['money']> {
+  const side = (name: string, prefix: 'before' | 'after', statuses: string) =>
+    `SELECT '${name}' AS k, ${prefix}_currency AS currency, sum(${prefix}_amount_minor)::HUGEINT AS amount FROM d
+     WHERE status IN (${statuses}) AND NOT ${prefix}_waived AND ${prefix}_amount_minor IS NOT NULL AND ${prefix}_currency IS NOT NULL
+     GROUP BY ${prefix}_currency`;
+  const rows = await db.all<{ k: keyof DiffDocument['money']; currency: string; amount: bigint }>(
+    [
+      side('before', 'before', `'resolved', 'persisting'`),
+      side('after', 'after', `'persisting', 'introduced'`),
+      side('resolved', 'before', `'resolved'`),
+      side('persisting_before', 'before', `'persisting'`),
+      side('persisting_after', 'after', `'persisting'`),
+      side('introduced', 'after', `'introduced'`),
+    ].join('\nUNION ALL\n') + '\nORDER BY k, currency',
+  );
+  const money: DiffDocument['money'] = { before: {}, after: {}, resolved: {}, persisting_before: {}, persisting_after: {}, introduced: {} };
+  for (const r of rows) money[r.k][r.currency] = BigInt(r.amount);
+  return money;
+}
+
+async function correctiveEntries(db: Db, before: LoadedSide, after: LoadedSide): Promise<DiffDocument['corrective_entries']> {
+  if (before.side.kind !== 'snapshot' || after.side.kind !== 'snapshot') {
+    return {
+      available: false,
+      reason:
+        'unavailable: corrective ledger entries are read from the evidence of two snapshots; ' +
+        `${[before, after].filter((s) => s.side.kind === 'audit').map((s) => s.side.dir).join(' and ')} ${
+          before.side.kind === after.side.kind ? 'are audit output folders' : 'is an audit output folder'
+        } (use recon snapshot)`,
+      entries: [],
+      unaudited: 0,
+    };
+  }
+  if (!before.ledgerFile || !after.ledgerFile) {
+    return { available: false, reason: 'unavailable: a snapshot has no evidence/ledger_entries.parquet', entries: [], unaudited: 0 };
+  }
+  const types = CORRECTIVE_ENTRY_TYPES.map((t) => `'${t}'`).join(', ');
+  const rows = await db.all<Omit<CorrectiveEntry, 'missing'>>(
+    `SELECT a.ledger_entry_id, a.entry_type, a.direction, a.amount_minor, a.currency, a.org_id, a.requested_by_user_id,
+            a.usage_record_id, a.payment_session_id, a.reverses_ledger_entry_id,
+            nullif(trim(a.actor), '') AS actor, nullif(trim(a.correlation_id), '') AS correlation_id, a.trace_id,
+            regexp_replace(strftime(a.created_at, '%Y-%m-%dT%H:%M:%S.%fZ'), '\\.000000Z$', 'Z') AS created_at,
+            a.__file || ':' || a.__line AS source
+     FROM read_parquet($after) a
+     WHERE a.entry_type IN (${types}) AND a.ledger_entry_id IS NOT NULL
+       AND a.ledger_entry_id NOT IN (SELECT ledger_entry_id FROM read_parquet($before) WHERE ledger_entry_id IS NOT NULL)
+     ORDER BY a.created_at, a.ledger_entry_id, a.__file, a.__line`,
+    { before: before.ledgerFile, after: after.ledgerFile },
+  );
+  const entries: CorrectiveEntry[] = rows.map((r) => ({
+    ...r,
+    missing: [...(r.actor === null ? ['actor'] : []), ...(r.correlation_id === null ? ['correlation_id'] : [])],
+  }));
+  return { available: true, entries, unaudited: entries.filter((e) => e.missing.length > 0).length };
+}
+
+/**
+ * `recon diff` (CONTRACT.md §5): matches the violations of two snapshots (or audit output
+ * folders) by (invariant_id, entity_id) into resolved / persisting / introduced, with money at
+ * stake per currency, evaluates the runbooks' recovery criteria as named checks, lists the
+ * corrective ledger entries that appeared, and writes diff.json and diff.html.
+ *
+ * Waived violations are listed (with `waived: true`) but, as in the audit, neither count as
+ * money at stake nor fail a check or the exit code.
+ */
+export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
+  const strict = opts.strict ?? false;
+  const before = await loadSide(opts.beforeDir, 'BEFORE');
+  const after = await loadSide(opts.afterDir, 'AFTER');
+  if (before.side.findings_schema_version !== after.side.findings_schema_version) {
+    throw new InputError(
+      `recon diff: findings schema_version differs (BEFORE ${before.side.findings_schema_version}, AFTER ${after.side.findings_schema_version}); ` +
+        're-run both audits with one version of recon',
+    );
+  }
+  if (!sameScope(before.side.scope, after.side.scope)) {
+    throw new InputError(
+      `recon diff: the two inputs cover different scopes, so a violation missing from one may simply be out of its scope:\n` +
+        `  BEFORE ${before.side.dir}: ${describeScope(before.side.scope)}\n  AFTER  ${after.side.dir}: ${describeScope(after.side.scope)}\n` +
+        'take both snapshots with the same --org, --app-instance and --correlation-id',
+    );
+  }
+
+  const warnings: string[] = [];
+  const db = await Db.open();
+  try {
+    const dupBefore = await loadViolations(db, 'v_before', before.violationsFile, 'BEFORE');
+    const dupAfter = await loadViolations(db, 'v_after', after.violationsFile, 'AFTER');
+    if (dupBefore) warnings.push(`BEFORE has ${dupBefore} repeated (invariant_id, entity_id) row(s); the first of each was compared`);
+    if (dupAfter) warnings.push(`AFTER has ${dupAfter} repeated (invariant_id, entity_id) row(s); the first of each was compared`);
+
+    const counts = await matchViolations(db);
+    before.side.violations = counts.resolved + counts.persisting;
+    after.side.violations = counts.introduced + counts.persisting;
+
+    // Lists for diff.json (capped); every row is in diff.parquet.
+    const order = `ORDER BY invariant_id, entity_id LIMIT ${LIST_LIMIT}`;
+    const on = `a.invariant_id = b.invariant_id AND a.entity_id IS NOT DISTINCT FROM b.entity_id`;
+    const rows = async (sql: string) => (await db.all(sql)).map(toViolationRow);
+    const resolved = await rows(`SELECT * FROM v_before b WHERE NOT EXISTS (SELECT 1 FROM v_after a WHERE ${on}) ${order}`);
+    const introduced = await rows(`SELECT * FROM v_after a WHERE NOT EXISTS (SELECT 1 FROM v_before b WHERE ${on}) ${order}`);
+    const persistingAfter = await rows(`SELECT * FROM v_after a WHERE EXISTS (SELECT 1 FROM v_before b WHERE ${on}) ${order}`);
+    const persistingBefore = await rows(`SELECT * FROM v_before b WHERE EXISTS (SELECT 1 FROM v_after a WHERE ${on}) ${order}`);
+    // Keys are unique on each side and both lists are in key order, so they pair up by index.
+    const persisting: PersistingViolation[] = persistingAfter.map((a, i) => ({
+      invariant_id: a.invariant_id,
+      entity_id: a.entity_id,
+      before: persistingBefore[i]!,
+      after: a,
+    }));
+
+    const money = await moneyAtStake(db);
+    const failing = async (where: string) => {
+      const n = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM d WHERE ${where}`);
+      const sample = await db.all<{ invariant_id: string; entity_id: string }>(
+        `SELECT invariant_id, entity_id FROM d WHERE ${where} ORDER BY invariant_id, entity_id LIMIT ${CHECK_ENTITY_LIMIT}`,
+      );
+      return { count: Number(n?.n ?? 0n), sample };
+    };
+    const checks: Record<CheckName, CheckResult> = {
+      no_duplicates_introduced: check(
+        await failing(`status = 'introduced' AND open AND regexp_matches(invariant_id, '${DUPLICATE_INVARIANT}')`),
+        'no *.duplicate_* violation appeared that was not there before',
+        (n) => `${n} duplicate violation(s) introduced`,
+      ),
+      no_unresolved_drift: check(
+        await failing(`status = 'persisting' AND open`),
+        before.side.violations === 0 ? 'nothing to resolve: BEFORE had no violations in scope' : 'every violation in scope before is resolved',
+        (n) => `${n} violation(s) persist`,
+      ),
+      no_new_drift: check(await failing(`status = 'introduced' AND open`), 'no violation was introduced', (n) => `${n} violation(s) introduced`),
+    };
+
+    const errorIntroduced = counts.open_error_introduced;
+    const errorPersisting = counts.open_error_persisting;
+    let exitCode: 0 | 1 = 0;
+    let exitReason = strict ? 'no error-severity violation introduced or persisting' : 'no error-severity violation introduced';
+    if (errorIntroduced > 0) {
+      exitCode = 1;
+      exitReason = `${errorIntroduced} error-severity violation(s) introduced`;
+    } else if (strict && errorPersisting > 0) {
+      exitCode = 1;
+      exitReason = `${errorPersisting} error-severity violation(s) persist (--strict)`;
+    }
+
+    const byInvariant = (
+      await db.all<{ invariant_id: string; severity: string; resolved: bigint; persisting: bigint; introduced: bigint }>(
+        `SELECT invariant_id, min(severity) AS severity, count(*) FILTER (WHERE status = 'resolved') AS resolved,
+                count(*) FILTER (WHERE status = 'persisting') AS persisting, count(*) FILTER (WHERE status = 'introduced') AS introduced
+         FROM d GROUP BY invariant_id ORDER BY invariant_id`,
+      )
+    ).map((r) => ({ ...r, resolved: Number(r.resolved), persisting: Number(r.persisting), introduced: Number(r.introduced) }));
+
+    if (after.side.as_of < before.side.as_of) warnings.push(`AFTER is older than BEFORE (as of ${after.side.as_of} < ${before.side.as_of}): are the two the right way round?`);
+    if (before.side.config_sha256 !== after.side.config_sha256) {
+      warnings.push('the two audits ran with different configs (thresholds, severities, waivers or column mappings); some changes may come from the config, not the data');
+    }
+    if (before.side.tool.version !== after.side.tool.version) {
+      warnings.push(`the two audits ran with different recon versions (${before.side.tool.version}, ${after.side.tool.version})`);
+    }
+
+    const corrective = await correctiveEntries(db, before, after);
+
+    const diff: DiffDocument = {
+      schema_version: 1,
+      tool: { ...TOOL },
+      strict,
+      before: before.side,
+      after: after.side,
+      scope: before.side.scope,
+      warnings,
+      summary: {
+        resolved: counts.resolved,
+        persisting: counts.persisting,
+        introduced: counts.introduced,
+        lists_truncated: counts.resolved > resolved.length || counts.persisting > persisting.length || counts.introduced > introduced.length,
+        by_invariant: byInvariant,
+      },
+      money,
+      checks,
+      corrective_entries: corrective,
+      resolved,
+      persisting,
+      introduced,
+      exit_code: exitCode,
+      exit_reason: exitReason,
+    };
+
+    await mkdir(opts.outDir, { recursive: true });
+    const jsonFile = path.join(opts.outDir, 'diff.json');
+    const htmlFile = path.join(opts.outDir, 'diff.html');
+    const parquetFile = path.join(opts.outDir, 'diff.parquet');
+    await writeFile(jsonFile, stringify(diff, null, 2) + '\n');
+    await writeFile(htmlFile, await renderDiffHtml(diff, LIST_LIMIT));
+    await db.run(`COPY (SELECT * EXCLUDE (open), NOT open AS waived FROM d ORDER BY invariant_id, entity_id) TO $path (${PARQUET_OPTIONS})`, {
+      path: parquetFile,
+    });
+    return { diff, files: [jsonFile, htmlFile, parquetFile], exitCode };
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import ejs from 'ejs';
+import { stringify } from 'lossless-json';
+import { formatInstant, formatMoney } from '../report/format.ts';
+import type { DiffDocument, MoneyByCurrency } from './diff.ts';
+import { describeScope } from './manifest.ts';
+
+/** Rows shown per section of diff.html; diff.json always has every one. */
+export const HTML_ROW_LIMIT = 200;
+
+const TEMPLATE = new URL('./templates/diff.ejs', import.meta.url);
+const OWN_CSS = new URL('./templates/diff.css', import.meta.url);
+/** The drift reports' stylesheet: the diff looks like them when it is there. */
+const REPORT_CSS = new URL('../report/templates/style.css', import.meta.url);
+
+async function stylesheet(): Promise<string> {
+  const own = await readFile(OWN_CSS, 'utf8');
+  const report = await readFile(REPORT_CSS, 'utf8').catch(() => null);
+  return report === null ? own : `${report}\n${own.split('/* diff-specific */')[1] ?? ''}`;
+}
+
+/**
+ * A strict Content-Security-Policy for a self-contained page: nothing is loaded from anywhere,
+ * no script runs, and the one inline stylesheet is allowed by its hash.
+ */
+export function contentSecurityPolicy(css: string): string {
+  const hash = createHash('sha256').update(css, 'utf8').digest('base64');
+  return `default-src 'none'; style-src 'sha256-${hash}'; img-src data:; base-uri 'none'; form-action 'none'`;
+}
+
+function moneyRows(money: DiffDocument['money']): Array<{ currency: string; cells: string[] }> {
+  const cols: Array<keyof DiffDocument['money']> = ['before', 'after', 'resolved', 'persisting_before', 'persisting_after', 'introduced'];
+  const currencies = [...new Set(cols.flatMap((c) => Object.keys(money[c])))].sort();
+  return currencies.map((currency) => ({
+    currency,
+    cells: cols.map((c) => {
+      const m: MoneyByCurrency = money[c];
+      return m[currency] === undefined ? '—' : formatMoney(m[currency], currency);
+    }),
+  }));
+}
+
+/** Detail as one line of JSON for a table cell; bigints stay exact. */
+function detailText(detail: unknown, max = 240): string {
+  const text = typeof detail === 'string' ? detail : (stringify(detail) ?? '');
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/** `listLimit`: how many violations per section diff.json lists (the page says so when it is reached). */
+export async function renderDiffHtml(diff: DiffDocument, listLimit: number): Promise<string> {
+  const css = await stylesheet();
+  const template = await readFile(TEMPLATE, 'utf8');
+  const side = (s: DiffDocument['before']) => s.label ?? s.dir;
+  return ejs.render(
+    template,
+    {
+      d: diff,
+      css,
+      csp: contentSecurityPolicy(css),
+      title: `recon diff: ${side(diff.before)} → ${side(diff.after)}`,
+      scope: describeScope(diff.scope),
+      moneyRows: moneyRows(diff.money),
+      limit: HTML_ROW_LIMIT,
+      listLimit,
+      h: {
+        money: (amount: bigint | null, currency: string | null) => formatMoney(amount, currency),
+        instant: formatInstant,
+        detail: detailText,
+      },
+    },
+    { async: false, strict: false, rmWhitespace: false },
+  );
+}

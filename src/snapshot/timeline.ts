@@ -1,0 +1,175 @@
+import { writeFile } from 'node:fs/promises';
+import { parse, stringify } from 'lossless-json';
+import type { TableName } from '../contract/tables.ts';
+import type { Db } from '../db.ts';
+
+/**
+ * Bounds, so a snapshot of a huge export stays readable: per correlation/trace id the first and
+ * the last TIMELINE_PER_ID_EDGE entries are kept (how an incident started and where it stands),
+ * at most TIMELINE_LIMIT entries in all and TIMELINE_ID_LIMIT ids per list; totals say what
+ * was left out.
+ */
+export const TIMELINE_LIMIT = 10_000;
+export const TIMELINE_PER_ID_EDGE = 10;
+export const TIMELINE_ID_LIMIT = 1000;
+
+interface Moment {
+  column: string;
+  /** SQL for the event's name (a fixed text, or built from the row). */
+  event: string;
+}
+
+interface TimelineSource {
+  table: TableName;
+  key: string;
+  moments: Moment[];
+  /** SQL struct of the columns a person needs to read the entry (NULLs are left out). */
+  fields: string;
+}
+
+const text = (s: string) => `'${s}'`;
+
+const SOURCES: readonly TimelineSource[] = [
+  {
+    table: 'allocations',
+    key: 'allocation_id',
+    moments: [
+      { column: 'created_at', event: text('allocation created') },
+      { column: 'activated_at', event: text('allocation activated') },
+      { column: 'released_at', event: text('allocation released') },
+      { column: 'updated_at', event: `'allocation updated (status ' || coalesce(status, '?') || ')'` },
+    ],
+    fields: `{'org_id': org_id, 'status': status, 'gpu_type': gpu_type, 'gpu_count': gpu_count}`,
+  },
+  {
+    table: 'app_instances',
+    key: 'app_instance_id',
+    moments: [
+      { column: 'started_at', event: text('app instance started') },
+      { column: 'stopped_at', event: text('app instance stopped') },
+    ],
+    fields: `{'org_id': org_id, 'status': status, 'app_type': app_type, 'runtime_backend': runtime_backend}`,
+  },
+  {
+    table: 'usage_records',
+    key: 'usage_record_id',
+    moments: [
+      { column: 'start_time', event: text('usage started') },
+      { column: 'last_billed_at', event: text('usage billed through') },
+      { column: 'end_time', event: text('usage ended') },
+    ],
+    fields: `{'org_id': org_id, 'usage_source': usage_source, 'allocation_id': allocation_id, 'app_instance_id': app_instance_id,
+              'component': component, 'accrued_cost_minor': accrued_cost_minor, 'currency': currency}`,
+  },
+  {
+    table: 'ledger_entries',
+    key: 'ledger_entry_id',
+    moments: [{ column: 'created_at', event: `'ledger ' || coalesce(entry_type, '?')` }],
+    fields: `{'org_id': org_id, 'entry_type': entry_type, 'direction': direction, 'amount_minor': amount_minor, 'currency': currency,
+              'usage_record_id': usage_record_id, 'payment_session_id': payment_session_id,
+              'reverses_ledger_entry_id': reverses_ledger_entry_id, 'actor': actor}`,
+  },
+  {
+    table: 'payment_sessions',
+    key: 'payment_session_id',
+    moments: [
+      { column: 'created_at', event: text('payment session created') },
+      { column: 'completed_at', event: `'payment session ' || coalesce(status, '?')` },
+    ],
+    fields: `{'org_id': org_id, 'status': status, 'amount_minor': amount_minor, 'currency': currency, 'ledger_entry_id': ledger_entry_id}`,
+  },
+  {
+    table: 'events',
+    key: 'event_id',
+    moments: [{ column: 'occurred_at', event: `coalesce(event_type, '?')` }],
+    fields: `{'allocation_id': allocation_id, 'app_instance_id': app_instance_id, 'payment_session_id': payment_session_id}`,
+  },
+];
+
+const iso = (col: string) => `regexp_replace(strftime(${col}, '%Y-%m-%dT%H:%M:%S.%fZ'), '\\.000000Z$', 'Z')`;
+
+/**
+ * The incident timeline: every correlation and trace id carried by a violation in scope, and
+ * the rows and events that carry one of them, one entry per timestamp of the row, ordered by
+ * time. Bounded: at most TIMELINE_LIMIT entries and TIMELINE_ID_LIMIT ids, with totals.
+ */
+export async function buildTimeline(db: Db, tables: ReadonlySet<TableName>): Promise<Record<string, unknown>> {
+  await db.run(`CREATE OR REPLACE TEMP TABLE snap_corr AS
+    SELECT correlation_id AS id, count(*) AS violations, list(DISTINCT invariant_id ORDER BY invariant_id) AS invariants
+    FROM violations WHERE correlation_id IS NOT NULL GROUP BY correlation_id`);
+  await db.run(`CREATE OR REPLACE TEMP TABLE snap_trace AS
+    SELECT trace_id AS id, count(*) AS violations FROM violations WHERE trace_id IS NOT NULL GROUP BY trace_id`);
+
+  const parts: string[] = [];
+  for (const src of SOURCES) {
+    if (!tables.has(src.table)) continue;
+    for (const m of src.moments) {
+      parts.push(`SELECT ${m.column} AS ts, '${src.table}' AS tbl, ${src.key} AS id, ${m.event} AS event,
+          correlation_id, trace_id, __file AS file, __line AS line,
+          json_merge_patch('{}', to_json(${src.fields})) AS fields
+        FROM ${src.table}
+        WHERE ${m.column} IS NOT NULL
+          AND (correlation_id IN (SELECT id FROM snap_corr) OR trace_id IN (SELECT id FROM snap_trace))`);
+    }
+  }
+  await db.run(`CREATE OR REPLACE TEMP TABLE snap_timeline AS ${parts.join('\nUNION ALL\n')}`);
+
+  const total = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM snap_timeline`);
+  const order = `ts, tbl, id NULLS LAST, event, file, line`;
+  const entries = await db.all<{ j: string }>(
+    `SELECT to_json({'at': ${iso('ts')}, 'event': event, 'table': tbl, 'id': id, 'correlation_id': correlation_id,
+                     'trace_id': trace_id, 'source': file || ':' || line, 'fields': fields}) AS j
+     FROM (SELECT *,
+             row_number() OVER (PARTITION BY correlation_id, trace_id ORDER BY ${order}) AS first_n,
+             row_number() OVER (PARTITION BY correlation_id, trace_id ORDER BY ${order.split(', ').map((c) => `${c.replace(' NULLS LAST', '')} DESC`).join(', ')}) AS last_n
+           FROM snap_timeline)
+     WHERE first_n <= $edge OR last_n <= $edge
+     ORDER BY ${order} LIMIT $limit`,
+    { limit: TIMELINE_LIMIT, edge: TIMELINE_PER_ID_EDGE },
+  );
+  const corr = await db.all<{ j: string }>(
+    `SELECT to_json({'correlation_id': c.id, 'violations': c.violations, 'invariants': c.invariants,
+                     'entries': count(t.ts), 'first_at': ${iso('min(t.ts)')}, 'last_at': ${iso('max(t.ts)')}}) AS j
+     FROM snap_corr c LEFT JOIN snap_timeline t ON t.correlation_id = c.id
+     GROUP BY c.id, c.violations, c.invariants ORDER BY c.id LIMIT $limit`,
+    { limit: TIMELINE_ID_LIMIT },
+  );
+  const traces = await db.all<{ j: string }>(
+    `SELECT to_json({'trace_id': c.id, 'violations': c.violations, 'entries': count(t.ts)}) AS j
+     FROM snap_trace c LEFT JOIN snap_timeline t ON t.trace_id = c.id
+     GROUP BY c.id, c.violations ORDER BY c.id LIMIT $limit`,
+    { limit: TIMELINE_ID_LIMIT },
+  );
+  const counts = await db.one<{ c: bigint; t: bigint }>(`SELECT (SELECT count(*) FROM snap_corr) AS c, (SELECT count(*) FROM snap_trace) AS t`);
+  const totalEntries = Number(total?.n ?? 0n);
+  const totalCorr = Number(counts?.c ?? 0n);
+  const totalTrace = Number(counts?.t ?? 0n);
+  return {
+    description:
+      'Rows and events carrying a correlation or trace id of a violation in scope, one entry per timestamp, ordered by time; ' +
+      `per (correlation_id, trace_id) the first and last ${TIMELINE_PER_ID_EDGE} entries, at most ${TIMELINE_LIMIT} in all.`,
+    limit: TIMELINE_LIMIT,
+    per_id_edge: TIMELINE_PER_ID_EDGE,
+    entries_total: totalEntries,
+    entries_kept: entries.length,
+    truncated: totalEntries > entries.length || totalCorr > corr.length || totalTrace > traces.length,
+    correlation_ids_total: totalCorr,
+    trace_ids_total: totalTrace,
+    correlation_ids: corr.map((r) => parse(r.j)),
+    trace_ids: traces.map((r) => parse(r.j)),
+    entries: entries.map((r) => parse(r.j)),
+  };
+}
+
+/** Pretty JSON, except one line per timeline entry: long timelines stay compact and greppable. */
+function timelineText(timeline: Record<string, unknown>): string {
+  const { entries, ...head } = timeline as { entries: unknown[] };
+  const top = stringify(head, null, 2)!;
+  const lines = entries.map((e) => `    ${stringify(e)}`);
+  return `${top.slice(0, -2)},\n  "entries": [${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}]\n}\n`;
+}
+
+export async function writeTimeline(db: Db, tables: ReadonlySet<TableName>, file: string): Promise<void> {
+  const timeline = await buildTimeline(db, tables);
+  await writeFile(file, timelineText(timeline));
+}
