@@ -1,8 +1,6 @@
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { auditExports, toViolation, type AuditRun } from '../src/audit.ts';
+import { describe, expect, test } from 'vitest';
 import { parseConfig } from '../src/config.ts';
-import type { InvariantResult, Violation } from '../src/invariants/types.ts';
+import { auditOnce, fixture } from './helpers/audits.ts';
 
 const OWN = [
   'app_runtime.source_attribution',
@@ -14,60 +12,19 @@ const OWN = [
   'events.payment_event_mismatch',
 ] as const;
 
-const fixture = (name: string) => path.resolve('fixtures', name);
-
 // Each fixture is audited once; the tests only read the resulting violations tables.
-const runs = new Map<string, AuditRun>();
-
-beforeAll(async () => {
-  const audits: Array<[string, Promise<AuditRun>]> = [
-    ['clean', auditExports({ exportsDir: fixture('clean') })],
-    ['misattributed', auditExports({ exportsDir: fixture('app_runtime_misattributed') })],
-    ['unclassified', auditExports({ exportsDir: fixture('control_plane_unclassified') })],
-    [
-      'unclassified-custom',
-      auditExports({
-        exportsDir: fixture('control_plane_unclassified'),
-        config: parseConfig({ control_plane_components: ['scheduler', 'control', 'controller', 'notebook'] }),
-      }),
-    ],
-    ['missing_usage', auditExports({ exportsDir: fixture('app_runtime_missing_usage') })],
-    ['events', auditExports({ exportsDir: fixture('events_drift') })],
-    ['absent', auditExports({ exportsDir: fixture('optional_tables_absent') })],
-  ];
-  const done = await Promise.all(audits.map(async ([name, audit]) => [name, await audit] as const));
-  for (const [name, audit] of done) runs.set(name, audit);
+const { result, violations, entityIds, byEntity } = auditOnce({
+  clean: { exportsDir: fixture('clean') },
+  misattributed: { exportsDir: fixture('app_runtime_misattributed') },
+  unclassified: { exportsDir: fixture('control_plane_unclassified') },
+  'unclassified-custom': {
+    exportsDir: fixture('control_plane_unclassified'),
+    config: parseConfig({ control_plane_components: ['scheduler', 'control', 'controller', 'notebook'] }),
+  },
+  missing_usage: { exportsDir: fixture('app_runtime_missing_usage') },
+  events: { exportsDir: fixture('events_drift') },
+  absent: { exportsDir: fixture('optional_tables_absent') },
 });
-
-afterAll(() => {
-  for (const run of runs.values()) run.db.close();
-});
-
-function run(name: string): AuditRun {
-  const r = runs.get(name);
-  if (!r) throw new Error(`fixture ${name} was not audited`);
-  return r;
-}
-
-function result(name: string, id: string): InvariantResult {
-  const r = run(name).findings.invariants.find((i) => i.id === id);
-  if (!r) throw new Error(`${id}: no result`);
-  return r;
-}
-
-/** Every violation of one invariant (not the capped sample), ordered by entity. */
-async function violations(name: string, id: string): Promise<Violation[]> {
-  const rows = await run(name).db.all(`SELECT * FROM violations WHERE invariant_id = $id ORDER BY entity_id`, { id });
-  return rows.map(toViolation);
-}
-
-async function entityIds(name: string, id: string): Promise<string[]> {
-  return (await violations(name, id)).map((v) => v.entity_id);
-}
-
-async function byEntity(name: string, id: string): Promise<Map<string, Violation>> {
-  return new Map((await violations(name, id)).map((v) => [v.entity_id, v]));
-}
 
 describe('on fixtures/clean', () => {
   test.each(OWN)('%s passes and its query runs', (id) => {

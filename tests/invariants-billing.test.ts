@@ -1,8 +1,7 @@
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { auditExports, toViolation, type AuditOptions, type AuditRun } from '../src/audit.ts';
+import { describe, expect, test } from 'vitest';
+import { auditExports, type AuditOptions } from '../src/audit.ts';
 import { parseConfig } from '../src/config.ts';
-import type { InvariantResult, Violation } from '../src/invariants/types.ts';
+import { auditOnce, fixture } from './helpers/audits.ts';
 import { copyFixture, editFile } from './helpers/exports.ts';
 
 /** The billing-worker runbook invariants and their severities (CONTRACT.md §3). */
@@ -27,8 +26,6 @@ const OWN = {
 } as const;
 const OWN_IDS = Object.keys(OWN);
 
-const fixture = (name: string) => path.resolve('fixtures', name);
-
 const AUDITS: Record<string, AuditOptions> = {
   clean: { exportsDir: fixture('clean') },
   absent: { exportsDir: fixture('optional_tables_absent') },
@@ -47,42 +44,7 @@ const AUDITS: Record<string, AuditOptions> = {
 };
 
 // Each audit runs once; the tests only read its findings and violations table.
-const runs = new Map<string, AuditRun>();
-
-beforeAll(async () => {
-  const done = await Promise.all(Object.entries(AUDITS).map(async ([name, opts]) => [name, await auditExports(opts)] as const));
-  for (const [name, audit] of done) runs.set(name, audit);
-});
-
-afterAll(() => {
-  for (const run of runs.values()) run.db.close();
-});
-
-function run(name: string): AuditRun {
-  const r = runs.get(name);
-  if (!r) throw new Error(`audit ${name} did not run`);
-  return r;
-}
-
-function result(name: string, id: string): InvariantResult {
-  const r = run(name).findings.invariants.find((i) => i.id === id);
-  if (!r) throw new Error(`${id}: no result`);
-  return r;
-}
-
-/** Every violation of one invariant (not the capped sample), ordered by entity. */
-async function violations(name: string, id: string): Promise<Violation[]> {
-  const rows = await run(name).db.all(`SELECT * FROM violations WHERE invariant_id = $id ORDER BY entity_id`, { id });
-  return rows.map(toViolation);
-}
-
-async function entityIds(name: string, id: string): Promise<string[]> {
-  return (await violations(name, id)).map((v) => v.entity_id);
-}
-
-async function byEntity(name: string, id: string): Promise<Map<string, Violation>> {
-  return new Map((await violations(name, id)).map((v) => [v.entity_id, v]));
-}
+const { result, violations, entityIds, byEntity } = auditOnce(AUDITS);
 
 /** The money of each violation, for exact comparison: amounts stay bigint. */
 async function money(name: string, id: string): Promise<Array<[string, bigint | null, string | null]>> {

@@ -1,5 +1,6 @@
 import { listValue, type DuckDBListValue } from '@duckdb/node-api';
 import type { Db } from '../db.ts';
+import type { Violation } from '../invariants/types.ts';
 
 /**
  * The SQL behind the reports. Every query aggregates or bounds in DuckDB (GROUP BY, window
@@ -252,30 +253,13 @@ export interface InvariantTotals {
   money: Money[];
 }
 
-export interface ViolationRow {
+export type ViolationRow = Omit<Violation, 'detail'> & {
+  /** The tenant or app instance the page is about. */
   entity: string;
-  invariant_id: string;
-  severity: string;
-  entity_type: string;
-  entity_id: string;
-  org_id: string | null;
-  project_id: string | null;
-  requested_by_user_id: string | null;
-  allocation_id: string | null;
-  app_instance_id: string | null;
-  usage_record_id: string | null;
-  ledger_entry_id: string | null;
-  payment_session_id: string | null;
-  usage_source: string | null;
-  amount_minor: bigint | null;
-  currency: string | null;
-  correlation_id: string | null;
-  trace_id: string | null;
+  /** JSON text, cut to a length a table cell can show. */
   detail: string | null;
   detail_truncated: boolean;
-  waived: boolean;
-  waiver_reason: string | null;
-}
+};
 
 export interface MoneySplit {
   entity: string;
