@@ -11,6 +11,9 @@ import { parseArgs } from 'node:util';
 import { auditExports } from '../src/audit.ts';
 import { DRIFT_KINDS, generateExports, type ExportFormat } from '../src/generate/index.ts';
 import { writeAuditOutputs } from '../src/outputs.ts';
+import { renderReports } from '../src/report/render.ts';
+import { createSnapshot } from '../src/snapshot/snapshot.ts';
+import { diffSnapshots } from '../src/snapshot/diff.ts';
 import { runInvariantSuite } from '../src/vitest-run.ts';
 
 const { values } = parseArgs({
@@ -49,7 +52,13 @@ try {
   results.push(['  of which catalog', catalogMs, `slowest: ${slowest.map(([id, ms]) => `${id} ${(ms / 1000).toFixed(2)}s`).join(', ')}`]);
   await stage('outputs (findings, violations csv/parquet)', () => writeAuditOutputs(run, outDir));
   await stage('vitest suite + junit', () => runInvariantSuite(run.findings, path.join(outDir, 'junit.xml')));
+  await stage('HTML reports', () => renderReports({ db: run.db, findings: run.findings, config: run.config.config }, outDir), (r) => `${r.files.length} files`);
   run.db.close();
+  // A remediation's before and after: the same export snapshotted twice, then compared.
+  const snap = (label: string) => createSnapshot({ exportsDir, label, outDir: path.join(work, `snap-${label}`) });
+  await stage('snapshot (audit + evidence + manifest)', () => snap('before'), (r) => `${r.evidence.reduce((n, e) => n + e.rows, 0)} evidence rows`);
+  await snap('after');
+  await stage('diff of two snapshots', () => diffSnapshots({ beforeDir: path.join(work, 'snap-before'), afterDir: path.join(work, 'snap-after'), outDir: path.join(work, 'diff') }));
 } finally {
   if (!values.keep) await rm(work, { recursive: true, force: true });
 }
