@@ -10,6 +10,7 @@ import { CORRECTIVE_ENTRY_TYPES, PARQUET_OPTIONS } from './evidence.ts';
 import { MANIFEST_FILE, describeScope, normaliseScope, sameScope, type Manifest, type SnapshotScope } from './manifest.ts';
 import { renderDiffHtml } from './render.ts';
 import { describeVerify, verifySnapshot } from './verify.ts';
+import { isoSql, sqlList } from '../sql.ts';
 
 export type SideKind = 'snapshot' | 'audit';
 
@@ -341,12 +342,12 @@ async function correctiveEntries(db: Db, before: LoadedSide, after: LoadedSide):
   if (!before.ledgerFile || !after.ledgerFile) {
     return { available: false, reason: 'unavailable: a snapshot has no evidence/ledger_entries.parquet', entries: [], unaudited: 0 };
   }
-  const types = CORRECTIVE_ENTRY_TYPES.map((t) => `'${t}'`).join(', ');
+  const types = sqlList(CORRECTIVE_ENTRY_TYPES);
   const rows = await db.all<Omit<CorrectiveEntry, 'missing'>>(
     `SELECT a.ledger_entry_id, a.entry_type, a.direction, a.amount_minor, a.currency, a.org_id, a.requested_by_user_id,
             a.usage_record_id, a.payment_session_id, a.reverses_ledger_entry_id,
             nullif(trim(a.actor), '') AS actor, nullif(trim(a.correlation_id), '') AS correlation_id, a.trace_id,
-            regexp_replace(strftime(a.created_at, '%Y-%m-%dT%H:%M:%S.%fZ'), '\\.000000Z$', 'Z') AS created_at,
+            ${isoSql('a.created_at')} AS created_at,
             a.__file || ':' || a.__line AS source
      FROM read_parquet($after) a
      WHERE a.entry_type IN (${types}) AND a.ledger_entry_id IS NOT NULL

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { parse, stringify } from 'lossless-json';
 import type { TableName } from '../contract/tables.ts';
 import type { Db } from '../db.ts';
+import { isoSql } from '../sql.ts';
 
 /**
  * Bounds, so a snapshot of a huge export stays readable: per correlation/trace id the first and
@@ -86,8 +87,6 @@ const SOURCES: readonly TimelineSource[] = [
   },
 ];
 
-const iso = (col: string) => `regexp_replace(strftime(${col}, '%Y-%m-%dT%H:%M:%S.%fZ'), '\\.000000Z$', 'Z')`;
-
 /**
  * The incident timeline: every correlation and trace id carried by a violation in scope, and
  * the rows and events that carry one of them, one entry per timestamp of the row, ordered by
@@ -117,7 +116,7 @@ export async function buildTimeline(db: Db, tables: ReadonlySet<TableName>): Pro
   const total = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM snap_timeline`);
   const order = `ts, tbl, id NULLS LAST, event, file, line`;
   const entries = await db.all<{ j: string }>(
-    `SELECT to_json({'at': ${iso('ts')}, 'event': event, 'table': tbl, 'id': id, 'correlation_id': correlation_id,
+    `SELECT to_json({'at': ${isoSql('ts')}, 'event': event, 'table': tbl, 'id': id, 'correlation_id': correlation_id,
                      'trace_id': trace_id, 'source': file || ':' || line, 'fields': fields}) AS j
      FROM (SELECT *,
              row_number() OVER (PARTITION BY correlation_id, trace_id ORDER BY ${order}) AS first_n,
@@ -129,7 +128,7 @@ export async function buildTimeline(db: Db, tables: ReadonlySet<TableName>): Pro
   );
   const corr = await db.all<{ j: string }>(
     `SELECT to_json({'correlation_id': c.id, 'violations': c.violations, 'invariants': c.invariants,
-                     'entries': count(t.ts), 'first_at': ${iso('min(t.ts)')}, 'last_at': ${iso('max(t.ts)')}}) AS j
+                     'entries': count(t.ts), 'first_at': ${isoSql('min(t.ts)')}, 'last_at': ${isoSql('max(t.ts)')}}) AS j
      FROM snap_corr c LEFT JOIN snap_timeline t ON t.correlation_id = c.id
      GROUP BY c.id, c.violations, c.invariants ORDER BY c.id LIMIT $limit`,
     { limit: TIMELINE_ID_LIMIT },
