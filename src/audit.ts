@@ -3,6 +3,7 @@ import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
 import { loadConfig, type LoadedConfig } from './config.ts';
 import { Db } from './db.ts';
 import { ConfigError, UsageError, errorMessage } from './errors.ts';
+import { parseExact } from './json.ts';
 import { isoSql } from './sql.ts';
 import { CATALOG } from './invariants/index.ts';
 import { createInvariantContext } from './invariants/setup.ts';
@@ -88,13 +89,24 @@ function checkConfigAgainstCatalog(loaded: LoadedConfig): void {
   }
 }
 
-/** Runs one invariant into `violations`; a failing query is that invariant's error, not the audit's. */
+/**
+ * Runs one invariant into `violations`; a failing query is that invariant's error, not the
+ * audit's. CONTRACT.md §3 reports one violation per entity: when an exported row is duplicated
+ * (which `contract.duplicate_key` reports) a check may see its entity twice, and the copy with
+ * the most money at stake is kept, so counts and money are never inflated by the duplicate.
+ */
 async function runInvariant(db: Db, inv: Invariant, severity: Severity, tables: ReadonlySet<TableName>): Promise<string | undefined> {
   try {
     await db.run(
       `INSERT INTO violations BY NAME
        SELECT $id AS invariant_id, $severity AS severity, $entity AS entity_type, false AS waived, *
-       FROM (${inv.sql({ tables })})`,
+       FROM (
+         -- Columns an invariant does not return are NULL, so every one can be ordered the same way.
+         SELECT NULL::BIGINT AS amount_minor, NULL::VARCHAR AS currency, NULL::JSON AS detail WHERE false
+         UNION ALL BY NAME
+         SELECT * FROM (${inv.sql({ tables })}))
+       QUALIFY row_number() OVER (
+         PARTITION BY entity_id ORDER BY amount_minor DESC NULLS LAST, currency NULLS LAST, detail::VARCHAR) = 1`,
       { id: inv.id, severity, entity: inv.entity },
     );
     return undefined;
@@ -103,17 +115,25 @@ async function runInvariant(db: Db, inv: Invariant, severity: Severity, tables: 
   }
 }
 
+/**
+ * Narrows the violations to the scope. A row that could not be read (`contract.rejected_row`)
+ * and a violation naming no tenant may belong to anyone, so they stay in every scope: a scoped
+ * audit must never pass because the evidence against it could not be attributed.
+ */
 async function applyScope(db: Db, scope: Scope): Promise<void> {
+  const unattributed = `entity_type = 'source_row'`;
   if (scope.orgs.length > 0) {
-    await db.run(`DELETE FROM violations WHERE org_id IS NULL OR NOT list_contains($orgs, org_id)`, { orgs: listValue(scope.orgs) });
+    await db.run(`DELETE FROM violations WHERE NOT (${unattributed} OR org_id IS NULL OR list_contains($orgs, org_id))`, {
+      orgs: listValue(scope.orgs),
+    });
   }
   if (scope.appInstances.length > 0) {
-    await db.run(`DELETE FROM violations WHERE app_instance_id IS NULL OR NOT list_contains($apps, app_instance_id)`, {
+    await db.run(`DELETE FROM violations WHERE NOT (${unattributed} OR coalesce(list_contains($apps, app_instance_id), false))`, {
       apps: listValue(scope.appInstances),
     });
   }
   if (scope.correlationIds.length > 0) {
-    await db.run(`DELETE FROM violations WHERE correlation_id IS NULL OR NOT list_contains($ids, correlation_id)`, {
+    await db.run(`DELETE FROM violations WHERE NOT (${unattributed} OR coalesce(list_contains($ids, correlation_id), false))`, {
       ids: listValue(scope.correlationIds),
     });
   }
@@ -134,7 +154,7 @@ async function applyWaivers(db: Db, loaded: LoadedConfig, asOf: string): Promise
 /** Converts a row of `violations` as DuckDB returns it into a Violation (detail parsed). */
 export function toViolation(row: Record<string, unknown>): Violation {
   const v = { ...row } as unknown as Violation & { detail: unknown };
-  v.detail = typeof row['detail'] === 'string' ? JSON.parse(row['detail']) : row['detail'];
+  v.detail = typeof row['detail'] === 'string' ? parseExact(row['detail']) : row['detail'];
   return v;
 }
 

@@ -1,9 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isLosslessNumber, parse, stringify, type LosslessNumber } from 'lossless-json';
+import { stringify } from 'lossless-json';
 import type { AuditRun } from './audit.ts';
 import { exitCodeFor } from './audit.ts';
 import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
+import { parseExact } from './json.ts';
 
 /** Money as text without ever leaving bigint: `1234n` → `12.34` is the reader's job; we print minor units. */
 export function formatMoney(byCurrency: Record<string, bigint>): string {
@@ -16,25 +17,9 @@ export function findingsJson(findings: Findings): string {
   return stringify(findings, null, 2) + '\n';
 }
 
-const MONEY_KEYS = new Set(['amount_minor', 'amount_minor_by_currency']);
-
-function revive(value: unknown, money: boolean): unknown {
-  if (isLosslessNumber(value)) {
-    const text = (value as LosslessNumber).value;
-    const integer = /^-?\d+$/.test(text);
-    // Money is bigint whatever its size; other integers only when a number would lose digits.
-    return integer && (money || !Number.isSafeInteger(Number(text))) ? BigInt(text) : Number(text);
-  }
-  if (Array.isArray(value)) return value.map((v) => revive(v, money));
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, revive(v, money || MONEY_KEYS.has(k))]));
-  }
-  return value;
-}
-
 /** Reads findings.json back: money as bigint, counts as numbers. */
 export function parseFindings(text: string): Findings {
-  return revive(parse(text), false) as Findings;
+  return parseExact(text) as Findings;
 }
 
 const STATUS_MARK: Record<InvariantResult['status'], string> = {

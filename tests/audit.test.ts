@@ -65,3 +65,40 @@ test('money at stake is summed per currency as bigint, never across currencies',
   for (const r of findings.invariants) for (const [c, a] of Object.entries(r.amount_minor_by_currency)) total[c] = (total[c] ?? 0n) + a;
   expect(findings.totals.amount_minor_by_currency).toEqual(total);
 });
+
+test('a scoped audit keeps rows that could not be read and violations naming no tenant, and nothing of other tenants', async () => {
+  const dir = await copyFixture(fixture('events_drift'));
+  await editFile(dir, 'usage_records.csv', (t) => t.replace(/^(ur_2,.*?),2026-11-20T07:00:00Z,2026-11-20T07:00:00Z/m, '$1,garbage,2026-11-20T07:00:00Z'));
+  const run = await auditExports({ exportsDir: dir, scope: { orgs: ['org_a'] } });
+  const app = await auditExports({ exportsDir: dir, scope: { appInstances: ['app_1'] } });
+  try {
+    const rows = await run.db.all<{ invariant_id: string; org_id: string | null }>(`SELECT DISTINCT invariant_id, org_id FROM violations ORDER BY ALL`);
+    expect(rows).toContainEqual({ invariant_id: 'contract.rejected_row', org_id: null });
+    expect(rows.filter((r) => r.org_id !== null).every((r) => r.org_id === 'org_a')).toBe(true);
+    expect(exitCodeFor(run.findings)).toBe(1);
+    const apps = await app.db.all<{ entity_type: string; app_instance_id: string | null }>(`SELECT DISTINCT entity_type, app_instance_id FROM violations ORDER BY ALL`);
+    expect(apps.every((r) => r.entity_type === 'source_row' || r.app_instance_id === 'app_1')).toBe(true);
+  } finally {
+    run.db.close();
+    app.db.close();
+  }
+});
+
+test('a row exported twice is still one violation per entity, and money is not counted twice', async () => {
+  const dir = await copyFixture();
+  await editFile(dir, 'allocations.csv', (t) => t + 'alloc_9,org_a,p_a1,u_a1,active,A100,1,2026-11-20T08:00:00Z,2026-11-20T08:00:00Z,,,c9,\n'.repeat(2));
+  await editFile(dir, 'usage_records.csv', (t) => t + 'ur_9,allocation,alloc_1,,org_a,p_a1,u_a1,,,,,,2026-11-20T06:00:00Z,2026-11-20T07:00:00Z,2026-11-20T07:00:00Z,700,USD,c,\n'.repeat(2));
+  const { byId } = await audit(dir);
+  expect(byId('usage.missing_open').sample.map((v) => v.entity_id)).toEqual(['alloc_9']);
+  expect(byId('usage.unbilled_closed')).toMatchObject({ violations: 1, amount_minor_by_currency: { USD: 700n } });
+  expect(byId('contract.duplicate_key').sample.map((v) => v.entity_id)).toEqual(['alloc_9', 'ur_9']);
+});
+
+test('money inside a detail keeps every digit', async () => {
+  const dir = await copyFixture();
+  await editFile(dir, 'usage_records.csv', (t) => t + 'ur_9,allocation,alloc_2,,org_a,p_a1,u_a1,,,,,,2026-11-20T06:00:00Z,2026-11-20T07:00:00Z,2026-11-20T07:00:00Z,9007199254740993,USD,c,\n');
+  const { byId } = await audit(dir);
+  const v = byId('usage.unbilled_closed').sample[0]!;
+  expect(v.amount_minor).toBe(9007199254740993n);
+  expect((v.detail as Record<string, unknown>)['accrued_cost_minor']).toBe(9007199254740993n);
+});
