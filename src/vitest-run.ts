@@ -36,7 +36,9 @@ export async function runInvariantSuite(findings: Findings, junitFile: string): 
   const findingsFile = path.join(work, 'findings.json');
   await writeFile(findingsFile, findingsJson(findings));
   const reporter = new OutcomeReporter();
-  const saved = { findings: process.env['RECON_FINDINGS'], noColor: process.env['NO_COLOR'], exitCode: process.exitCode };
+  // Vitest and our config (which pins TZ) run in this process: put back what they change.
+  const savedEnv = { RECON_FINDINGS: process.env['RECON_FINDINGS'], NO_COLOR: process.env['NO_COLOR'], TZ: process.env['TZ'] };
+  const savedExitCode = process.exitCode;
   process.env['RECON_FINDINGS'] = findingsFile;
   // Failure messages go into junit.xml; colour codes would be noise there.
   process.env['NO_COLOR'] = '1';
@@ -55,12 +57,12 @@ export async function runInvariantSuite(findings: Findings, junitFile: string): 
     );
     await vitest.close();
   } finally {
-    for (const [key, value] of [['RECON_FINDINGS', saved.findings], ['NO_COLOR', saved.noColor]] as const) {
+    for (const [key, value] of Object.entries(savedEnv)) {
       if (value === undefined) delete process.env[key];
       else process.env[key] = value;
     }
     // Vitest sets process.exitCode on failing tests; the audit's exit code is ours to decide.
-    process.exitCode = saved.exitCode;
+    process.exitCode = savedExitCode;
     await rm(work, { recursive: true, force: true });
   }
   const disagree = findings.invariants.filter((r) => reporter.outcomes.get(r.id) !== expectedState(r));

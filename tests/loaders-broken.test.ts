@@ -1,4 +1,4 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test, vi } from 'vitest';
 import { auditExports } from '../src/audit.ts';
@@ -96,6 +96,37 @@ describe('rows that cannot be typed are rejected with file, line and column, and
     expect(rows.map((r) => r.entity_id)).toEqual(['usage_records:usage_records.csv:6']);
   });
 
+  test('a quote inside a field is text, not the start of a quoted field, so later line numbers stay exact', async () => {
+    const dir = await copyFixture();
+    await editFile(dir, USAGE, (t) => setField(5, ACCRUED, 'lots')(replaceLine(2, (l) => l.replace('corr-a1', '5" gpu') + '\n')(t)));
+    const { rows, usageIds } = await contractViolations(dir);
+    // ur_3 was on line 4; the blank line after ur_1 moves it to 5.
+    expect(rows.map((r) => r.entity_id)).toEqual(['usage_records:usage_records.csv:5']);
+    expect(usageIds).toContain('ur_1');
+  });
+
+  test('a control character or an invalid UTF-8 byte rejects that row only', async () => {
+    const dir = await copyFixture();
+    await editFile(dir, USAGE, replaceLine(3, (l) => l.replace('corr-a2', 'corr\u0001a2')));
+    const bytes = Buffer.from(await readFile(path.join(dir, USAGE)));
+    const line5 = bytes.indexOf(Buffer.from('ur_4,'));
+    bytes[bytes.indexOf(Buffer.from('corr-b5'), line5)] = 0xff;
+    await writeFile(path.join(dir, USAGE), bytes);
+    const { rows, usageIds } = await contractViolations(dir);
+    expect(rows.map((r) => [r.entity_id, r.detail.problems[0].message.split(':')[0]])).toEqual([
+      ['usage_records:usage_records.csv:5', 'invalid encoding'],
+    ]);
+    expect(usageIds).toEqual(['ur_1', 'ur_2', 'ur_3', 'ur_5', 'ur_6', 'ur_7', 'ur_8']);
+  });
+
+  test('an extra column named rowid is kept and ignored', async () => {
+    const dir = await copyFixture();
+    await editFile(dir, USAGE, (t) => t.trimEnd().split('\n').map((l, i) => `${l},${i === 0 ? 'rowid' : i}`).join('\n') + '\n');
+    const { rows, usageIds } = await contractViolations(dir);
+    expect(rows).toEqual([]);
+    expect(usageIds).toHaveLength(8);
+  });
+
   test('an unknown enum value, a bad currency and a negative amount are invalid values of that row', async () => {
     const dir = await copyFixture();
     await editFile(dir, USAGE, (t) => setField(4, 1, 'gpu')(setField(4, 16, 'euro')(setField(5, ACCRUED, '-5')(t))));
@@ -183,6 +214,14 @@ describe('an audit that cannot run exits 2 and says why', () => {
     const { code, stderr } = await cli(['audit', '--exports', dir, '--out', await tempDir()]);
     expect(code).toBe(2);
     expect(stderr).toBe('recon: usage_records.csv: empty file: no header line naming the usage_records columns');
+  });
+
+  test('two column names that differ only in case', async () => {
+    const dir = await copyFixture();
+    await editFile(dir, USAGE, replaceLine(1, (l) => l.replace('trace_id', 'Currency')));
+    const { code, stderr } = await cli(['audit', '--exports', dir, '--out', await tempDir()]);
+    expect(code).toBe(2);
+    expect(stderr).toBe('recon: usage_records.csv: line 1, column 19: duplicate column name "Currency"');
   });
 
   test('two sources for one table are ambiguous', async () => {

@@ -18,6 +18,7 @@ export interface CsvLineMap {
 const NL = 0x0a;
 const CR = 0x0d;
 const QUOTE = 0x22;
+const COMMA = 0x2c;
 
 /**
  * Walks the file's bytes once with RFC 4180 quoting. Only called for files that need it (they
@@ -36,6 +37,8 @@ export async function mapCsvLines(file: string, rejectLogical: ReadonlySet<numbe
   let lastDelta = 0;
   let inQuote = false;
   let quotePending = false;
+  // A quote opens a quoted field only as a field's first byte; elsewhere DuckDB reads it as text.
+  let fieldStart = true;
 
   const endRecord = () => {
     if (!headerDone) {
@@ -83,9 +86,11 @@ export async function mapCsvLines(file: string, rejectLogical: ReadonlySet<numbe
         recPhys = phys;
         recLogical = logical;
         recHasContent = false;
+        fieldStart = true;
       } else if (b !== CR) {
         recHasContent = true;
-        if (b === QUOTE) inQuote = true;
+        if (b === QUOTE && fieldStart) inQuote = true;
+        fieldStart = b === COMMA;
       }
     }
   }

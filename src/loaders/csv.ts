@@ -1,5 +1,5 @@
 import { parse } from 'csv-parse';
-import { structValue } from '@duckdb/node-api';
+import { listValue, structValue } from '@duckdb/node-api';
 import { quoteIdent } from '../contract/tables.ts';
 import type { Db } from '../db.ts';
 import { InputError, errorMessage } from '../errors.ts';
@@ -41,10 +41,11 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
   if (!header || header.length === 0 || (header.length === 1 && header[0] === '')) {
     throw new InputError(`${file.rel}: empty file: no header line naming the ${table} columns`);
   }
+  // DuckDB's names are case-insensitive, so `Cost` and `cost` cannot both be columns.
   const seen = new Set<string>();
   header.forEach((name, i) => {
-    if (seen.has(name)) throw new InputError(`${file.rel}: line 1, column ${i + 1}: duplicate column name "${name}"`);
-    seen.add(name);
+    if (seen.has(name.toLowerCase())) throw new InputError(`${file.rel}: line 1, column ${i + 1}: duplicate column name "${name}"`);
+    seen.add(name.toLowerCase());
   });
 
   await db.run(`DROP TABLE IF EXISTS __rej; DROP TABLE IF EXISTS __rejscan`);
@@ -57,21 +58,23 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
     {
       path: file.path,
       rel: file.rel,
-      columns: structValue(Object.fromEntries(header.map((name) => [name, 'VARCHAR']))),
+      // Staged under positional names: a header may say `rowid`, which would hide DuckDB's own.
+      columns: structValue(Object.fromEntries(header.map((_, i) => [`c${i}`, 'VARCHAR']))),
     },
   );
 
   const rejects = await db.all<{ line: bigint }>(`SELECT DISTINCT line FROM __rej ORDER BY line`);
   const stats = await db.one<{ rows: bigint; lines: bigint }>(
     `SELECT (SELECT count(*) FROM ${quoteIdent(raw)}) AS rows,
-            (SELECT count(*) FROM read_csv($path, ${LINE_READER_OPTIONS})) AS lines`,
+            (SELECT count(*) FROM read_csv($path, ${LINE_READER_OPTIONS}, ignore_errors = true)) AS lines`,
     { path: file.path, delim: LINE_READER_DELIM },
   );
   const rows = stats?.rows ?? 0n;
   const simple = rejects.length === 0 && stats?.lines === rows + 1n;
 
+  const named = `(SELECT ${header.map((name, i) => `c${i} AS ${quoteIdent(name)}`).join(', ')}, __file, rowid AS __rowid FROM ${quoteIdent(raw)})`;
   // DuckDB keeps the file's row order in rowid: after the header, row i sits on line i + 2.
-  if (simple) return `(SELECT *, rowid + 2 AS __line FROM ${quoteIdent(raw)})`;
+  if (simple) return `(SELECT * EXCLUDE (__rowid), __rowid + 2 AS __line FROM ${named})`;
   const map = await mapCsvLines(file.path, new Set(rejects.map((r) => Number(r.line))));
   await db.run(`CREATE OR REPLACE TEMP TABLE __breaks (idx BIGINT, delta BIGINT)`);
   await db.run(`CREATE OR REPLACE TEMP TABLE __reject_lines (logical BIGINT, physical BIGINT)`);
@@ -82,14 +85,14 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
   await db.run(
     `INSERT INTO ${REJECTS_TABLE}
      SELECT $table, $rel, coalesce(l.physical, r.line),
-            list({'column': r.column_name, 'value': left(r.csv_line, 200),
+            list({'column': list_extract($header, (r.column_idx + 1)::BIGINT), 'value': left(r.csv_line, 200),
                   'message': lower(replace(r.error_type::VARCHAR, '_', ' ')) || ': ' || r.error_message}
                  ORDER BY r.column_idx)
      FROM __rej r LEFT JOIN __reject_lines l ON l.logical = r.line
      GROUP BY ALL`,
-    { table, rel: file.rel },
+    { table, rel: file.rel, header: listValue(header) },
   );
   return `(SELECT r.* EXCLUDE (__rowid), r.__rowid + 2 + coalesce(b.delta, 0) AS __line
-           FROM (SELECT *, rowid AS __rowid FROM ${quoteIdent(raw)}) r
+           FROM ${named} r
            ASOF LEFT JOIN __breaks b ON r.__rowid >= b.idx)`;
 }

@@ -57,7 +57,7 @@ export async function loadExports(db: Db, exportsDir: string, config: Config, op
     for (const file of source.files) {
       const raw = `__raw_${table}`;
       const staged = await stage(db, file, raw, table, config);
-      const rows = await typeStagedFile(db, raw, staged, TABLES[table], config, file.rel, file.format !== 'ndjson');
+      const rows = await typeStagedFile(db, staged, TABLES[table], config, file.rel, file.format !== 'ndjson');
       await db.run(`DROP TABLE ${quoteIdent(raw)}`);
       // Structural rejects (short rows, broken JSON) never reach typing but count all the same.
       const rejected = await db.one<{ n: bigint }>(

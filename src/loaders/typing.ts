@@ -78,14 +78,13 @@ function typingFor(col: ColumnSpec, rawType: string): Typing {
  */
 export async function typeStagedFile(
   db: Db,
-  raw: string,
   staged: string,
   spec: TableSpec,
   config: Config,
   fileRel: string,
   requireColumns: boolean,
 ): Promise<number> {
-  const described = await db.all<{ column_name: string; column_type: string }>(`DESCRIBE ${quoteIdent(raw)}`);
+  const described = await db.all<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM ${staged}`);
   const rawTypes = new Map(described.map((d) => [d.column_name, d.column_type]));
 
   const missing = spec.columns
