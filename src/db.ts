@@ -24,12 +24,14 @@ export class Db {
     if (opts.readOnly) config['access_mode'] = 'READ_ONLY';
     if (opts.memoryLimit) config['memory_limit'] = opts.memoryLimit;
     if (opts.threads) config['threads'] = String(opts.threads);
+    let instance: DuckDBInstance | undefined;
     try {
-      const instance = await DuckDBInstance.create(path, config);
+      instance = await DuckDBInstance.create(path, config);
       const conn = await instance.connect();
       await conn.run(`SET TimeZone = 'UTC'`);
       return new Db(instance, conn, path);
     } catch (err) {
+      instance?.closeSync();
       throw new DatabaseError(`cannot open DuckDB database ${path}: ${errorMessage(err)}`, { cause: err });
     }
   }
