@@ -8,11 +8,21 @@ import {
   DuckDBTimestampValue,
   TIMESTAMP,
   TIMESTAMPTZ,
+  UBIGINT,
   VARCHAR,
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import { RecordBatchReader, Type, TimeUnit, type DataType, type Vector } from 'apache-arrow';
+import {
+  RecordBatchReader,
+  Type,
+  TimeUnit,
+  type Data,
+  type DataType,
+  type Decimal as DecimalType,
+  type Int as IntType,
+  type Vector,
+} from 'apache-arrow';
 import { quoteIdent } from '../contract/tables.ts';
 import type { Db } from '../db.ts';
 import { InputError, errorMessage } from '../errors.ts';
@@ -44,13 +54,82 @@ function valuesOf(vector: Vector, start: number, count: number, convert: (v: unk
 }
 
 /**
- * Maps an Arrow column onto a staging column. Timestamps are read from the raw int64 buffer:
- * apache-arrow's `get()` turns them into lossy millisecond numbers, and microseconds matter.
+ * Reads rows [start, start + count) of a vector from its raw value buffers: `value(data, index)`
+ * gets the row at `index` of the Data piece holding it (a Vector may be made of several pieces;
+ * as in apache-arrow's own getters, a piece's `values` already start at its first row).
+ */
+function rawValuesOf(
+  vector: Vector,
+  start: number,
+  count: number,
+  value: (data: Data, index: number) => DuckDBValue,
+): DuckDBValue[] {
+  const out: DuckDBValue[] = new Array(count);
+  let i = 0;
+  let pieceStart = 0;
+  for (const data of vector.data) {
+    const pieceEnd = pieceStart + data.length;
+    for (let row = Math.max(start + i, pieceStart); i < count && row < pieceEnd; row++, i++) {
+      const index = row - pieceStart;
+      out[i] = data.getValid(index) ? value(data, index) : null;
+    }
+    if (i === count) break;
+    pieceStart = pieceEnd;
+  }
+  return out;
+}
+
+const TEN = 10n;
+
+/**
+ * The exact decimal text of an unscaled integer: `1234` at scale 2 is `'12.34'`, `-5` is
+ * `'-0.05'`, `1200` at scale 0 is `'1200'`. This is how DuckDB renders a Parquet DECIMAL, so
+ * typing treats both alike: a scale-0 decimal is an exact integer, `12.00` is not one.
+ */
+function decimalText(unscaled: bigint, scale: number): string {
+  if (scale <= 0) return (unscaled * TEN ** BigInt(-scale)).toString();
+  const negative = unscaled < 0n;
+  const digits = (negative ? -unscaled : unscaled).toString().padStart(scale + 1, '0');
+  return `${negative ? '-' : ''}${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
+}
+
+/** A Decimal column as exact text, read from its little-endian two's complement 32-bit words. */
+function decimalWriter(type: DecimalType): ColumnWriter {
+  const words = type.bitWidth / 32;
+  const wrap = 1n << BigInt(type.bitWidth);
+  const signBit = 1n << BigInt(type.bitWidth - 1);
+  return {
+    type: VARCHAR,
+    sql: 'VARCHAR',
+    read: (vector, start, count) =>
+      rawValuesOf(vector, start, count, (data, index) => {
+        const values = data.values as Uint32Array;
+        let unscaled = 0n;
+        for (let w = words - 1; w >= 0; w--) unscaled = (unscaled << 32n) | BigInt(values[index * words + w]!);
+        if (unscaled >= signBit) unscaled -= wrap;
+        return decimalText(unscaled, type.scale);
+      }),
+  };
+}
+
+/**
+ * Maps an Arrow column onto a staging column. Timestamps and decimals are read from their raw
+ * buffers: apache-arrow's `get()` turns timestamps into lossy millisecond numbers (and
+ * microseconds matter) and decimals into unscaled integers (12.34 would read as 1234).
  */
 function writerFor(type: DataType): ColumnWriter {
   switch (type.typeId) {
-    case Type.Int:
-      return { type: BIGINT, sql: 'BIGINT', read: (v, s, n) => valuesOf(v, s, n, (x) => BigInt(x as number | bigint)) };
+    case Type.Int: {
+      // An unsigned 64-bit value may exceed BIGINT: staged as UBIGINT, typing rejects that row.
+      const unsigned64 = !(type as IntType).isSigned && (type as IntType).bitWidth === 64;
+      return {
+        type: unsigned64 ? UBIGINT : BIGINT,
+        sql: unsigned64 ? 'UBIGINT' : 'BIGINT',
+        read: (v, s, n) => valuesOf(v, s, n, (x) => BigInt(x as number | bigint)),
+      };
+    }
+    case Type.Decimal:
+      return decimalWriter(type as DecimalType);
     case Type.Bool:
       return { type: BOOLEAN, sql: 'BOOLEAN', read: (v, s, n) => valuesOf(v, s, n, (x) => Boolean(x)) };
     case Type.Float:
@@ -62,28 +141,11 @@ function writerFor(type: DataType): ColumnWriter {
       return {
         type: zoned ? TIMESTAMPTZ : TIMESTAMP,
         sql: zoned ? 'TIMESTAMPTZ' : 'TIMESTAMP',
-        read: (vector, start, count) => {
-          const out: DuckDBValue[] = new Array(count);
-          for (let i = 0; i < count; i++) {
-            const row = start + i;
-            if (!vector.isValid(row)) {
-              out[i] = null;
-              continue;
-            }
-            // Locate the row's chunk: a Vector may be made of several Data pieces.
-            let offset = row;
-            let data = vector.data[0]!;
-            for (const d of vector.data) {
-              data = d;
-              if (offset < d.length) break;
-              offset -= d.length;
-            }
-            const raw = (data.values as BigInt64Array)[data.offset + offset]!;
-            const micros = (raw * mul) / div;
-            out[i] = zoned ? new DuckDBTimestampTZValue(micros) : new DuckDBTimestampValue(micros);
-          }
-          return out;
-        },
+        read: (vector, start, count) =>
+          rawValuesOf(vector, start, count, (data, index) => {
+            const micros = ((data.values as BigInt64Array)[index]! * mul) / div;
+            return zoned ? new DuckDBTimestampTZValue(micros) : new DuckDBTimestampValue(micros);
+          }),
       };
     }
     default:
