@@ -249,8 +249,8 @@ describe('ledger.duplicate_debit', () => {
       duplicated_minor: 1000,
       currency: 'USD',
       entries: [
-        { ledger_entry_id: 'le_c1', amount_minor: 1000, currency: 'USD', created_at: '2026-11-20T07:01:00Z', idempotency_key: 'debit:ur_c1' },
-        { ledger_entry_id: 'le_c2', amount_minor: 1000, currency: 'USD', created_at: '2026-11-20T07:02:00Z', idempotency_key: 'debit:ur_c1:retry' },
+        { ledger_entry_id: 'le_c1', amount_minor: 1000n, currency: 'USD', created_at: '2026-11-20T07:01:00Z', idempotency_key: 'debit:ur_c1' },
+        { ledger_entry_id: 'le_c2', amount_minor: 1000n, currency: 'USD', created_at: '2026-11-20T07:02:00Z', idempotency_key: 'debit:ur_c1:retry' },
       ],
     });
   });
@@ -359,7 +359,7 @@ describe('payments.completed_without_credit', () => {
     ]);
     expect((await byEntity('webhook', 'payments.completed_without_credit')).get('ps_7')?.detail).toMatchObject({
       ledger_entry_id: 'le_10',
-      entry: { entry_type: 'payment_credit', payment_session_id: 'ps_7', amount_minor: 2000, currency: 'USD', reversed_by: ['le_11'] },
+      entry: { entry_type: 'payment_credit', payment_session_id: 'ps_7', amount_minor: 2000n, currency: 'USD', reversed_by: ['le_11'] },
       effective_credits: [],
     });
   });

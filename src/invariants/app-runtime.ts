@@ -1,5 +1,5 @@
 import { BILLABLE_APP_STATUSES, quoteIdent } from '../contract/tables.ts';
-import { isoSql, sqlList } from '../sql.ts';
+import { firstRowPerKey, isoSql, rowEntityId, sqlList } from '../sql.ts';
 import type { Invariant } from './types.ts';
 
 const BILLABLE_APP = sqlList(BILLABLE_APP_STATUSES);
@@ -8,7 +8,7 @@ const BILLABLE_APP = sqlList(BILLABLE_APP_STATUSES);
  * A usage row's entity id: its key or, when the key is null, its source location (the id
  * `contract.invalid_value` gives the same row), so an id-less cost row is still reported.
  */
-const USAGE_ENTITY = `coalesce(u.usage_record_id, 'usage_records:' || u.__file || ':' || u.__line)`;
+const USAGE_ENTITY = rowEntityId('usage_records', 'usage_record_id', 'u');
 
 /**
  * One violation per entity even when a key is duplicated (`contract.duplicate_key` reports
@@ -20,9 +20,8 @@ const FIRST_PER_ENTITY = `QUALIFY row_number() OVER (PARTITION BY ${USAGE_ENTITY
 
 /** app_instances with one row per key, chosen like FIRST_PER_ENTITY, so a join never fans out. */
 const INSTANCES_CTE = `instances AS (
-  SELECT *, coalesce(app_instance_id, 'app_instances:' || __file || ':' || __line) AS entity_id
-  FROM app_instances
-  QUALIFY row_number() OVER (PARTITION BY entity_id ORDER BY __file, __line) = 1)`;
+  SELECT *, ${rowEntityId('app_instances', 'app_instance_id')} AS entity_id
+  FROM (${firstRowPerKey('app_instances', 'app_instance_id')}))`;
 
 /** The scope of a usage-row violation, with its accrued cost as the money at stake. */
 const USAGE_SCOPE = `u.org_id, u.project_id, u.requested_by_user_id, u.allocation_id, u.app_instance_id,
@@ -150,21 +149,37 @@ ${FIRST_PER_ENTITY}`,
       'Only app_runtime usage counts: a row labelled allocation usage is not the instance\'s metering even if it names ' +
       'the instance. An instance that never started needs no usage.',
     sql: () => `WITH ${INSTANCES_CTE},
+usage_rows AS (
+  SELECT * FROM usage_records
+  WHERE usage_source = 'app_runtime' AND app_instance_id IS NOT NULL),
 metered AS (
-  SELECT app_instance_id, count(*) AS usage_rows, count(*) FILTER (WHERE end_time IS NULL) AS open_usage_rows
-  FROM usage_records
-  WHERE usage_source = 'app_runtime' AND app_instance_id IS NOT NULL
+  -- Plain counts say which instances have usage and open usage; a row exported twice changes neither ...
+  SELECT app_instance_id, bool_or(end_time IS NULL) AS metering
+  FROM usage_rows
   GROUP BY app_instance_id),
-checked AS (
-  SELECT i.*, coalesce(m.usage_rows, 0) AS usage_rows, coalesce(m.open_usage_rows, 0) AS open_usage_rows,
+judged AS (
+  SELECT i.*,
     list_filter([
-      CASE WHEN i.started_at IS NOT NULL AND coalesce(m.usage_rows, 0) = 0
+      CASE WHEN i.started_at IS NOT NULL AND m.app_instance_id IS NULL
            THEN 'ran (started_at is set) but has no app_runtime usage row' END,
-      CASE WHEN i.status IN (${BILLABLE_APP}) AND coalesce(m.open_usage_rows, 0) = 0
+      CASE WHEN i.status IN (${BILLABLE_APP}) AND NOT coalesce(m.metering, false)
            THEN 'is ' || i.status || ' (billable) but has no open app_runtime usage row' END
     ], p -> p IS NOT NULL) AS problems
   FROM instances i
-  LEFT JOIN metered m ON m.app_instance_id = i.app_instance_id)
+  LEFT JOIN metered m ON m.app_instance_id = i.app_instance_id),
+counted AS (
+  -- ... and the detail of the few instances reported counts each usage record once.
+  SELECT app_instance_id,
+    count(DISTINCT ${rowEntityId('usage_records', 'usage_record_id')}) AS usage_rows,
+    count(DISTINCT ${rowEntityId('usage_records', 'usage_record_id')}) FILTER (WHERE end_time IS NULL) AS open_usage_rows
+  FROM usage_rows
+  WHERE app_instance_id IN (SELECT app_instance_id FROM judged WHERE len(problems) > 0)
+  GROUP BY app_instance_id),
+checked AS (
+  SELECT j.*, coalesce(c.usage_rows, 0) AS usage_rows, coalesce(c.open_usage_rows, 0) AS open_usage_rows
+  FROM judged j
+  LEFT JOIN counted c ON c.app_instance_id = j.app_instance_id
+  WHERE len(j.problems) > 0)
 SELECT entity_id, org_id, project_id, app_instance_id, correlation_id, trace_id,
   json_object('status', status, 'started_at', ${isoSql('started_at')}, 'stopped_at', ${isoSql('stopped_at')},
               'usage_rows', usage_rows, 'open_usage_rows', open_usage_rows,

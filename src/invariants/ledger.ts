@@ -1,5 +1,8 @@
-import { isoSql } from '../sql.ts';
+import { firstRowPerKey, isoSql, rowEntityId } from '../sql.ts';
 import { DETAIL_LIST_LIMIT, type Invariant } from './types.ts';
+
+/** A ledger row's entity id: its key, or its source location when the key is null. */
+const entryEntity = (alias?: string) => rowEntityId('ledger_entries', 'ledger_entry_id', alias);
 
 /** The scope columns of a ledger entry, for invariants whose entity is the entry itself. */
 const ENTRY_SCOPE = (l: string) =>
@@ -7,10 +10,17 @@ const ENTRY_SCOPE = (l: string) =>
     .map((c) => `${l}.${c}`)
     .join(', ');
 
+// Which currency's duplicated money is reported: the largest known amount, else an unknown one (a
+// repeat without an amount), else nothing repeated; ties go to the kept entry's currency, then the code.
+const STAKE_ORDER = `CASE WHEN duplicated_minor > 0 THEN 2 WHEN duplicated_minor IS NULL THEN 1 ELSE 0 END DESC,
+                     duplicated_minor DESC, kept DESC, currency NULLS LAST`;
+
 /**
- * CTEs `ranked` and `duplicated`: effective entries of one type per referenced row, for rows with
- * more than one. The earliest entry (created_at, then id) is the legitimate one; what the others
- * add in its currency is the duplicated money (entries in other currencies are only listed).
+ * CTE `duplicated`: the effective entries of one type per referenced row, for rows with more than
+ * one. Each ledger entry counts once: a row exported twice (`contract.duplicate_key`) is not a
+ * repeat. The earliest entry (created_at, then id) is the legitimate one; what the others add is
+ * the duplicated money, in their currency: if they are in several, the currency with the most
+ * (STAKE_ORDER).
  */
 function duplicateEntriesCtes(entryType: 'usage_debit' | 'payment_credit', key: 'usage_record_id' | 'payment_session_id'): string {
   return `repeated AS (
@@ -20,28 +30,48 @@ function duplicateEntriesCtes(entryType: 'usage_debit' | 'payment_credit', key: 
         WHERE entry_type = '${entryType}' AND ${key} IS NOT NULL
         GROUP BY ${key}
         HAVING count(*) > 1),
+      candidates AS (
+        SELECT * FROM effective_ledger_entries
+        WHERE entry_type = '${entryType}' AND ${key} IN (SELECT ${key} FROM repeated)),
+      entries_once AS (
+        ${firstRowPerKey('candidates', 'ledger_entry_id')}),
       ranked AS (
-        SELECT *, row_number() OVER w AS seq, first_value(currency) OVER w AS kept_currency
-        FROM effective_ledger_entries
-        WHERE entry_type = '${entryType}' AND ${key} IN (SELECT ${key} FROM repeated)
-        WINDOW w AS (PARTITION BY ${key} ORDER BY created_at, ledger_entry_id)),
-      duplicated AS (
-        SELECT ${key},
-               count(*) AS effective_entries,
-               any_value(kept_currency) AS currency,
-               sum(amount_minor) FILTER (WHERE currency = kept_currency)::BIGINT AS effective_total_minor,
-               coalesce(sum(amount_minor) FILTER (WHERE seq > 1 AND currency = kept_currency), 0)::BIGINT AS duplicated_minor,
-               any_value(ledger_entry_id) FILTER (WHERE seq = 1) AS kept_entry_id,
-               any_value(org_id) FILTER (WHERE seq = 1) AS kept_org_id,
-               any_value(requested_by_user_id) FILTER (WHERE seq = 1) AS kept_user_id,
-               any_value(project_id) FILTER (WHERE seq = 1) AS kept_project_id,
-               any_value(correlation_id) FILTER (WHERE seq = 1) AS kept_correlation_id,
-               any_value(trace_id) FILTER (WHERE seq = 1) AS kept_trace_id,
-               list({'ledger_entry_id': ledger_entry_id, 'amount_minor': amount_minor, 'currency': currency,
-                     'created_at': ${isoSql('created_at')}, 'idempotency_key': idempotency_key}
-                    ORDER BY seq)[1:${DETAIL_LIST_LIMIT}] AS entries
+        SELECT *, row_number() OVER (PARTITION BY ${key} ORDER BY created_at, ledger_entry_id, __file, __line) AS seq
+        FROM entries_once),
+      per_currency AS (
+        -- An entry without an amount makes its currency's totals unknown (null).
+        SELECT ${key}, currency, bool_or(seq = 1) AS kept,
+               CASE WHEN count(amount_minor) = count(*) THEN coalesce(sum(amount_minor), 0) END::BIGINT AS total_minor,
+               CASE WHEN count(amount_minor) FILTER (WHERE seq > 1) = count(*) FILTER (WHERE seq > 1)
+                    THEN coalesce(sum(amount_minor) FILTER (WHERE seq > 1), 0) END::BIGINT AS duplicated_minor
         FROM ranked
-        GROUP BY ${key})`;
+        GROUP BY ${key}, currency),
+      at_stake AS (
+        SELECT ${key},
+               first(currency ORDER BY ${STAKE_ORDER}) AS currency,
+               first(total_minor ORDER BY ${STAKE_ORDER}) AS effective_total_minor,
+               first(duplicated_minor ORDER BY ${STAKE_ORDER}) AS duplicated_minor
+        FROM per_currency
+        GROUP BY ${key}),
+      duplicated AS (
+        SELECT r.${key},
+               count(*) AS effective_entries,
+               any_value(s.currency) AS currency,
+               any_value(s.effective_total_minor) AS effective_total_minor,
+               any_value(s.duplicated_minor) AS duplicated_minor,
+               any_value(${entryEntity('r')}) FILTER (WHERE r.seq = 1) AS kept_entry_id,
+               any_value(r.org_id) FILTER (WHERE r.seq = 1) AS kept_org_id,
+               any_value(r.requested_by_user_id) FILTER (WHERE r.seq = 1) AS kept_user_id,
+               any_value(r.project_id) FILTER (WHERE r.seq = 1) AS kept_project_id,
+               any_value(r.correlation_id) FILTER (WHERE r.seq = 1) AS kept_correlation_id,
+               any_value(r.trace_id) FILTER (WHERE r.seq = 1) AS kept_trace_id,
+               list({'ledger_entry_id': ${entryEntity('r')}, 'amount_minor': r.amount_minor, 'currency': r.currency,
+                     'created_at': ${isoSql('r.created_at')}, 'idempotency_key': r.idempotency_key}
+                    ORDER BY r.seq)[1:${DETAIL_LIST_LIMIT}] AS entries
+        FROM ranked r
+        JOIN at_stake s ON s.${key} = r.${key}
+        GROUP BY r.${key}
+        HAVING count(*) > 1)`;
 }
 
 const DUPLICATE_DETAIL = `json_object(
@@ -65,21 +95,25 @@ export const ledgerInvariants: readonly Invariant[] = [
       'Reverse the extra debits (a reversal with actor and correlation id), never delete them.',
     explanation:
       'The same usage interval was charged more than once, typically because the billing worker retried a debit ' +
-      'that had already been posted. The money at stake is the duplicated amount: the total of the effective ' +
-      'debits minus the one legitimate debit, taken to be the earliest. A duplicate that was already reversed is ' +
-      'no longer counted.',
-    sql: () => `WITH ${duplicateEntriesCtes('usage_debit', 'usage_record_id')}
+      'that had already been posted. The money at stake is the duplicated amount: what the effective debits after ' +
+      'the one legitimate debit, taken to be the earliest, add, in their currency (a repeat may be posted in ' +
+      'another currency than the first debit; if the repeats are in several, the currency with the largest ' +
+      'duplicated amount is reported, and the detail lists every debit). A duplicate that was already reversed is ' +
+      'no longer counted, and a ledger row the export repeats is one debit (contract.duplicate_key reports it).',
+    sql: () => `WITH ${duplicateEntriesCtes('usage_debit', 'usage_record_id')},
+      owners AS (
+        ${firstRowPerKey('usage_records', 'usage_record_id', 'usage_record_id IN (SELECT usage_record_id FROM duplicated)')})
       SELECT d.usage_record_id AS entity_id,
              coalesce(u.org_id, d.kept_org_id) AS org_id,
              coalesce(u.project_id, d.kept_project_id) AS project_id,
              coalesce(u.requested_by_user_id, d.kept_user_id) AS requested_by_user_id,
              u.allocation_id, u.app_instance_id, d.usage_record_id, u.usage_source,
-             d.duplicated_minor AS amount_minor, d.currency,
+             d.duplicated_minor AS amount_minor, CASE WHEN d.duplicated_minor IS NOT NULL THEN d.currency END AS currency,
              coalesce(u.correlation_id, d.kept_correlation_id) AS correlation_id,
              coalesce(u.trace_id, d.kept_trace_id) AS trace_id,
              ${DUPLICATE_DETAIL} AS detail
       FROM duplicated d
-      LEFT JOIN usage_records u USING (usage_record_id)`,
+      LEFT JOIN owners u USING (usage_record_id)`,
   },
   {
     id: 'ledger.duplicate_credit',
@@ -94,19 +128,23 @@ export const ledgerInvariants: readonly Invariant[] = [
     explanation:
       'One customer payment was credited to the balance more than once, typically because a provider webhook was ' +
       'delivered again and processed twice: the customer can spend money they never paid. The money at stake is ' +
-      'the duplicated amount: the total of the effective credits minus the one legitimate credit, taken to be the ' +
-      'earliest. A duplicate that was already reversed is no longer counted.',
-    sql: () => `WITH ${duplicateEntriesCtes('payment_credit', 'payment_session_id')}
+      'the duplicated amount: what the effective credits after the one legitimate credit, taken to be the ' +
+      'earliest, add, in their currency (if the repeats are in several currencies, the currency with the largest ' +
+      'duplicated amount is reported, and the detail lists every credit). A duplicate that was already reversed is ' +
+      'no longer counted, and a ledger row the export repeats is one credit (contract.duplicate_key reports it).',
+    sql: () => `WITH ${duplicateEntriesCtes('payment_credit', 'payment_session_id')},
+      sessions AS (
+        ${firstRowPerKey('payment_sessions', 'payment_session_id', 'payment_session_id IN (SELECT payment_session_id FROM duplicated)')})
       SELECT d.payment_session_id AS entity_id,
              coalesce(p.org_id, d.kept_org_id) AS org_id,
              coalesce(p.requested_by_user_id, d.kept_user_id) AS requested_by_user_id,
              d.payment_session_id,
-             d.duplicated_minor AS amount_minor, d.currency,
+             d.duplicated_minor AS amount_minor, CASE WHEN d.duplicated_minor IS NOT NULL THEN d.currency END AS currency,
              coalesce(p.correlation_id, d.kept_correlation_id) AS correlation_id,
              coalesce(p.trace_id, d.kept_trace_id) AS trace_id,
              ${DUPLICATE_DETAIL} AS detail
       FROM duplicated d
-      LEFT JOIN payment_sessions p USING (payment_session_id)`,
+      LEFT JOIN sessions p USING (payment_session_id)`,
   },
   {
     id: 'ledger.duplicate_idempotency_key',
@@ -123,29 +161,39 @@ export const ledgerInvariants: readonly Invariant[] = [
       'work. Every entry of the key is reported, including reversed ones and reversals, because the broken ' +
       'deduplication is the defect whatever happened afterwards. Money is at stake only on an entry that is still ' +
       'effective and repeats an earlier effective entry of the same key: its amount is reported; the first ' +
-      'effective entry, and entries already reversed, carry no amount.',
+      'effective entry, and entries already reversed, carry no amount. A ledger row the export repeats is one ' +
+      'entry (contract.duplicate_key reports it), so it neither uses a key twice nor repeats itself.',
     sql: () => `WITH reused AS (
-        -- Only keys used more than once need the per-entry analysis below.
-        SELECT idempotency_key, count(*) AS uses,
-               list(ledger_entry_id ORDER BY created_at, ledger_entry_id) AS key_entries
+        -- Only keys on more than one row need the per-entry analysis below.
+        SELECT idempotency_key
         FROM ledger_entries
         WHERE idempotency_key IS NOT NULL
         GROUP BY idempotency_key
         HAVING count(*) > 1),
-      keyed AS (
-        SELECT l.*, r.uses, r.key_entries, e.ledger_entry_id IS NOT NULL AS effective
+      key_rows AS (
+        -- Effective or not, matched row by row: an id may repeat or be missing.
+        SELECT l.*, e.__line IS NOT NULL AS effective
         FROM ledger_entries l
-        JOIN reused r USING (idempotency_key)
-        LEFT JOIN effective_ledger_entries e USING (ledger_entry_id)),
-      ranked AS (
-        SELECT *,
-               first_value(ledger_entry_id) OVER (
-                 PARTITION BY idempotency_key, effective ORDER BY created_at, ledger_entry_id) AS first_of_kind
-        FROM keyed),
+        LEFT JOIN (SELECT __file, __line FROM effective_ledger_entries
+                   WHERE idempotency_key IN (SELECT idempotency_key FROM reused)) e
+          ON e.__file = l.__file AND e.__line = l.__line
+        WHERE l.idempotency_key IN (SELECT idempotency_key FROM reused)),
+      entries AS (
+        ${firstRowPerKey('key_rows', 'ledger_entry_id')}),
+      keys AS (
+        SELECT idempotency_key, count(*) AS uses,
+               list(${entryEntity()} ORDER BY created_at, ledger_entry_id, __file, __line) AS key_entries
+        FROM entries
+        GROUP BY idempotency_key
+        HAVING count(*) > 1),
       judged AS (
-        SELECT *, effective AND ledger_entry_id <> first_of_kind AS repeats
-        FROM ranked)
-      SELECT j.ledger_entry_id AS entity_id, ${ENTRY_SCOPE('j')},
+        SELECT e.*, k.uses, k.key_entries,
+               first_value(${entryEntity('e')}) OVER kind AS first_of_kind,
+               e.effective AND row_number() OVER kind > 1 AS repeats
+        FROM entries e
+        JOIN keys k ON k.idempotency_key = e.idempotency_key
+        WINDOW kind AS (PARTITION BY e.idempotency_key, e.effective ORDER BY e.created_at, e.ledger_entry_id, e.__file, e.__line))
+      SELECT ${entryEntity('j')} AS entity_id, ${ENTRY_SCOPE('j')},
              CASE WHEN j.repeats THEN j.amount_minor END AS amount_minor,
              CASE WHEN j.repeats THEN j.currency END AS currency,
              json_object(
@@ -188,7 +236,7 @@ export const ledgerInvariants: readonly Invariant[] = [
         LEFT JOIN (SELECT DISTINCT usage_record_id FROM usage_records) u ON u.usage_record_id = l.usage_record_id
         LEFT JOIN (SELECT DISTINCT payment_session_id FROM payment_sessions) p ON p.payment_session_id = l.payment_session_id
         LEFT JOIN (SELECT DISTINCT ledger_entry_id FROM ledger_entries) r ON r.ledger_entry_id = l.reverses_ledger_entry_id)
-      SELECT f.ledger_entry_id AS entity_id, ${ENTRY_SCOPE('f')},
+      SELECT ${entryEntity('f')} AS entity_id, ${ENTRY_SCOPE('f')},
              f.amount_minor, f.currency,
              json_object('entry_type', f.entry_type, 'dangling', f.dangling) AS detail
       FROM refs f
@@ -209,20 +257,32 @@ export const ledgerInvariants: readonly Invariant[] = [
       'customer paid for another\'s GPU time, and the owner was not charged. The money at stake is the debit\'s ' +
       'amount. Only org and user define the account; a different project or currency is not a wrong account (a ' +
       'currency error is reported by usage.debit_mismatch). The scope columns are those of the account charged.',
-    sql: () => `SELECT l.ledger_entry_id AS entity_id, ${ENTRY_SCOPE('l')},
-             u.allocation_id, u.app_instance_id, u.usage_source,
+    sql: () => `WITH suspects AS (
+        -- A plain join finds the few debits that differ from a row of their usage record ...
+        SELECT l.*, u.__file AS owner_file, u.__line AS owner_line,
+               u.org_id AS owner_org_id, u.requested_by_user_id AS owner_user_id,
+               u.allocation_id AS owner_allocation_id, u.app_instance_id AS owner_app_instance_id,
+               u.usage_source AS owner_usage_source
+        FROM effective_ledger_entries l
+        JOIN usage_records u ON u.usage_record_id = l.usage_record_id
+        WHERE l.entry_type = 'usage_debit'
+          AND (l.org_id IS DISTINCT FROM u.org_id OR l.requested_by_user_id IS DISTINCT FROM u.requested_by_user_id)),
+      owners AS (
+        -- ... and the record's first row in the export says whose usage it is, even if it is exported twice.
+        ${firstRowPerKey('usage_records', 'usage_record_id', 'usage_record_id IN (SELECT usage_record_id FROM suspects)')})
+      SELECT ${entryEntity('l')} AS entity_id, ${ENTRY_SCOPE('l')},
+             l.owner_allocation_id AS allocation_id, l.owner_app_instance_id AS app_instance_id,
+             l.owner_usage_source AS usage_source,
              l.amount_minor, l.currency,
              json_object(
-               'expected', json_object('org_id', u.org_id, 'requested_by_user_id', u.requested_by_user_id),
+               'expected', json_object('org_id', l.owner_org_id, 'requested_by_user_id', l.owner_user_id),
                'actual', json_object('org_id', l.org_id, 'requested_by_user_id', l.requested_by_user_id),
                'mismatched', list_filter([
-                 CASE WHEN l.org_id IS DISTINCT FROM u.org_id THEN 'org_id' END,
-                 CASE WHEN l.requested_by_user_id IS DISTINCT FROM u.requested_by_user_id THEN 'requested_by_user_id' END],
+                 CASE WHEN l.org_id IS DISTINCT FROM l.owner_org_id THEN 'org_id' END,
+                 CASE WHEN l.requested_by_user_id IS DISTINCT FROM l.owner_user_id THEN 'requested_by_user_id' END],
                  c -> c IS NOT NULL)) AS detail
-      FROM effective_ledger_entries l
-      JOIN usage_records u ON u.usage_record_id = l.usage_record_id
-      WHERE l.entry_type = 'usage_debit'
-        AND (l.org_id IS DISTINCT FROM u.org_id OR l.requested_by_user_id IS DISTINCT FROM u.requested_by_user_id)`,
+      FROM suspects l
+      JOIN owners o ON o.__file = l.owner_file AND o.__line = l.owner_line`,
   },
   {
     id: 'ledger.unaudited_adjustment',
@@ -239,7 +299,7 @@ export const ledgerInvariants: readonly Invariant[] = [
       'it cannot be audited: nobody can tell whether it was an authorised correction. Reversed adjustments are ' +
       'reported too, because the missing audit trail is the defect. A blank value counts as missing. The money at ' +
       'stake is the entry\'s amount.',
-    sql: () => `SELECT l.ledger_entry_id AS entity_id, ${ENTRY_SCOPE('l')},
+    sql: () => `SELECT ${entryEntity('l')} AS entity_id, ${ENTRY_SCOPE('l')},
              l.amount_minor, l.currency,
              json_object(
                'entry_type', l.entry_type,
@@ -270,14 +330,16 @@ export const ledgerInvariants: readonly Invariant[] = [
       'another currency do not count; an account with no entries should show 0). The customer sees more or less ' +
       'money than they have. The money at stake is the absolute difference. If the export holds several balance ' +
       'rows for one account, each is checked and the latest mismatching one is reported, with the number of ' +
-      'mismatching rows.',
-    sql: () => `WITH projected AS (
+      'mismatching rows. Each ledger entry counts once, even if the export repeats its row.',
+    sql: () => `WITH entries_once AS (
+        ${firstRowPerKey('effective_ledger_entries', 'ledger_entry_id')}),
+      projected AS (
         SELECT b.org_id, b.requested_by_user_id, b.currency, b.as_of, b.balance_minor, b.__file, b.__line,
                coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'credit'), 0)::BIGINT AS credits_minor,
                coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'debit'), 0)::BIGINT AS debits_minor,
-               count(l.ledger_entry_id) AS entries
+               count(l.__line) AS entries
         FROM balances b
-        LEFT JOIN effective_ledger_entries l
+        LEFT JOIN entries_once l
           ON l.org_id = b.org_id AND l.requested_by_user_id = b.requested_by_user_id
          AND l.currency = b.currency AND l.created_at <= b.as_of
         GROUP BY b.org_id, b.requested_by_user_id, b.currency, b.as_of, b.balance_minor, b.__file, b.__line),

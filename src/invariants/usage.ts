@@ -1,5 +1,5 @@
 import { BILLABLE_ALLOCATION_STATUSES } from '../contract/tables.ts';
-import { isoSql, sqlList } from '../sql.ts';
+import { firstRowPerKey, isoSql, rowEntityId, sqlList } from '../sql.ts';
 import { DETAIL_LIST_LIMIT, type Invariant } from './types.ts';
 
 /** The scope columns of a usage row, for invariants whose entity is the usage record. */
@@ -9,6 +9,12 @@ function usageScope(alias: string): string {
     'usage_record_id', 'usage_source', 'correlation_id', 'trace_id',
   ].map((c) => `${alias}.${c}`).join(', ');
 }
+
+/** A usage row's entity id: its key, or its source location when the key is null. */
+const usageEntity = (alias: string) => rowEntityId('usage_records', 'usage_record_id', alias);
+
+/** allocations with one row per key, so a join from usage never fans out on a repeated one. */
+const ALLOCATIONS_ONCE = `allocations_once AS (${firstRowPerKey('allocations', 'allocation_id', 'allocation_id IS NOT NULL')})`;
 
 const BILLABLE = sqlList(BILLABLE_ALLOCATION_STATUSES);
 
@@ -28,15 +34,25 @@ export const usageInvariants: readonly Invariant[] = [
       'allocation usage row is metering it, so every minute since the last usage row closed is given away. ' +
       'A release that failed counts as held: the hardware is not back in the pool. The amount is not known from ' +
       'the exports (no row accrues it), so no money is reported; the detail shows when metering last stopped.',
-    sql: () => `WITH allocation_usage AS (
+    sql: () => `WITH metered AS (
+        -- Allocations with open allocation usage; a row exported twice changes nothing here.
+        SELECT DISTINCT allocation_id
+        FROM usage_records
+        WHERE usage_source = 'allocation' AND allocation_id IS NOT NULL AND end_time IS NULL),
+      unmetered AS (
+        SELECT a.* FROM allocations a
+        LEFT JOIN metered m ON m.allocation_id = a.allocation_id
+        WHERE a.status IN (${BILLABLE}) AND m.allocation_id IS NULL),
+      closed_usage AS (
+        -- For the detail of the few allocations reported: each usage record counts once.
         SELECT allocation_id,
-               count(*) FILTER (WHERE end_time IS NULL) AS open_rows,
-               count(*) FILTER (WHERE end_time IS NOT NULL) AS closed_rows,
+               count(DISTINCT ${rowEntityId('usage_records', 'usage_record_id')}) AS closed_rows,
                max(end_time) AS last_end_time
         FROM usage_records
-        WHERE usage_source = 'allocation' AND allocation_id IS NOT NULL
+        WHERE usage_source = 'allocation' AND end_time IS NOT NULL
+          AND allocation_id IN (SELECT allocation_id FROM unmetered)
         GROUP BY allocation_id)
-      SELECT a.allocation_id AS entity_id,
+      SELECT ${rowEntityId('allocations', 'allocation_id', 'a')} AS entity_id,
              a.org_id, a.project_id, a.requested_by_user_id, a.allocation_id, a.correlation_id, a.trace_id,
              json_object(
                'allocation_status', a.status,
@@ -45,9 +61,8 @@ export const usageInvariants: readonly Invariant[] = [
                'open_usage_rows', 0,
                'closed_usage_rows', coalesce(u.closed_rows, 0),
                'last_usage_end_time', ${isoSql('u.last_end_time')}) AS detail
-      FROM allocations a
-      LEFT JOIN allocation_usage u USING (allocation_id)
-      WHERE a.status IN (${BILLABLE}) AND coalesce(u.open_rows, 0) = 0`,
+      FROM unmetered a
+      LEFT JOIN closed_usage u ON u.allocation_id = a.allocation_id`,
   },
   {
     id: 'usage.orphan_open',
@@ -64,7 +79,8 @@ export const usageInvariants: readonly Invariant[] = [
       'held (released, failed, pending): the customer keeps being charged for a GPU they gave back. Only the part ' +
       'accrued after the allocation stopped being billable is wrong, and the exports cannot split it, so the row\'s ' +
       'accrued cost is shown in the detail rather than reported as money at stake.',
-    sql: () => `SELECT u.usage_record_id AS entity_id, ${usageScope('u')},
+    sql: () => `WITH ${ALLOCATIONS_ONCE}
+      SELECT ${usageEntity('u')} AS entity_id, ${usageScope('u')},
              json_object(
                'problem', CASE
                  WHEN u.allocation_id IS NULL THEN 'the usage row names no allocation'
@@ -78,7 +94,7 @@ export const usageInvariants: readonly Invariant[] = [
                'accrued_cost_minor', u.accrued_cost_minor,
                'currency', u.currency) AS detail
       FROM usage_records u
-      LEFT JOIN allocations a ON a.allocation_id = u.allocation_id
+      LEFT JOIN allocations_once a ON a.allocation_id = u.allocation_id
       WHERE u.usage_source = 'allocation' AND u.end_time IS NULL
         AND (a.allocation_id IS NULL OR a.status IS NULL OR a.status NOT IN (${BILLABLE}))`,
   },
@@ -104,23 +120,36 @@ export const usageInvariants: readonly Invariant[] = [
                CASE usage_source WHEN 'app_runtime' THEN lower(component) END AS anchor_component
         FROM usage_records
         WHERE end_time IS NULL),
+      suspects AS (
+        -- Plain counts find the few resources with more than one open row ...
+        SELECT usage_source, anchor_id, anchor_component
+        FROM open_usage
+        WHERE anchor_id IS NOT NULL
+        GROUP BY usage_source, anchor_id, anchor_component
+        HAVING count(*) > 1),
+      suspect_rows AS (
+        SELECT u.* FROM open_usage u
+        JOIN suspects g ON g.usage_source = u.usage_source AND g.anchor_id = u.anchor_id
+                       AND g.anchor_component IS NOT DISTINCT FROM u.anchor_component),
+      metering AS (
+        -- ... whose rows then count once per usage record: a row exported twice is one meter.
+        ${firstRowPerKey('suspect_rows', 'usage_record_id')}),
       groups AS (
         SELECT usage_source, anchor_id, anchor_component, count(*) AS open_rows,
                list({'usage_record_id': usage_record_id, 'start_time': ${isoSql('start_time')},
                      'accrued_cost_minor': accrued_cost_minor, 'currency': currency}
-                    ORDER BY start_time, usage_record_id)[1:${DETAIL_LIST_LIMIT}] AS rows
-        FROM open_usage
-        WHERE anchor_id IS NOT NULL
+                    ORDER BY start_time, usage_record_id, __file, __line)[1:${DETAIL_LIST_LIMIT}] AS rows
+        FROM metering
         GROUP BY usage_source, anchor_id, anchor_component
         HAVING count(*) > 1)
-      SELECT u.usage_record_id AS entity_id, ${usageScope('u')},
+      SELECT ${usageEntity('u')} AS entity_id, ${usageScope('u')},
              json_object(
                'metered_resource', CASE u.usage_source
                  WHEN 'allocation' THEN json_object('allocation_id', u.allocation_id)
                  ELSE json_object('app_instance_id', u.app_instance_id, 'component', u.component) END,
                'open_rows', g.open_rows,
                'group', g.rows) AS detail
-      FROM open_usage u
+      FROM metering u
       JOIN groups g ON g.usage_source = u.usage_source AND g.anchor_id = u.anchor_id
                    AND g.anchor_component IS NOT DISTINCT FROM u.anchor_component`,
   },
@@ -138,15 +167,21 @@ export const usageInvariants: readonly Invariant[] = [
       'This metering interval is finished and cost money, but no effective usage debit was ever posted for it: the ' +
       'customer was never charged. The money at stake is the accrued cost. A debit that was later reversed does not ' +
       'count as billing (the detail lists such reversed debits); a zero-cost interval needs no debit.',
-    sql: () => `WITH debits AS (
-        SELECT l.usage_record_id,
-               bool_or(e.ledger_entry_id IS NOT NULL) AS billed,
-               list(l.ledger_entry_id ORDER BY l.ledger_entry_id) FILTER (WHERE e.ledger_entry_id IS NULL) AS reversed
-        FROM ledger_entries l
-        LEFT JOIN effective_ledger_entries e USING (ledger_entry_id)
-        WHERE l.entry_type = 'usage_debit' AND l.usage_record_id IS NOT NULL
-        GROUP BY l.usage_record_id)
-      SELECT u.usage_record_id AS entity_id, ${usageScope('u')},
+    sql: () => `WITH billed AS (
+        SELECT DISTINCT usage_record_id
+        FROM effective_ledger_entries
+        WHERE entry_type = 'usage_debit' AND usage_record_id IS NOT NULL),
+      unbilled AS (
+        SELECT u.* FROM usage_records u
+        LEFT JOIN billed b ON b.usage_record_id = u.usage_record_id
+        WHERE u.end_time IS NOT NULL AND u.accrued_cost_minor > 0 AND b.usage_record_id IS NULL),
+      reversed AS (
+        -- A usage debit that is not effective was reversed, so every debit of an unbilled record was.
+        SELECT usage_record_id, list_sort(list_distinct(list(ledger_entry_id))) AS ledger_entry_ids
+        FROM ledger_entries
+        WHERE entry_type = 'usage_debit' AND usage_record_id IN (SELECT usage_record_id FROM unbilled)
+        GROUP BY usage_record_id)
+      SELECT ${usageEntity('u')} AS entity_id, ${usageScope('u')},
              u.accrued_cost_minor AS amount_minor, u.currency,
              json_object(
                'expected', 'an effective usage_debit',
@@ -154,10 +189,9 @@ export const usageInvariants: readonly Invariant[] = [
                'currency', u.currency,
                'start_time', ${isoSql('u.start_time')},
                'end_time', ${isoSql('u.end_time')},
-               'reversed_debits', coalesce(d.reversed, []::VARCHAR[])[1:${DETAIL_LIST_LIMIT}]) AS detail
-      FROM usage_records u
-      LEFT JOIN debits d USING (usage_record_id)
-      WHERE u.end_time IS NOT NULL AND u.accrued_cost_minor > 0 AND NOT coalesce(d.billed, false)`,
+               'reversed_debits', coalesce(r.ledger_entry_ids, []::VARCHAR[])[1:${DETAIL_LIST_LIMIT}]) AS detail
+      FROM unbilled u
+      LEFT JOIN reversed r ON r.usage_record_id = u.usage_record_id`,
   },
   {
     id: 'usage.debit_mismatch',
@@ -173,57 +207,73 @@ export const usageInvariants: readonly Invariant[] = [
       'The effective usage debits of this finished interval do not add up to what it cost, or were posted in another ' +
       'currency: the customer was over- or under-charged. The money at stake is the absolute difference in the ' +
       'record\'s own currency; if that currency is charged exactly and the error is only an extra charge in another ' +
-      'currency, that extra charge is reported instead. The detail breaks the debits down per currency.',
-    sql: () => `WITH debits AS (
-        SELECT usage_record_id, currency, sum(amount_minor)::BIGINT AS debited
-        FROM effective_ledger_entries
-        WHERE entry_type = 'usage_debit' AND usage_record_id IS NOT NULL
-        GROUP BY usage_record_id, currency),
-      charged AS (
+      'currency, that extra charge is reported instead. A debit without a currency counts as another currency; a ' +
+      'debit without an amount makes the total unknown, so the record is reported with no money at stake and ' +
+      'debited_minor null for that currency. Each ledger entry counts once, even if the export repeats its row. ' +
+      'The detail breaks the debits down per currency.',
+    sql: () => `WITH debit_rows AS (
+        SELECT * FROM effective_ledger_entries
+        WHERE entry_type = 'usage_debit' AND usage_record_id IS NOT NULL),
+      totals AS (
+        -- One pass over every debit, then one join with the usage it bills.
+        SELECT usage_record_id, count(*) AS entries, min(currency) AS currency,
+               count(amount_minor) = count(*) AS amounts_known, sum(amount_minor) AS debited
+        FROM debit_rows
+        GROUP BY usage_record_id),
+      suspects AS (
+        -- Closed rows whose only debit is not exactly their cost in their currency, and every closed row with
+        -- several debits: those may repeat a ledger row, so they are recounted below, each entry once.
         SELECT u.* FROM usage_records u
+        JOIN totals t ON t.usage_record_id = u.usage_record_id
         WHERE u.end_time IS NOT NULL
-          AND EXISTS (SELECT 1 FROM debits d WHERE d.usage_record_id = u.usage_record_id)),
-      per_currency AS (
-        -- the record's own currency (expected: its cost) and every other currency it was debited in (expected: 0)
-        SELECT c.usage_record_id, k.currency, k.currency = c.currency AS own_currency,
-               CASE WHEN k.currency = c.currency THEN c.accrued_cost_minor ELSE 0 END AS expected,
-               coalesce(d.debited, 0) AS debited
-        FROM charged c
-        JOIN (SELECT usage_record_id, currency FROM charged
-              UNION SELECT usage_record_id, currency FROM debits) k USING (usage_record_id)
-        LEFT JOIN debits d ON d.usage_record_id = c.usage_record_id AND d.currency = k.currency),
-      flagged AS (
-        -- Plain sums find the few mismatched records; the detail below is built for them alone.
-        SELECT usage_record_id FROM per_currency
-        GROUP BY usage_record_id
-        HAVING sum(debited) <> sum(expected) OR bool_or(NOT own_currency)),
-      entry_ids AS (
-        SELECT usage_record_id, currency, list(ledger_entry_id ORDER BY ledger_entry_id)[1:${DETAIL_LIST_LIMIT}] AS ledger_entry_ids
-        FROM effective_ledger_entries
-        WHERE entry_type = 'usage_debit' AND usage_record_id IN (SELECT usage_record_id FROM flagged)
+          AND (t.entries > 1 OR NOT t.amounts_known
+               OR t.currency IS DISTINCT FROM u.currency OR t.debited IS DISTINCT FROM u.accrued_cost_minor)),
+      suspect_debits AS (
+        ${firstRowPerKey('debit_rows', 'ledger_entry_id', 'usage_record_id IN (SELECT usage_record_id FROM suspects)')}),
+      debits AS (
+        SELECT usage_record_id, currency,
+               CASE WHEN count(amount_minor) = count(*) THEN coalesce(sum(amount_minor), 0) END::BIGINT AS debited,
+               list(${rowEntityId('ledger_entries', 'ledger_entry_id')} ORDER BY ledger_entry_id, __file, __line)[1:${DETAIL_LIST_LIMIT}] AS ledger_entry_ids
+        FROM suspect_debits
         GROUP BY usage_record_id, currency),
-      mismatched AS (
-        SELECT p.usage_record_id,
-               first(abs(debited - expected) ORDER BY (own_currency AND debited <> expected) DESC, abs(debited - expected) DESC, p.currency) AS at_stake,
-               first(p.currency ORDER BY (own_currency AND debited <> expected) DESC, abs(debited - expected) DESC, p.currency) AS at_stake_currency,
-               sum(debited) FILTER (WHERE own_currency) AS debited_own,
-               list({'currency': p.currency, 'expected_minor': expected, 'debited_minor': debited,
-                     'ledger_entry_ids': coalesce(e.ledger_entry_ids, []::VARCHAR[])}
-                    ORDER BY NOT own_currency, p.currency) AS by_currency
-        FROM per_currency p
-        LEFT JOIN entry_ids e ON e.usage_record_id = p.usage_record_id AND e.currency = p.currency
-        WHERE p.usage_record_id IN (SELECT usage_record_id FROM flagged)
-        GROUP BY p.usage_record_id)
-      SELECT c.usage_record_id AS entity_id, ${usageScope('c')},
-             m.at_stake AS amount_minor, m.at_stake_currency AS currency,
+      per_currency AS (
+        -- Each usage row is judged on its own (a row exported twice is one entity, reported once): its own
+        -- currency, expected to carry its cost, even when nothing was debited in it ...
+        SELECT s.__file, s.__line, s.currency, true AS own_currency, s.accrued_cost_minor AS expected,
+               CASE WHEN d.usage_record_id IS NULL THEN 0 ELSE d.debited END AS debited,
+               coalesce(d.ledger_entry_ids, []::VARCHAR[]) AS ledger_entry_ids
+        FROM suspects s
+        LEFT JOIN debits d ON d.usage_record_id = s.usage_record_id AND d.currency IS NOT DISTINCT FROM s.currency
+        UNION ALL
+        -- ... and every other currency it was debited in, expected to carry nothing.
+        SELECT s.__file, s.__line, d.currency, false, 0, d.debited, d.ledger_entry_ids
+        FROM suspects s
+        JOIN debits d ON d.usage_record_id = s.usage_record_id AND d.currency IS DISTINCT FROM s.currency),
+      judged AS (
+        SELECT __file, __line,
+               bool_or(NOT own_currency OR debited IS NULL OR debited IS DISTINCT FROM expected) AS mismatched,
+               -- the money at stake: the own currency if it is wrong, else the largest extra charge
+               first(abs(debited - expected) ORDER BY (own_currency AND (debited IS NULL OR debited IS DISTINCT FROM expected)) DESC,
+                     abs(debited - expected) DESC NULLS LAST, currency NULLS LAST) AS at_stake,
+               first(currency ORDER BY (own_currency AND (debited IS NULL OR debited IS DISTINCT FROM expected)) DESC,
+                     abs(debited - expected) DESC NULLS LAST, currency NULLS LAST) AS at_stake_currency,
+               first(debited) FILTER (WHERE own_currency) AS debited_own,
+               list({'currency': currency, 'expected_minor': expected, 'debited_minor': debited,
+                     'ledger_entry_ids': ledger_entry_ids}
+                    ORDER BY NOT own_currency, currency NULLS LAST) AS by_currency
+        FROM per_currency
+        GROUP BY __file, __line)
+      SELECT ${usageEntity('s')} AS entity_id, ${usageScope('s')},
+             j.at_stake AS amount_minor, CASE WHEN j.at_stake IS NOT NULL THEN j.at_stake_currency END AS currency,
              json_object(
-               'accrued_cost_minor', c.accrued_cost_minor,
-               'currency', c.currency,
-               'debited_minor', m.debited_own,
-               'difference_minor', m.debited_own - c.accrued_cost_minor,
-               'by_currency', m.by_currency) AS detail
-      FROM charged c
-      JOIN mismatched m USING (usage_record_id)`,
+               'accrued_cost_minor', s.accrued_cost_minor,
+               'currency', s.currency,
+               'debited_minor', j.debited_own,
+               'difference_minor', j.debited_own - s.accrued_cost_minor,
+               'by_currency', j.by_currency) AS detail
+      FROM suspects s
+      JOIN judged j ON j.__file = s.__file AND j.__line = s.__line
+      WHERE j.mismatched`,
   },
   {
     id: 'usage.lifecycle',
@@ -238,7 +288,7 @@ export const usageInvariants: readonly Invariant[] = [
       'The interval\'s timestamps contradict each other: it ends before it starts, or the worker claims to have ' +
       'billed it up to a moment before it started or after it ended. Its accrued cost cannot be trusted until the ' +
       'row is corrected, but the exports do not say by how much it is off, so no money is reported.',
-    sql: () => `SELECT u.usage_record_id AS entity_id, ${usageScope('u')},
+    sql: () => `SELECT ${usageEntity('u')} AS entity_id, ${usageScope('u')},
              json_object(
                'problems', list_filter([
                  CASE WHEN u.end_time < u.start_time THEN 'end_time is before start_time' END,
@@ -266,7 +316,7 @@ export const usageInvariants: readonly Invariant[] = [
       '(default 60 minutes) before the audit time, usually because the worker is stalled. Revenue is being ' +
       'recognised late and, if the worker never catches up, lost. A row exactly at the threshold is not late. The ' +
       'amount not yet accrued is not in the exports, so no money is reported.',
-    sql: () => `SELECT u.usage_record_id AS entity_id, ${usageScope('u')},
+    sql: () => `SELECT ${usageEntity('u')} AS entity_id, ${usageScope('u')},
              json_object(
                'billed_through', ${isoSql('coalesce(u.last_billed_at, u.start_time)')},
                'never_billed', u.last_billed_at IS NULL,
@@ -297,16 +347,17 @@ export const usageInvariants: readonly Invariant[] = [
       'nothing to compare with, so that side is not checked; open rows are only checked against activated_at. ' +
       'The detail says by how many minutes the row overshoots; the exports cannot price that time, so no money ' +
       'is reported.',
-    sql: () => `WITH windows AS (
+    sql: () => `WITH ${ALLOCATIONS_ONCE},
+      windows AS (
         SELECT u.*, a.activated_at, a.released_at, a.status AS allocation_status,
                s.allocation_window_tolerance_minutes AS tolerance_minutes,
                u.start_time < a.activated_at - to_minutes(s.allocation_window_tolerance_minutes) AS starts_early,
                u.end_time > a.released_at + to_minutes(s.allocation_window_tolerance_minutes) AS ends_late
         FROM usage_records u
-        JOIN allocations a ON a.allocation_id = u.allocation_id
+        JOIN allocations_once a ON a.allocation_id = u.allocation_id
         CROSS JOIN recon_settings s
         WHERE u.usage_source = 'allocation')
-      SELECT w.usage_record_id AS entity_id, ${usageScope('w')},
+      SELECT ${usageEntity('w')} AS entity_id, ${usageScope('w')},
              json_object(
                'problems', list_filter([
                  CASE WHEN w.starts_early THEN 'starts before activated_at' END,
