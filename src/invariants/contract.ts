@@ -104,10 +104,11 @@ export const contractInvariants: readonly Invariant[] = [
     severity: 'error',
     entity: 'key',
     needs: [],
-    runbook: 'Before any reconciliation: one id, one row; a repeated id double-counts in every join.',
+    runbook: 'Before any reconciliation: one id, one row; a repeated id makes every join on it ambiguous.',
     explanation:
-      'The same id appears on more than one row of a table. Every join on that id counts it twice, so money at stake ' +
-      'elsewhere in this audit may be overstated for it; the export or the source table is wrong.',
+      'The same id appears on more than one row of a table. The other checks count each id once, as its first row in ' +
+      'the export, so whatever a later copy says differently (another amount, another status) is seen only here; the ' +
+      'export or the source table is wrong and must be fixed before the other results can be trusted for this id.',
     sql: duplicateKeySql,
   },
 ];
