@@ -1,4 +1,3 @@
-import { cp, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
@@ -19,7 +18,7 @@ import { parseConfig } from '../src/config.ts';
 import { TABLES } from '../src/contract/tables.ts';
 import { Db } from '../src/db.ts';
 import { loadExports } from '../src/loaders/index.ts';
-import { CLEAN, tempDir } from './helpers/exports.ts';
+import { exportWith } from './helpers/exports.ts';
 
 interface Reject {
   line: number;
@@ -30,19 +29,6 @@ interface Loaded {
   rejects: Reject[];
   /** usage_records as `[usage_record_id, accrued_cost_minor, __line, ...extra columns]` (JSON renderings). */
   rows: unknown[][];
-}
-
-/** An export folder with the other required tables from fixtures/clean and usage_records as given. */
-async function exportWith(files: Record<string, string | Buffer | Uint8Array>): Promise<string> {
-  const dir = await tempDir('recon-arrow-ndjson-');
-  for (const t of ['allocations', 'ledger_entries', 'payment_sessions']) {
-    await cp(path.join(CLEAN, `${t}.csv`), path.join(dir, `${t}.csv`));
-  }
-  for (const [name, content] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
-    await writeFile(path.join(dir, name), content);
-  }
-  return dir;
 }
 
 /** Loads an export and returns the usage_records rejects and rows. */

@@ -1,4 +1,4 @@
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
@@ -19,7 +19,7 @@ import { parseConfig } from '../src/config.ts';
 import { TABLES } from '../src/contract/tables.ts';
 import { Db } from '../src/db.ts';
 import { loadExports } from '../src/loaders/index.ts';
-import { CLEAN, tempDir } from './helpers/exports.ts';
+import { exportWith } from './helpers/exports.ts';
 
 /**
  * One small usage_records export, rendered in every format the loaders accept. Every rendering
@@ -45,19 +45,6 @@ async function loadRows(dir: string): Promise<Record<string, unknown>[]> {
   } finally {
     db.close();
   }
-}
-
-/** An export folder with the other required tables from fixtures/clean and usage_records as given. */
-async function exportWith(files: Record<string, string | Buffer | Uint8Array>): Promise<string> {
-  const dir = await tempDir('recon-formats-');
-  for (const t of ['allocations', 'ledger_entries', 'payment_sessions']) {
-    await cp(path.join(CLEAN, `${t}.csv`), path.join(dir, `${t}.csv`));
-  }
-  for (const [name, content] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
-    await writeFile(path.join(dir, name), content);
-  }
-  return dir;
 }
 
 const CSV_LINES = BASE_CSV.trimEnd().split('\n');

@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,4 +31,17 @@ export async function hashTree(dir: string): Promise<Record<string, string>> {
     out[path.relative(dir, full)] = createHash('sha256').update(await readFile(full)).digest('hex');
   }
   return out;
+}
+
+/** An export folder with the other required tables from fixtures/clean and the files given. */
+export async function exportWith(files: Record<string, string | Buffer | Uint8Array>): Promise<string> {
+  const dir = await tempDir('recon-export-');
+  for (const t of ['allocations', 'ledger_entries', 'payment_sessions']) {
+    await cp(path.join(CLEAN, `${t}.csv`), path.join(dir, `${t}.csv`));
+  }
+  for (const [name, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await writeFile(path.join(dir, name), content);
+  }
+  return dir;
 }
