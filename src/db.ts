@@ -61,15 +61,6 @@ export class Db {
     return (await this.all<T>(sql, params))[0];
   }
 
-  async tableExists(name: string): Promise<boolean> {
-    const row = await this.one<{ n: bigint }>(
-      `SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = $name AND schema_name = 'main'
-       UNION ALL SELECT count(*) FROM duckdb_views() WHERE view_name = $name AND schema_name = 'main'
-       ORDER BY 1 DESC LIMIT 1`,
-      { name },
-    );
-    return (row?.n ?? 0n) > 0n;
-  }
 
   close(): void {
     this.conn.closeSync();

@@ -6,8 +6,8 @@ import { exitCodeFor } from './audit.ts';
 import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
 import { parseExact } from './json.ts';
 
-/** Money as text without ever leaving bigint: `1234n` → `12.34` is the reader's job; we print minor units. */
-export function formatMoney(byCurrency: Record<string, bigint>): string {
+/** Money per currency in minor units, e.g. `1234 USD, 50 EUR` (the HTML reports show major units). */
+export function formatMinorUnits(byCurrency: Record<string, bigint>): string {
   const parts = Object.entries(byCurrency).map(([cur, amount]) => `${amount} ${cur}`);
   return parts.length ? parts.join(', ') : '';
 }
@@ -47,7 +47,7 @@ export function summaryMarkdown(findings: Findings): string {
     '',
   ];
   if (Object.keys(t.amount_minor_by_currency).length > 0) {
-    lines.push(`Money at stake (minor units): ${formatMoney(t.amount_minor_by_currency)}`, '');
+    lines.push(`Money at stake (minor units): ${formatMinorUnits(t.amount_minor_by_currency)}`, '');
   }
   if (findings.scope.orgs.length || findings.scope.app_instances.length) {
     lines.push(`Scope: ${[...findings.scope.orgs.map((o) => `org ${o}`), ...findings.scope.app_instances.map((a) => `app instance ${a}`)].join(', ')}`, '');
@@ -56,7 +56,7 @@ export function summaryMarkdown(findings: Findings): string {
   for (const r of findings.invariants) {
     const note = r.error ? `query failed: ${r.error}` : r.skipped_reason ?? (r.waived_violations ? `${r.waived_violations} waived` : '');
     lines.push(
-      `| ${STATUS_MARK[r.status]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} | ${formatMoney(r.amount_minor_by_currency)} | ${mdCell(note)} |`,
+      `| ${STATUS_MARK[r.status]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} | ${formatMinorUnits(r.amount_minor_by_currency)} | ${mdCell(note)} |`,
     );
   }
   lines.push('', `Inputs: ${findings.inputs.map((i) => `${i.source} (${i.rows} rows${i.rejected_rows ? `, ${i.rejected_rows} rejected` : ''})`).join(', ')}`, '');

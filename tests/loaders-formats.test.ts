@@ -16,7 +16,7 @@ import {
 import { stringify } from 'lossless-json';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../src/config.ts';
-import { TABLES } from '../src/contract/tables.ts';
+import { TABLES, rowSchema } from '../src/contract/tables.ts';
 import { Db } from '../src/db.ts';
 import { loadExports } from '../src/loaders/index.ts';
 import { exportWith } from './helpers/exports.ts';
@@ -75,6 +75,13 @@ describe('the baseline CSV', () => {
       ['ur_6', '0', '2026-11-20 10:00:00+00', null, false, 'corr-app1'],
     ]);
     expect(typeof typed[0]!['accrued_cost_minor']).toBe('bigint');
+  });
+
+  test('every typed row satisfies the zod schema derived from the contract', () => {
+    const schema = rowSchema(TABLES.usage_records);
+    for (const row of typed) expect(schema.safeParse(row).error).toBeUndefined();
+    expect(schema.safeParse({ ...typed[0], accrued_cost_minor: -1n }).success).toBe(false);
+    expect(schema.safeParse({ ...typed[0], usage_source: 'gpu' }).success).toBe(false);
   });
 });
 

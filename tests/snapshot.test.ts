@@ -3,7 +3,8 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { Db } from '../src/db.ts';
 import { snapshotCommand, verifyCommand, type CommandIo } from '../src/snapshot/cli.ts';
-import { sha256File, type Manifest } from '../src/snapshot/manifest.ts';
+import { sha256File } from '../src/loaders/files.ts';
+import type { Manifest } from '../src/snapshot/manifest.ts';
 import { hashTree, tempDir } from './helpers/exports.ts';
 
 const BEFORE = path.resolve('fixtures/remediation/before');

@@ -24,8 +24,8 @@ export interface SqlContext {
 
 /**
  * One check of CONTRACT.md §3, as data. `sql` returns one row per violating entity with
- * `entity_id` (text) and any of VIOLATION_SCOPE_COLUMNS; `detail` is a JSON value saying what
- * exactly is wrong. The SQL reads the typed tables, the `effective_ledger_entries` view and the
+ * `entity_id` (text) and any other column of VIOLATION_COLUMNS up to `detail` (a JSON value saying what
+ * exactly is wrong). The SQL reads the typed tables, the `effective_ledger_entries` view and the
  * `recon_settings` / `recon_control_plane_components` tables created by the audit; it never
  * embeds a value: thresholds come from `recon_settings`.
  */
@@ -72,11 +72,6 @@ export const VIOLATION_COLUMNS = [
 ] as const;
 
 export type ViolationColumn = (typeof VIOLATION_COLUMNS)[number]['name'];
-
-/** The columns an invariant's SQL may return besides `entity_id`. */
-export const VIOLATION_SCOPE_COLUMNS = VIOLATION_COLUMNS.map((c) => c.name).filter(
-  (n) => !['invariant_id', 'severity', 'entity_type', 'entity_id', 'waived', 'waiver_reason'].includes(n),
-);
 
 /** A violation as JavaScript sees it (samples, reports): money stays bigint. */
 export interface Violation {

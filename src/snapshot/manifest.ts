@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { InputError, errorMessage } from '../errors.ts';
+import { sha256File } from '../loaders/files.ts';
 
 /** The one file of a snapshot that is not hashed into itself. */
 export const MANIFEST_FILE = 'manifest.json';
@@ -73,12 +71,6 @@ export function describeScope(scope: SnapshotScope): string {
     ...scope.correlation_ids.map((c) => `correlation id ${c}`),
   ];
   return parts.length ? parts.join(', ') : 'everything (no --org, --app-instance or --correlation-id)';
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash);
-  return hash.digest('hex');
 }
 
 /**

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { MANIFEST_FILE, hashFolder, readManifest, sha256File, type Manifest } from './manifest.ts';
+import { sha256File } from '../loaders/files.ts';
+import { MANIFEST_FILE, hashFolder, readManifest, type Manifest } from './manifest.ts';
 
 export interface FileChange {
   path: string;

@@ -1,7 +1,7 @@
 import { stringify } from 'lossless-json';
 import { expect } from 'vitest';
 import type { InvariantResult, Violation } from '../../src/invariants/types.ts';
-import { formatMoney } from '../../src/outputs.ts';
+import { formatMinorUnits } from '../../src/outputs.ts';
 
 const SHOWN = 10;
 
@@ -13,7 +13,7 @@ function cell(value: unknown, width: number): string {
 /** Plain text only: this message ends up in junit.xml, where colour codes are noise. */
 export function violationTable(result: InvariantResult): string {
   const head = `${result.id} (${result.severity}): ${result.violations} violation${result.violations === 1 ? '' : 's'}` +
-    (Object.keys(result.amount_minor_by_currency).length ? `, money at stake ${formatMoney(result.amount_minor_by_currency)} (minor units)` : '');
+    (Object.keys(result.amount_minor_by_currency).length ? `, money at stake ${formatMinorUnits(result.amount_minor_by_currency)} (minor units)` : '');
   const columns: Array<[string, number, (v: Violation) => unknown]> = [
     ['entity_id', 28, (v) => v.entity_id],
     ['org', 12, (v) => v.org_id],
