@@ -1,24 +1,23 @@
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports, type AuditRun } from '../src/audit.ts';
 import { parseConfig } from '../src/config.ts';
 import { formatInt, formatMoney } from '../src/report/format.ts';
 import { safeFileName } from '../src/report/paths.ts';
 import { renderReports } from '../src/report/render.ts';
+import { launchBrowser } from './helpers/browser.ts';
 
 /**
- * The reports in a real headless Chromium (Debian's, never a downloaded one), opened from
- * file:// URLs as a person would open them: what they show, the filter box, print styles,
- * accessibility (axe-core) and that they load nothing from anywhere.
+ * The reports in a real headless Chromium (Debian's, or the one an npm package ships; never a
+ * downloaded one), opened from file:// URLs as a person would open them: what they show, the
+ * filter box, print styles, accessibility (axe-core) and that they load nothing from anywhere.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'app_runtime_misattributed');
 const SCRATCH = join(import.meta.dirname, '..', 'scratch');
 const require = createRequire(import.meta.url);
@@ -41,19 +40,8 @@ function watch(page: Page): { requests: string[]; errors: string[] } {
   return seen;
 }
 
-const MISSING = `${CHROMIUM} not found: the browser tests need Debian's chromium (apt-get install -y chromium); they never download a browser and never skip`;
-
-/** Every test fails on its own with the reason when there is no browser: failed, never skipped. */
-function needBrowser(): void {
-  if (!existsSync(CHROMIUM)) throw new Error(MISSING);
-}
-
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) return;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
   run = await auditExports({
     exportsDir: FIXTURE,
     config: parseConfig({ links: { grafana: 'https://grafana.example/explore?left={query}', tempo: 'https://tempo.example/trace/{trace_id}' } }, '(test)'),
@@ -71,12 +59,7 @@ afterAll(async () => {
 });
 
 describe('reports in headless Chromium', () => {
-  test(`Debian's chromium is installed at ${CHROMIUM}`, () => {
-    expect(existsSync(CHROMIUM), MISSING).toBe(true);
-  });
-
   test('the index shows the audit totals, every tenant, and loads nothing', async () => {
-    needBrowser();
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const seen = watch(page);
     await page.goto(indexUrl());
@@ -113,7 +96,6 @@ describe('reports in headless Chromium', () => {
   });
 
   test('typing in the filter box hides the tenant rows that do not match', async () => {
-    needBrowser();
     const page = await browser.newPage();
     const seen = watch(page);
     await page.goto(indexUrl());
@@ -137,7 +119,6 @@ describe('reports in headless Chromium', () => {
   });
 
   test('a tenant report shows its violations and money per invariant, and loads nothing', async () => {
-    needBrowser();
     const org = 'org_a';
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const seen = watch(page);
@@ -176,7 +157,6 @@ describe('reports in headless Chromium', () => {
   });
 
   test('axe-core finds no serious or critical accessibility problem', async () => {
-    needBrowser();
     const axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
     // Only this step bypasses the CSP, to inject axe itself; the pages above ran under it.
     const context = await browser.newContext({ bypassCSP: true });
