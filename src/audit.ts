@@ -1,7 +1,7 @@
 import { listValue } from '@duckdb/node-api';
 import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
 import { loadConfig, type LoadedConfig } from './config.ts';
-import { Db } from './db.ts';
+import { Db, type ScratchOptions } from './db.ts';
 import { ConfigError, UsageError, errorMessage } from './errors.ts';
 import { parseExact } from './json.ts';
 import { isoSql } from './sql.ts';
@@ -33,8 +33,12 @@ export interface AuditOptions {
   /** ISO-8601 instant; default: the latest timestamp in the exports (CONTRACT.md §2). */
   asOf?: string;
   scope?: Partial<Scope>;
-  /** Where the DuckDB database lives; default in memory. A file lets other processes read it. */
+  /**
+   * Where the DuckDB database lives. Default: a scratch file in a temp dir, removed on close,
+   * bounded by `memory` (tables beyond the limit spill to disk instead of failing).
+   */
   dbPath?: string;
+  memory?: ScratchOptions;
   onProgress?: LoadOptions['onProgress'];
 }
 
@@ -250,7 +254,7 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
     appInstances: opts.scope?.appInstances ?? [],
     correlationIds: opts.scope?.correlationIds ?? [],
   };
-  const db = await Db.open(opts.dbPath ?? ':memory:');
+  const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
   try {
     const loadStarted = performance.now();
     const load = await loadExports(db, opts.exportsDir, config.config, opts.onProgress ? { onProgress: opts.onProgress } : {});

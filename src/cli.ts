@@ -24,6 +24,8 @@ export const AUDIT_OPTIONS = {
   config: { type: 'string' },
   org: { type: 'string', multiple: true },
   'app-instance': { type: 'string', multiple: true },
+  'memory-limit': { type: 'string' },
+  'temp-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options;
 
@@ -32,6 +34,9 @@ export const AUDIT_OPTIONS_HELP = `  --exports DIR           export directory (o
   --config FILE           recon.config.json (column mapping, thresholds, severities, waivers)
   --org ORG               narrow findings and reports to this tenant (repeatable)
   --app-instance ID       narrow findings and reports to this app instance (repeatable)
+  --memory-limit SIZE     DuckDB memory limit, e.g. 4GB (default: a quarter of RAM, at most 2GB);
+                          beyond it tables spill to disk
+  --temp-dir DIR          where the audit's scratch database and spill files go (default: OS temp)
   --bigquery PROJECT.DATASET, --engine bigquery
                           BigQuery sources (not available in this build)`;
 
@@ -58,6 +63,14 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
   };
   if (typeof values.config === 'string') opts.configPath = values.config;
   if (typeof values['as-of'] === 'string') opts.asOf = values['as-of'];
+  const memoryLimit = values['memory-limit'];
+  if (typeof memoryLimit === 'string' && !/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryLimit)) {
+    throw new UsageError(`recon ${command}: --memory-limit: "${memoryLimit}" is not a size such as 512MB or 4GB`);
+  }
+  opts.memory = {
+    ...(typeof memoryLimit === 'string' ? { memoryLimit } : {}),
+    ...(typeof values['temp-dir'] === 'string' ? { tempDir: values['temp-dir'] } : {}),
+  };
   return opts;
 }
 

@@ -1,7 +1,27 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
 import { DatabaseError, errorMessage } from './errors.ts';
 
 export type Params = Record<string, DuckDBValue> | DuckDBValue[];
+
+export interface ScratchOptions {
+  /** DuckDB's `memory_limit` (`2GB`, `512MB`); default {@link defaultMemoryLimit}. */
+  memoryLimit?: string;
+  /** Where the scratch database and its spill files live; default the OS temp dir. */
+  tempDir?: string;
+}
+
+/**
+ * A quarter of the machine's memory, at most 2 GiB and at least 512 MiB: an audit's tables live
+ * in a file and spill to disk beyond it, so a nightly job's memory does not grow with the
+ * warehouse, and the rest of the machine stays free for whatever runs beside it.
+ */
+export function defaultMemoryLimit(totalBytes = os.totalmem()): string {
+  const mib = Math.min(2048, Math.max(512, Math.floor(totalBytes / 4 / 2 ** 20)));
+  return `${mib}MB`;
+}
 
 /**
  * One DuckDB session. Every query goes through `run`/`all`/`one` with bound parameters;
@@ -12,6 +32,8 @@ export class Db {
     readonly instance: DuckDBInstance,
     readonly conn: DuckDBConnection,
     readonly path: string,
+    /** A scratch directory this session created and removes when it closes. */
+    private readonly ownedDir?: string,
   ) {}
 
   /**
@@ -19,21 +41,45 @@ export class Db {
    * time zone is pinned: a naive timestamp read from a file must never shift with the
    * machine's TZ.
    */
-  static async open(path = ':memory:', opts: { readOnly?: boolean; memoryLimit?: string; threads?: number } = {}): Promise<Db> {
+  static async open(
+    path = ':memory:',
+    opts: { readOnly?: boolean; memoryLimit?: string; threads?: number; tempDirectory?: string } = {},
+    ownedDir?: string,
+  ): Promise<Db> {
     const config: Record<string, string> = {};
     if (opts.readOnly) config['access_mode'] = 'READ_ONLY';
     if (opts.memoryLimit) config['memory_limit'] = opts.memoryLimit;
     if (opts.threads) config['threads'] = String(opts.threads);
+    if (opts.tempDirectory) config['temp_directory'] = opts.tempDirectory;
     let instance: DuckDBInstance | undefined;
     try {
       instance = await DuckDBInstance.create(path, config);
       const conn = await instance.connect();
       await conn.run(`SET TimeZone = 'UTC'`);
-      return new Db(instance, conn, path);
+      return new Db(instance, conn, path, ownedDir);
     } catch (err) {
       instance?.closeSync();
+      if (ownedDir) rmSync(ownedDir, { recursive: true, force: true });
       throw new DatabaseError(`cannot open DuckDB database ${path}: ${errorMessage(err)}`, { cause: err });
     }
+  }
+
+  /**
+   * A file-backed database in a fresh temp directory, with a memory limit and a spill folder
+   * beside it: exports larger than memory spill to disk instead of failing. Closing removes it.
+   */
+  static async openScratch(opts: ScratchOptions = {}): Promise<Db> {
+    let dir: string;
+    try {
+      dir = mkdtempSync(path.join(opts.tempDir ?? os.tmpdir(), 'recon-db-'));
+    } catch (err) {
+      throw new DatabaseError(`cannot create a scratch database in ${opts.tempDir ?? os.tmpdir()}: ${errorMessage(err)}`, { cause: err });
+    }
+    return Db.open(
+      path.join(dir, 'audit.duckdb'),
+      { memoryLimit: opts.memoryLimit ?? defaultMemoryLimit(), tempDirectory: path.join(dir, 'spill') },
+      dir,
+    );
   }
 
   async run(sql: string, params?: Params): Promise<void> {
@@ -61,9 +107,9 @@ export class Db {
     return (await this.all<T>(sql, params))[0];
   }
 
-
   close(): void {
     this.conn.closeSync();
     this.instance.closeSync();
+    if (this.ownedDir) rmSync(this.ownedDir, { recursive: true, force: true });
   }
 }
