@@ -15,6 +15,7 @@ import {
   type Severity,
   type Violation,
 } from './invariants/types.ts';
+import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
 import { TOOL } from './version.ts';
 
@@ -26,7 +27,9 @@ export interface Scope {
 }
 
 export interface AuditOptions {
-  exportsDir: string;
+  /** The export directory; or `bigquery`, to read the same tables from a dataset. */
+  exportsDir?: string;
+  bigquery?: BigQuerySource;
   configPath?: string;
   /** An already-loaded config; wins over `configPath`. */
   config?: LoadedConfig;
@@ -242,6 +245,11 @@ async function buildFindings(
   };
 }
 
+function exportsDirOf(opts: AuditOptions): string {
+  if (opts.exportsDir === undefined) throw new UsageError('an audit needs --exports DIR or --bigquery PROJECT.DATASET');
+  return opts.exportsDir;
+}
+
 /**
  * The audit: load the exports, run every invariant of the catalog into one `violations` table,
  * and derive the findings from it. The caller owns `run.db` and must close it.
@@ -257,7 +265,9 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
   const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
   try {
     const loadStarted = performance.now();
-    const load = await loadExports(db, opts.exportsDir, config.config, opts.onProgress ? { onProgress: opts.onProgress } : {});
+    const load = opts.bigquery
+      ? await loadBigQuery(db, opts.bigquery, config.config)
+      : await loadExports(db, exportsDirOf(opts), config.config, opts.onProgress ? { onProgress: opts.onProgress } : {});
     const timings: AuditRun['timings'] = { loadMs: performance.now() - loadStarted, invariantsMs: {} };
     const asOf = opts.asOf
       ? await normaliseAsOf(db, opts.asOf)

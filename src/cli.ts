@@ -18,6 +18,8 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 export const AUDIT_OPTIONS = {
   exports: { type: 'string' },
   bigquery: { type: 'string' },
+  'bigquery-endpoint': { type: 'string' },
+  'max-bytes-billed': { type: 'string' },
   engine: { type: 'string' },
   out: { type: 'string' },
   'as-of': { type: 'string' },
@@ -37,8 +39,13 @@ export const AUDIT_OPTIONS_HELP = `  --exports DIR           export directory (o
   --memory-limit SIZE     DuckDB memory limit, e.g. 4GB (default: a quarter of RAM, at most 2GB);
                           beyond it tables spill to disk
   --temp-dir DIR          where the audit's scratch database and spill files go (default: OS temp)
-  --bigquery PROJECT.DATASET, --engine bigquery
-                          BigQuery sources (not available in this build)`;
+  --bigquery PROJECT.DATASET
+                          read the tables from BigQuery instead of files (Application Default
+                          Credentials; table names mappable with "tables" in the config)
+  --bigquery-endpoint URL a BigQuery-compatible endpoint, e.g. npm run bigquery:local's
+                          (default: Google's; BIGQUERY_EMULATOR_HOST works too)
+  --max-bytes-billed N    refuse any BigQuery job that would bill more than N bytes
+  --engine bigquery       run the checks inside BigQuery (not available in this build)`;
 
 /** Parses argv without ever exiting: bad arguments become a UsageError (exit 2). */
 export function parseCommandArgs<O extends Options>(command: string, argv: string[], options: O, allowPositionals = false) {
@@ -53,14 +60,31 @@ type AuditValues = { [K in keyof typeof AUDIT_OPTIONS]?: (typeof AUDIT_OPTIONS)[
 
 /** Turns parsed audit options into AuditOptions, refusing what this build cannot do. */
 export function auditOptionsFrom(command: string, values: AuditValues): AuditOptions {
-  if (values.bigquery !== undefined || values.engine !== undefined) {
-    throw new UsageError(`recon ${command}: BigQuery sources and --engine bigquery are not available in this build; export the tables to files and use --exports`);
+  if (values.engine !== undefined && values.engine !== 'duckdb') {
+    throw new UsageError(
+      `recon ${command}: --engine ${String(values.engine)} is not available in this build: the checks run in DuckDB; --bigquery PROJECT.DATASET reads the tables from BigQuery into it`,
+    );
   }
-  if (typeof values.exports !== 'string') throw new UsageError(`recon ${command}: --exports DIR is required`);
   const opts: AuditOptions = {
-    exportsDir: values.exports,
     scope: { orgs: values.org ?? [], appInstances: values['app-instance'] ?? [], correlationIds: [] },
   };
+  if (typeof values.bigquery === 'string') {
+    if (values.exports !== undefined) throw new UsageError(`recon ${command}: give --exports DIR or --bigquery PROJECT.DATASET, not both`);
+    const maxBytes = values['max-bytes-billed'];
+    if (typeof maxBytes === 'string' && !/^[1-9][0-9]*$/.test(maxBytes)) {
+      throw new UsageError(`recon ${command}: --max-bytes-billed: "${maxBytes}" is not a whole number of bytes`);
+    }
+    opts.bigquery = {
+      dataset: values.bigquery,
+      ...(typeof values['bigquery-endpoint'] === 'string' ? { endpoint: values['bigquery-endpoint'] } : {}),
+      ...(typeof maxBytes === 'string' ? { maxBytesBilled: BigInt(maxBytes) } : {}),
+      log: (line) => process.stderr.write(`${line}\n`),
+    };
+  } else if (typeof values.exports === 'string') {
+    opts.exportsDir = values.exports;
+  } else {
+    throw new UsageError(`recon ${command}: --exports DIR (or --bigquery PROJECT.DATASET) is required`);
+  }
   if (typeof values.config === 'string') opts.configPath = values.config;
   if (typeof values['as-of'] === 'string') opts.asOf = values['as-of'];
   const memoryLimit = values['memory-limit'];

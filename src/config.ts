@@ -26,6 +26,8 @@ export const ConfigSchema = z.strictObject({
         }
       }
     }),
+  /** Per table, canonical table name → the table's name in the BigQuery dataset (`--bigquery`). */
+  tables: z.partialRecord(z.enum(TABLE_NAMES), z.string().regex(/^[A-Za-z0-9_]+$/, 'a BigQuery table name')).default({}),
   thresholds: z
     .strictObject({
       billing_lag_minutes: z.int().positive().default(60),

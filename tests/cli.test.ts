@@ -51,8 +51,8 @@ describe('recon list and explain', () => {
     expect(await cli(['audit', '--help'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: recon audit/) });
   });
 
-  test('BigQuery sources are refused clearly rather than half-supported', async () => {
-    expect(await cli(['audit', '--bigquery', 'proj.billing'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/not available in this build/) });
+  test('the BigQuery engine is refused clearly rather than half-supported', async () => {
+    expect(await cli(['audit', '--engine', 'bigquery', '--bigquery', 'proj.billing'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--engine bigquery is not available in this build/) });
   });
 });
 
