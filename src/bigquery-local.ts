@@ -118,7 +118,6 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
   const datasetId = opts.datasetId ?? 'billing';
   const db = await Db.open();
   const loaded = await loadExports(db, opts.exportsDir, parseConfig({}, '(bigquery-local)').config);
-  const tables = new Set<string>(loaded.tables);
   const stored = new Map<string, StoredJob>();
   const faults: Fault[] = [];
   const requests: string[] = [];
@@ -127,9 +126,12 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
   const checkDataset = (p: string, d: string) => {
     if (p !== projectId || d !== datasetId) throw new BigQueryHttpError(404, 'notFound', `Not found: Dataset ${p}:${d}`);
   };
+  const tableNames = async () =>
+    (await db.all<{ table_name: string }>(`SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary`)).map((t) => t.table_name);
+  let served = new Set(await tableNames());
   const checkTable = (p: string, d: string, t: string) => {
     checkDataset(p, d);
-    if (!tables.has(t)) throw new BigQueryHttpError(404, 'notFound', `Not found: Table ${p}:${d}.${t}`);
+    if (!served.has(t)) throw new BigQueryHttpError(404, 'notFound', `Not found: Table ${p}:${d}.${t}`);
   };
 
   async function schemaOf(table: string): Promise<Array<{ name: string; type: string; mode: string }>> {
@@ -301,7 +303,13 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
       sendError(res, new BigQueryHttpError(fault.status, fault.reason, fault.message));
       return;
     }
-    route(method, path, url, req).then(
+    // Tests rename and drop tables under a running endpoint; it serves what is there now.
+    tableNames()
+      .then((names) => {
+        served = new Set(names);
+        return route(method, path, url, req);
+      })
+      .then(
       (body) => send(res, 200, body),
       (err: unknown) => sendError(res, err instanceof BigQueryHttpError ? err : new BigQueryHttpError(500, 'internalError', errorMessage(err))),
     );
@@ -315,7 +323,7 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
     url: `http://127.0.0.1:${port}`,
     projectId,
     datasetId,
-    tables: [...tables],
+    tables: [...loaded.tables],
     db,
     faults,
     requests,

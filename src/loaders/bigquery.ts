@@ -23,6 +23,11 @@ export interface BigQuerySource {
   pageRows?: number;
   /** Progress lines (the CLI sends them to stderr). */
   log?: (line: string) => void;
+  /**
+   * Retries of a call BigQuery calls retryable (429, 5xx, rate limits), with exponential
+   * back-off; default 5 retries, at most 32 s apart.
+   */
+  retry?: { maxRetries: number; maxRetryDelaySeconds: number };
 }
 
 /** What BigQuery may hold for a column of each contract type; everything else is refused. */
@@ -101,9 +106,10 @@ export function bigQueryError(err: unknown, what: string): InputError {
   return new InputError(`bigquery: ${message}`, { cause: err });
 }
 
-function client(projectId: string, endpoint: string | undefined): BigQuery {
-  const local = endpoint ?? process.env['BIGQUERY_EMULATOR_HOST'];
-  const retryOptions = { maxRetries: 5, retryDelayMultiplier: 2, maxRetryDelay: 32 };
+function client(projectId: string, source: BigQuerySource): BigQuery {
+  const local = source.endpoint ?? process.env['BIGQUERY_EMULATOR_HOST'];
+  const { maxRetries, maxRetryDelaySeconds } = source.retry ?? { maxRetries: 5, maxRetryDelaySeconds: 32 };
+  const retryOptions = { maxRetries, retryDelayMultiplier: 2, maxRetryDelay: maxRetryDelaySeconds };
   if (!local) return new BigQuery({ projectId, retryOptions });
   // A local endpoint takes no Google token, and asking for one must never leave the machine.
   const auth = new OAuth2Client();
@@ -184,7 +190,7 @@ export async function loadBigQuery(db: Db, source: BigQuerySource, config: Confi
   const { projectId, datasetId } = parseDatasetRef(source.dataset);
   const ref = `${projectId}.${datasetId}`;
   const log = source.log ?? (() => undefined);
-  const bigquery = client(projectId, source.endpoint);
+  const bigquery = client(projectId, source);
   const tables = await findTables(bigquery.dataset(datasetId), ref, config);
   const labels = { tool: 'billing-recon' };
   const jobOptions = (t: WarehouseTable) => ({
