@@ -106,7 +106,11 @@ async function runInvariant(db: Db, inv: Invariant, severity: Severity, tables: 
   try {
     await db.run(
       `INSERT INTO violations BY NAME
-       SELECT $id AS invariant_id, $severity AS severity, $entity AS entity_type, false AS waived, *
+       SELECT $id AS invariant_id, $severity AS severity, $entity AS entity_type, false AS waived,
+              -- Checks sum in HUGEINT; money at stake beyond BIGINT is named, never a raw cast error.
+              * REPLACE (CASE WHEN amount_minor BETWEEN -9223372036854775808 AND 9223372036854775807 THEN amount_minor::BIGINT
+                              ELSE error('money at stake for ' || entity_id || ' is ' || amount_minor::VARCHAR ||
+                                         ' minor units, beyond the 64-bit range of money amounts (implausible amounts in the export?)') END AS amount_minor)
        FROM (
          -- Columns an invariant does not return are NULL, so every one can be ordered the same way.
          SELECT NULL::BIGINT AS amount_minor, NULL::VARCHAR AS currency, NULL::JSON AS detail WHERE false
@@ -178,7 +182,7 @@ async function buildFindings(
      FROM violations GROUP BY invariant_id`,
   );
   const money = await db.all<{ invariant_id: string; currency: string; amount: bigint }>(
-    `SELECT invariant_id, currency, sum(amount_minor)::BIGINT AS amount FROM violations
+    `SELECT invariant_id, currency, sum(amount_minor) AS amount FROM violations
      WHERE NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
      GROUP BY ALL ORDER BY invariant_id, currency`,
   );
