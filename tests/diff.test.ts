@@ -1,4 +1,4 @@
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'lossless-json';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -98,7 +98,7 @@ describe('recon diff of two snapshots', () => {
     expect(keys(d.resolved)).toEqual(['payments.completed_without_credit ps_5', 'usage.unbilled_closed ur_9']);
     expect(keys(d.persisting)).toEqual(['ledger.duplicate_debit ur_7', 'usage.debit_mismatch ur_7']);
     expect(keys(d.introduced)).toEqual(['ledger.duplicate_credit ps_5', 'ledger.unaudited_adjustment le_13']);
-    expect(verdicts(d)).toEqual({ no_duplicates_introduced: false, no_unresolved_drift: false, no_new_drift: false });
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: false, no_unresolved_drift: false, no_new_drift: false, every_check_comparable: true });
     expect(d.checks['no_duplicates_introduced']!.details).toMatch(/ledger\.duplicate_credit ps_5/);
     expect(d.money).toEqual({
       before: { EUR: 2300, USD: 4000 },
@@ -127,7 +127,7 @@ describe('recon diff of two snapshots', () => {
     expect(keys(d.resolved)).toEqual(['payments.completed_without_credit ps_5', 'usage.unbilled_closed ur_9']);
     expect(keys(d.persisting)).toEqual(['ledger.duplicate_debit ur_7', 'usage.debit_mismatch ur_7']);
     expect(keys(d.introduced)).toEqual([]);
-    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: true });
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: true, every_check_comparable: true });
     expect(d.corrective_entries.entries).toEqual([]);
 
     const strict = await diff(snaps.before, snaps['after-incomplete'], ['--strict']);
@@ -149,7 +149,7 @@ describe('recon diff of two snapshots', () => {
       ]);
       expect(d.persisting).toEqual([]);
       expect(d.introduced).toEqual([]);
-      expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true });
+      expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true, every_check_comparable: true });
       expect(d.money['after']).toEqual({});
       expect(d.corrective_entries.entries.map((e) => [e.ledger_entry_id, e.entry_type, e.actor, e.correlation_id, e.missing])).toEqual([
         ['le_11', 'reversal', 'ops@example.com', 'corr-fix-3', []],
@@ -168,7 +168,7 @@ describe('recon diff of two snapshots', () => {
     expect(keys(d.resolved)).toEqual(['usage.unbilled_closed ur_9']);
     expect(keys(d.persisting)).toEqual(['ledger.duplicate_debit ur_7', 'usage.debit_mismatch ur_7']);
     expect(d.introduced.map((v) => [v.invariant_id, v.entity_id, v.severity])).toEqual([['ledger.unaudited_adjustment', 'le_13', 'warn']]);
-    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: false });
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: false, every_check_comparable: true });
     expect((await diff(before, after, ['--strict'])).code).toBe(1);
   });
 
@@ -190,7 +190,7 @@ describe('recon diff of two snapshots', () => {
     const d = await r.read();
     expect(keys(d.persisting)).toEqual(['ledger.duplicate_debit ur_7', 'usage.debit_mismatch ur_7']);
     expect(d.persisting.map((p) => (p.after as { waived?: boolean }).waived)).toEqual([true, true]);
-    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true });
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true, every_check_comparable: true });
     expect(d.money['persisting_after']).toEqual({});
   });
 
@@ -279,6 +279,48 @@ describe('recon diff of two audit output folders', () => {
     const r = await diff(path.join(FIXTURES, 'before'), snaps['after-honest']);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/neither a snapshot \(no manifest\.json\) nor an audit output folder/);
+  });
+});
+
+describe('what the diff cannot vouch for', () => {
+  async function auditOf(exportsDir: string): Promise<string> {
+    const dir = path.join(await tempDir('recon-diff-audit-'), 'out');
+    const run = await auditExports({ exportsDir });
+    try {
+      await writeAuditOutputs(run, dir);
+    } finally {
+      run.db.close();
+    }
+    return dir;
+  }
+
+  test('a check skipped on one side is not comparable: never resolved, and it fails the recovery criteria', async () => {
+    const events = path.resolve('fixtures/events_drift');
+    const withoutEvents = await tempDir('recon-diff-export-');
+    await cp(events, withoutEvents, { recursive: true });
+    await rm(path.join(withoutEvents, 'events.csv'));
+    const r = await diff(await auditOf(events), await auditOf(withoutEvents));
+    expect(r.code).toBe(1);
+    const d = (await r.read()) as DiffJson & { summary: { not_comparable: number; not_comparable_invariants: Array<{ invariant_id: string; before: string; after: string }> } };
+    expect(keys(d.resolved)).toEqual([]);
+    expect(d.summary.not_comparable).toBe(4);
+    expect(d.summary.not_comparable_invariants.map((n) => [n.invariant_id, n.before, n.after.split(':')[0]])).toEqual([
+      ['events.allocation_status_mismatch', 'ran', 'skipped'],
+      ['events.payment_event_mismatch', 'ran', 'skipped'],
+    ]);
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: true, every_check_comparable: false });
+    expect(r.err).toMatch(/2 check\(s\) skipped or failed on one side/);
+  });
+
+  test('a side that is not a verified snapshot is said loudly, and refused under --strict', async () => {
+    const forged = path.join(await tempDir('recon-diff-forged-'), 'after');
+    await cp(snaps['after-honest'], forged, { recursive: true });
+    await rm(path.join(forged, 'manifest.json'));
+    const r = await diff(snaps.before, forged);
+    expect(r.err).toMatch(/UNVERIFIED: AFTER .* is not a verified snapshot \(no manifest\.json; it holds evidence\/, so it looks like a snapshot whose manifest was removed\)/);
+    const strict = await diff(snaps.before, forged, ['--strict']);
+    expect(strict.code).toBe(2);
+    expect(strict.err).toMatch(/--strict compares verified snapshots only/);
   });
 });
 

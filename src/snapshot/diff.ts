@@ -428,6 +428,10 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     if (dupAfter) warnings.push(`AFTER has ${dupAfter} repeated (invariant_id, entity_id) row(s); the first of each was compared`);
 
     const notComparable = [...new Set([...before.notRun.keys(), ...after.notRun.keys()])].sort();
+    // A check skipped on both sides (an optional table absent from both exports) claims nothing either
+    // way; one that ran on one side only, or failed, would otherwise read as resolved or introduced.
+    const skippedBoth = (id: string) => [before, after].every((s) => s.notRun.get(id)?.startsWith('skipped'));
+    const unjudged = notComparable.filter((id) => !skippedBoth(id));
     const counts = await matchViolations(db, notComparable);
     before.side.violations = counts.resolved + counts.persisting;
     after.side.violations = counts.introduced + counts.persisting;
@@ -470,14 +474,18 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
       ),
       no_new_drift: check(await failing(`status = 'introduced' AND open`), 'no violation was introduced', (n) => `${n} violation(s) introduced`),
       every_check_comparable:
-        notComparable.length === 0
-          ? { passed: true, details: 'every check ran on both sides', entities: [] }
+        unjudged.length === 0
+          ? {
+              passed: true,
+              details: notComparable.length === 0 ? 'every check ran on both sides' : `every check ran on both sides, or on neither (${notComparable.join(', ')})`,
+              entities: [],
+            }
           : {
               passed: false,
               details:
-                `${notComparable.length} check(s) did not run on both sides, so recovery cannot be shown for them ` +
+                `${unjudged.length} check(s) did not run on both sides, so recovery cannot be shown for them ` +
                 `(${(await failing(`status = 'not_comparable'`)).count} violation(s) not comparable): ` +
-                notComparable.map((id) => `${id} (${[before, after].map((s, i) => `${i ? 'AFTER' : 'BEFORE'} ${s.notRun.get(id) ?? 'ran'}`).join('; ')})`).join(', '),
+                unjudged.map((id) => `${id} (${[before, after].map((s, i) => `${i ? 'AFTER' : 'BEFORE'} ${s.notRun.get(id) ?? 'ran'}`).join('; ')})`).join(', '),
               entities: (await failing(`status = 'not_comparable'`)).sample,
             },
     };
@@ -489,9 +497,9 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     if (errorIntroduced > 0) {
       exitCode = 1;
       exitReason = `${errorIntroduced} error-severity violation(s) introduced`;
-    } else if (notComparable.length > 0) {
+    } else if (unjudged.length > 0) {
       exitCode = 1;
-      exitReason = `${notComparable.length} check(s) skipped or failed on one side, so nothing can be said about them: ${notComparable.join(', ')}`;
+      exitReason = `${unjudged.length} check(s) skipped or failed on one side, so nothing can be said about them: ${unjudged.join(', ')}`;
     } else if (strict && errorPersisting > 0) {
       exitCode = 1;
       exitReason = `${errorPersisting} error-severity violation(s) persist (--strict)`;
