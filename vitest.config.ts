@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // Timestamps are UTC instants; a test must never pass or fail with the machine's time zone.
@@ -13,6 +14,10 @@ export default defineConfig({
           exclude: ['tests/invariants/**', '**/node_modules/**'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          // Vitest's default is one worker less than the cores: on a 2-core machine, one file at a
+          // time. The test files spend much of their time waiting on DuckDB (off the JS thread),
+          // child processes and a browser, so two files at once keep both cores busy.
+          maxWorkers: Math.max(2, availableParallelism()),
         },
       },
       {

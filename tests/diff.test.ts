@@ -68,7 +68,8 @@ const verdicts = (d: DiffJson) => Object.fromEntries(Object.entries(d.checks).ma
 
 const snaps = {} as Record<Export, string>;
 beforeAll(async () => {
-  for (const name of PAIRS) snaps[name] = await takeSnapshot(name);
+  // Snapshots run no nested Vitest, so they can overlap: DuckDB works off the JS thread.
+  await Promise.all(PAIRS.map(async (name) => void (snaps[name] = await takeSnapshot(name))));
 });
 
 describe('the remediation fixtures', () => {
@@ -160,8 +161,7 @@ describe('recon diff of two snapshots', () => {
   });
 
   test('within one tenant: only a warning is introduced, so exit 0, and 1 with --strict', async () => {
-    const before = await takeSnapshot('before', ['--org', 'org_b']);
-    const after = await takeSnapshot('after-partial', ['--org', 'org_b']);
+    const [before, after] = await Promise.all([takeSnapshot('before', ['--org', 'org_b']), takeSnapshot('after-partial', ['--org', 'org_b'])]);
     const r = await diff(before, after);
     expect(r.code).toBe(0);
     const d = await r.read();
@@ -183,8 +183,7 @@ describe('recon diff of two snapshots', () => {
         ],
       }),
     );
-    const before = await takeSnapshot('before', ['--config', config]);
-    const after = await takeSnapshot('after-incomplete', ['--config', config]);
+    const [before, after] = await Promise.all([takeSnapshot('before', ['--config', config]), takeSnapshot('after-incomplete', ['--config', config])]);
     const r = await diff(before, after, ['--strict']);
     expect(r.code).toBe(0);
     const d = await r.read();
@@ -253,8 +252,7 @@ describe('recon diff of two snapshots', () => {
 
 describe('recon diff of two audit output folders', () => {
   test('compares the violations; corrective entries are unavailable', async () => {
-    const before = await auditFolder('before');
-    const after = await auditFolder('after-partial');
+    const [before, after] = await Promise.all([auditFolder('before'), auditFolder('after-partial')]);
     const r = await diff(before, after);
     expect(r.code).toBe(1);
     const d = await r.read();
@@ -266,8 +264,7 @@ describe('recon diff of two audit output folders', () => {
   });
 
   test('refuses different findings schema versions', async () => {
-    const before = await auditFolder('before');
-    const after = await auditFolder('after-honest');
+    const [before, after] = await Promise.all([auditFolder('before'), auditFolder('after-honest')]);
     const file = path.join(after, 'findings.json');
     await writeFile(file, (await readFile(file, 'utf8')).replace('"schema_version": 1', '"schema_version": 2'));
     const r = await diff(before, after);
@@ -299,7 +296,8 @@ describe('what the diff cannot vouch for', () => {
     const withoutEvents = await tempDir('recon-diff-export-');
     await cp(events, withoutEvents, { recursive: true });
     await rm(path.join(withoutEvents, 'events.csv'));
-    const r = await diff(await auditOf(events), await auditOf(withoutEvents));
+    const [before, after] = await Promise.all([auditOf(events), auditOf(withoutEvents)]);
+    const r = await diff(before, after);
     expect(r.code).toBe(1);
     const d = (await r.read()) as DiffJson & { summary: { not_comparable: number; not_comparable_invariants: Array<{ invariant_id: string; before: string; after: string }> } };
     expect(keys(d.resolved)).toEqual([]);
