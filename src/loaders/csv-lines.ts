@@ -21,7 +21,7 @@ export interface CsvLineMap {
   readonly unterminatedQuote?: { line: number; swallowed: number };
 }
 
-/** Every physical line of a text file is exactly one of these (CONTRACT: nothing unseen). */
+/** Every physical line of a text file is exactly one of these, so none can go unseen. */
 export interface LineAccount {
   physical: number;
   header: number;

@@ -103,7 +103,7 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
   if (map.records !== Number(rows) + rejects.length) {
     throw new InputError(
       `${file.rel}: ${map.records} records after the header, but the CSV reader loaded ${rows} and rejected ${rejects.length}: ` +
-        'some rows would go unseen (quoting the reader and this check disagree on)',
+        'the reader and a byte scan disagree on the file\'s quoting, so rows could go unseen',
     );
   }
   await db.run(`CREATE OR REPLACE TEMP TABLE __breaks (idx BIGINT, delta BIGINT)`);

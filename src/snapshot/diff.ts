@@ -461,6 +461,7 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
       );
       return { count: Number(n?.n ?? 0n), sample };
     };
+    const notComparableViolations = await failing(`status = 'not_comparable'`);
     const checks: Record<CheckName, CheckResult> = {
       no_duplicates_introduced: check(
         await failing(`status = 'introduced' AND open AND regexp_matches(invariant_id, '${DUPLICATE_INVARIANT}')`),
@@ -484,9 +485,9 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
               passed: false,
               details:
                 `${unjudged.length} check(s) did not run on both sides, so recovery cannot be shown for them ` +
-                `(${(await failing(`status = 'not_comparable'`)).count} violation(s) not comparable): ` +
+                `(${notComparableViolations.count} violation(s) not comparable): ` +
                 unjudged.map((id) => `${id} (${[before, after].map((s, i) => `${i ? 'AFTER' : 'BEFORE'} ${s.notRun.get(id) ?? 'ran'}`).join('; ')})`).join(', '),
-              entities: (await failing(`status = 'not_comparable'`)).sample,
+              entities: notComparableViolations.sample,
             },
     };
 
