@@ -21,8 +21,8 @@ export interface StagedOutput {
  * new findings.json beside an old run's tenant pages, never a half-written junit.xml. A run
  * that is killed leaves only its `.<name>.recon-*` folder behind, and the previous output intact.
  *
- * An existing `--out` is replaced only if it is empty or holds recon output, so a mistyped
- * `--out ~` cannot wipe a folder of someone's files.
+ * An existing `--out` is replaced only if it is empty or holds recon output (hidden files such
+ * as `.gitkeep` are carried over), so a mistyped `--out ~` cannot wipe a folder of someone's files.
  */
 export async function stageOutputFolder(outDir: string, option = '--out'): Promise<StagedOutput> {
   const target = path.resolve(outDir);
@@ -32,7 +32,9 @@ export async function stageOutputFolder(outDir: string, option = '--out'): Promi
     const entries = await readdir(target).catch((err: unknown) => {
       throw new UsageError(`${option} ${outDir}: cannot read the folder: ${errorMessage(err)}`);
     });
-    if (entries.length > 0 && !entries.some((e) => OUTPUT_MARKERS.includes(e))) {
+    // Hidden files (a `.gitkeep` that keeps `reports/` in a checkout) are kept across runs.
+    const visible = entries.filter((e) => !e.startsWith('.'));
+    if (visible.length > 0 && !visible.some((e) => OUTPUT_MARKERS.includes(e))) {
       throw new UsageError(`${option} ${outDir}: the folder holds files that are not recon output; give an empty or new folder`);
     }
     await access(target, constants.W_OK).catch((err: unknown) => {
@@ -51,7 +53,12 @@ export async function stageOutputFolder(outDir: string, option = '--out'): Promi
     dir,
     async commit() {
       const old = existing ? await mkdtemp(path.join(parent, `.${path.basename(target)}.recon-old-`)) : null;
-      if (old) await rename(target, path.join(old, 'previous'));
+      if (old) {
+        for (const hidden of (await readdir(target)).filter((e) => e.startsWith('.'))) {
+          await rename(path.join(target, hidden), path.join(dir, hidden)).catch(() => undefined);
+        }
+        await rename(target, path.join(old, 'previous'));
+      }
       await rename(dir, target);
       if (old) await rm(old, { recursive: true, force: true });
     },

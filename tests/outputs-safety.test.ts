@@ -33,6 +33,7 @@ describe('--out always holds one whole run', () => {
     await writeFile(path.join(out, 'findings.json'), '{}');
     await writeFile(path.join(out, 'orgs', 'org_gone.html'), '<p>stale</p>');
     await writeFile(path.join(out, 'junit.xml'), '');
+    await writeFile(path.join(out, '.gitkeep'), '');
 
     const ok = await cli(['audit', '--exports', CLEAN, '--out', out]);
     expect(ok.code).toBe(0);
@@ -41,6 +42,8 @@ describe('--out always holds one whole run', () => {
     const findings = await readFile(path.join(out, 'findings.json'), 'utf8');
     expect(findings).toMatch(/"schema_version": 1/);
     expect(await leftovers(parent)).toEqual([]);
+    // A hidden file such as the checkout's reports/.gitkeep stays.
+    expect((await stat(path.join(out, '.gitkeep'))).isFile()).toBe(true);
 
     const broken = await copyFixture();
     await editFile(broken, 'usage_records.csv', () => '');
