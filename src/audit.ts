@@ -1,10 +1,9 @@
-import { listValue } from '@duckdb/node-api';
 import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
 import { loadConfig, type LoadedConfig } from './config.ts';
 import { Db, type ScratchOptions } from './db.ts';
 import { ConfigError, UsageError, errorMessage } from './errors.ts';
 import { parseExact } from './json.ts';
-import { isoSql } from './sql.ts';
+import { firstRowPerKey, isoSql, sqlString } from './sql.ts';
 import { CATALOG } from './invariants/index.ts';
 import { createInvariantContext } from './invariants/setup.ts';
 import {
@@ -12,19 +11,16 @@ import {
   type Findings,
   type Invariant,
   type InvariantResult,
+  type OwnerRule,
   type Severity,
   type Violation,
 } from './invariants/types.ts';
 import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
+import { applyScopeTo, normaliseScope, scopeRecord, validateScopeAgainstExports, type Scope, type ScopeKey } from './scope.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
 import { TOOL } from './version.ts';
 
-export interface Scope {
-  orgs: string[];
-  appInstances: string[];
-  /** Violations carrying one of these correlation ids (evidence snapshots of one incident). */
-  correlationIds: string[];
-}
+export type { Scope } from './scope.ts';
 
 export interface AuditOptions {
   /** The export directory; or `bigquery`, to read the same tables from a dataset. */
@@ -35,7 +31,10 @@ export interface AuditOptions {
   config?: LoadedConfig;
   /** ISO-8601 instant; default: the latest timestamp in the exports (CONTRACT.md §2). */
   asOf?: string;
-  scope?: Partial<Scope>;
+  /** Narrows the findings (src/scope.ts); every value must match something in the exports. */
+  scope?: Partial<Record<ScopeKey, readonly string[]>>;
+  /** The command named in a scope error message. */
+  command?: string;
   /**
    * Where the DuckDB database lives. Default: a scratch file in a temp dir, removed on close,
    * bounded by `memory` (tables beyond the limit spill to disk instead of failing).
@@ -96,6 +95,22 @@ function checkConfigAgainstCatalog(loaded: LoadedConfig): void {
   }
 }
 
+/** The owning layer of one violation row: the invariant's, unless a refinement of its detail matches. */
+export function ownerSql(owner: OwnerRule): string {
+  const cases = (owner.refine ?? []).map((r) => `WHEN coalesce(${r.when}, false) THEN ${sqlString(r.layer)}`);
+  return cases.length ? `CASE ${cases.join(' ')} ELSE ${sqlString(owner.layer)} END` : sqlString(owner.layer);
+}
+
+/**
+ * The usage row's control-plane flag on every violation that names a usage record, so
+ * `--control-plane-component` can narrow any of them (and a diff can, from violations alone).
+ */
+async function tagControlPlane(db: Db): Promise<void> {
+  await db.run(`UPDATE violations v SET control_plane_component = u.control_plane_component
+    FROM (${firstRowPerKey('usage_records', 'usage_record_id', `usage_record_id IN (SELECT usage_record_id FROM violations)`)}) u
+    WHERE v.usage_record_id = u.usage_record_id`);
+}
+
 /**
  * Runs one invariant into `violations`; a failing query is that invariant's error, not the
  * audit's. CONTRACT.md §3 reports one violation per entity: when an exported row is duplicated
@@ -107,6 +122,7 @@ async function runInvariant(db: Db, inv: Invariant, severity: Severity, tables: 
     await db.run(
       `INSERT INTO violations BY NAME
        SELECT $id AS invariant_id, $severity AS severity, $entity AS entity_type, false AS waived,
+              ${ownerSql(inv.owner)} AS owning_layer,
               -- Checks sum in HUGEINT; money at stake beyond BIGINT is named, never a raw cast error.
               * REPLACE (CASE WHEN amount_minor BETWEEN -9223372036854775808 AND 9223372036854775807 THEN amount_minor::BIGINT
                               ELSE error('money at stake for ' || entity_id || ' is ' || amount_minor::VARCHAR ||
@@ -123,30 +139,6 @@ async function runInvariant(db: Db, inv: Invariant, severity: Severity, tables: 
     return undefined;
   } catch (err) {
     return errorMessage(err);
-  }
-}
-
-/**
- * Narrows the violations to the scope. A row that could not be read (`contract.rejected_row`)
- * and a violation naming no tenant may belong to anyone, so they stay in every scope: a scoped
- * audit must never pass because the evidence against it could not be attributed.
- */
-async function applyScope(db: Db, scope: Scope): Promise<void> {
-  const unattributed = `entity_type = 'source_row'`;
-  if (scope.orgs.length > 0) {
-    await db.run(`DELETE FROM violations WHERE NOT (${unattributed} OR org_id IS NULL OR list_contains($orgs, org_id))`, {
-      orgs: listValue(scope.orgs),
-    });
-  }
-  if (scope.appInstances.length > 0) {
-    await db.run(`DELETE FROM violations WHERE NOT (${unattributed} OR coalesce(list_contains($apps, app_instance_id), false))`, {
-      apps: listValue(scope.appInstances),
-    });
-  }
-  if (scope.correlationIds.length > 0) {
-    await db.run(`DELETE FROM violations WHERE NOT (${unattributed} OR coalesce(list_contains($ids, correlation_id), false))`, {
-      ids: listValue(scope.correlationIds),
-    });
   }
 }
 
@@ -226,11 +218,7 @@ async function buildFindings(
     tool: { ...TOOL },
     as_of: asOf,
     config_sha256: loaded.sha256,
-    scope: {
-      orgs: [...scope.orgs],
-      app_instances: [...scope.appInstances],
-      ...(scope.correlationIds.length > 0 ? { correlation_ids: [...scope.correlationIds] } : {}),
-    },
+    scope: scopeRecord(scope, ['orgs', 'app_instances']) as Findings['scope'],
     inputs: load.inputs,
     invariants,
     totals: {
@@ -261,11 +249,6 @@ function exportsDirOf(opts: AuditOptions): string {
 export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
   const config = opts.config ?? (await loadConfig(opts.configPath));
   checkConfigAgainstCatalog(config);
-  const scope: Scope = {
-    orgs: opts.scope?.orgs ?? [],
-    appInstances: opts.scope?.appInstances ?? [],
-    correlationIds: opts.scope?.correlationIds ?? [],
-  };
   const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
   try {
     const loadStarted = performance.now();
@@ -273,6 +256,7 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
       ? await loadBigQuery(db, opts.bigquery, config.config)
       : await loadExports(db, exportsDirOf(opts), config.config, opts.onProgress ? { onProgress: opts.onProgress } : {});
     const timings: AuditRun['timings'] = { loadMs: performance.now() - loadStarted, invariantsMs: {} };
+    const scope = await validateScopeAgainstExports(db, normaliseScope(opts.scope), load.tables, opts.command ?? 'audit');
     const asOf = opts.asOf
       ? await normaliseAsOf(db, opts.asOf)
       : ((await latestTimestamp(db, load.tables)) ?? (await normaliseAsOf(db, new Date().toISOString())));
@@ -292,7 +276,8 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
       timings.invariantsMs[inv.id] = performance.now() - started;
       outcomes.set(inv.id, error === undefined ? { severity } : { severity, error });
     }
-    await applyScope(db, scope);
+    await tagControlPlane(db);
+    await applyScopeTo(db, 'violations', scope);
     await applyWaivers(db, config, asOf);
     const findings = await buildFindings(db, config, asOf, scope, load, outcomes);
     return { db, findings, load, config, scope, timings };

@@ -10,6 +10,7 @@ import { CATALOG, findInvariant } from './invariants/index.ts';
 import { stageOutputFolder } from './out-dir.ts';
 import { writeAuditOutputs } from './outputs.ts';
 import { renderReports } from './report/render.ts';
+import { SCOPE_OPTIONS_HELP, SCOPE_PARSE_OPTIONS, scopeFromArgs } from './scope.ts';
 import { TOOL } from './version.ts';
 import { runInvariantSuite } from './vitest-run.ts';
 
@@ -25,8 +26,7 @@ export const AUDIT_OPTIONS = {
   out: { type: 'string' },
   'as-of': { type: 'string' },
   config: { type: 'string' },
-  org: { type: 'string', multiple: true },
-  'app-instance': { type: 'string', multiple: true },
+  ...SCOPE_PARSE_OPTIONS,
   'memory-limit': { type: 'string' },
   'temp-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -35,8 +35,7 @@ export const AUDIT_OPTIONS = {
 export const AUDIT_OPTIONS_HELP = `  --exports DIR           export directory (one source per table, CONTRACT.md §1)
   --as-of INSTANT         audit time (default: the latest timestamp in the exports)
   --config FILE           recon.config.json (column mapping, thresholds, severities, waivers)
-  --org ORG               narrow findings and reports to this tenant (repeatable)
-  --app-instance ID       narrow findings and reports to this app instance (repeatable)
+${SCOPE_OPTIONS_HELP}
   --memory-limit SIZE     DuckDB memory limit, e.g. 4GB (default: a quarter of RAM, at most 2GB);
                           beyond it tables spill to disk
   --temp-dir DIR          where the audit's scratch database and spill files go (default: OS temp)
@@ -67,7 +66,8 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
     );
   }
   const opts: AuditOptions = {
-    scope: { orgs: values.org ?? [], appInstances: values['app-instance'] ?? [], correlationIds: [] },
+    scope: scopeFromArgs(values),
+    command,
   };
   if (typeof values.bigquery === 'string') {
     if (values.exports !== undefined) throw new UsageError(`recon ${command}: give --exports DIR or --bigquery PROJECT.DATASET, not both`);

@@ -70,7 +70,7 @@ test('a scoped audit keeps rows that could not be read and violations naming no 
   const dir = await copyFixture(fixture('events_drift'));
   await editFile(dir, 'usage_records.csv', (t) => t.replace(/^(ur_2,.*?),2026-11-20T07:00:00Z,2026-11-20T07:00:00Z/m, '$1,garbage,2026-11-20T07:00:00Z'));
   const run = await auditExports({ exportsDir: dir, scope: { orgs: ['org_a'] } });
-  const app = await auditExports({ exportsDir: dir, scope: { appInstances: ['app_1'] } });
+  const app = await auditExports({ exportsDir: dir, scope: { app_instances: ['app_1'] } });
   try {
     const rows = await run.db.all<{ invariant_id: string; org_id: string | null }>(`SELECT DISTINCT invariant_id, org_id FROM violations ORDER BY ALL`);
     expect(rows).toContainEqual({ invariant_id: 'contract.rejected_row', org_id: null });

@@ -88,6 +88,7 @@ export const ledgerInvariants: readonly Invariant[] = [
     family: 'ledger',
     title: 'At most one effective usage debit per usage record',
     severity: 'error',
+    owner: { layer: 'billing_worker' },
     entity: 'usage_record',
     needs: ['ledger_entries', 'usage_records'],
     runbook:
@@ -120,6 +121,7 @@ export const ledgerInvariants: readonly Invariant[] = [
     family: 'ledger',
     title: 'At most one effective payment credit per payment session',
     severity: 'error',
+    owner: { layer: 'payments_webhook' },
     entity: 'payment_session',
     needs: ['ledger_entries', 'payment_sessions'],
     runbook:
@@ -151,6 +153,16 @@ export const ledgerInvariants: readonly Invariant[] = [
     family: 'ledger',
     title: 'Every idempotency key is used once',
     severity: 'error',
+    owner: {
+      layer: 'billing_worker',
+      refine: [
+        {
+          when: `json_extract_string(detail, '$.entry_type') = 'payment_credit'`,
+          layer: 'payments_webhook',
+          why: 'a credit posted twice under one key is a webhook retry, not a usage charge',
+        },
+      ],
+    },
     entity: 'ledger_entry',
     needs: ['ledger_entries'],
     runbook:
@@ -214,6 +226,16 @@ export const ledgerInvariants: readonly Invariant[] = [
     family: 'ledger',
     title: 'Ledger references name existing rows',
     severity: 'error',
+    owner: {
+      layer: 'billing_worker',
+      refine: [
+        {
+          when: `list_contains(json_extract_string(detail, '$.dangling[*].column'), 'payment_session_id')`,
+          layer: 'payments_webhook',
+          why: 'the entry credits a payment session the payments service never exported',
+        },
+      ],
+    },
     entity: 'ledger_entry',
     needs: ['ledger_entries', 'usage_records', 'payment_sessions'],
     runbook:
@@ -247,6 +269,7 @@ export const ledgerInvariants: readonly Invariant[] = [
     family: 'ledger',
     title: 'Usage debits are posted to the usage owner\'s account',
     severity: 'error',
+    owner: { layer: 'attribution_mapping' },
     entity: 'ledger_entry',
     needs: ['ledger_entries', 'usage_records'],
     runbook:
@@ -289,6 +312,7 @@ export const ledgerInvariants: readonly Invariant[] = [
     family: 'ledger',
     title: 'Manual entries name an actor and a correlation id',
     severity: 'warn',
+    owner: { layer: 'billing_worker' },
     entity: 'ledger_entry',
     needs: ['ledger_entries'],
     runbook:
@@ -319,6 +343,7 @@ export const ledgerInvariants: readonly Invariant[] = [
     family: 'ledger',
     title: 'Customer balances equal the ledger',
     severity: 'error',
+    owner: { layer: 'ui_export' },
     entity: 'balance',
     needs: ['balances', 'ledger_entries'],
     runbook:

@@ -28,6 +28,7 @@ export const paymentsInvariants: readonly Invariant[] = [
     family: 'payments',
     title: 'No payment session is stuck in failed_reconcile',
     severity: 'error',
+    owner: { layer: 'payments_webhook' },
     entity: 'payment_session',
     needs: ['payment_sessions', 'ledger_entries'],
     runbook:
@@ -59,6 +60,7 @@ export const paymentsInvariants: readonly Invariant[] = [
     family: 'payments',
     title: 'Every completed payment is credited, once, for its amount',
     severity: 'error',
+    owner: { layer: 'payments_webhook' },
     entity: 'payment_session',
     needs: ['payment_sessions', 'ledger_entries'],
     runbook:

@@ -1,4 +1,5 @@
 import type { TableName } from '../contract/tables.ts';
+import type { ScopeKey } from '../scope.ts';
 
 export type Severity = 'error' | 'warn';
 
@@ -42,6 +43,27 @@ export interface Invariant {
   /** One paragraph for a finance reader: what it means, why it costs money. */
   readonly explanation: string;
   readonly sql: (ctx: SqlContext) => string;
+  /** Where the runbooks send the follow-up, refined per violation where they distinguish. */
+  readonly owner: OwnerRule;
+}
+
+/**
+ * The layers the runbooks send follow-ups to ("follow-up tasks for the owning layer"). Each
+ * invariant names one; OwnerRule.refine moves a violation elsewhere where its detail says so.
+ */
+export const OWNING_LAYERS = {
+  metering_emitter: 'Metering emitter (opens, closes and classifies usage rows on provisioning and runtime events)',
+  attribution_mapping: 'Attribution mapping (which tenant, project, user and runtime a usage row or debit is attributed to)',
+  billing_worker: 'Billing worker interpretation (accrual, debits, lag, idempotency of usage charges)',
+  payments_webhook: 'Payments / webhook (payment sessions, provider webhooks, balance credits and their events)',
+  ui_export: 'UI / export path (the exported rows and the customer-visible balance projection)',
+} as const;
+export type OwningLayer = keyof typeof OWNING_LAYERS;
+
+export interface OwnerRule {
+  readonly layer: OwningLayer;
+  /** First match wins: `when` is SQL over one violation row (its columns and `detail` JSON). */
+  readonly refine?: ReadonlyArray<{ readonly when: string; readonly layer: OwningLayer; readonly why: string }>;
 }
 
 /**
@@ -69,6 +91,8 @@ export const VIOLATION_COLUMNS = [
   { name: 'detail', sql: 'VARCHAR' },
   { name: 'waived', sql: 'BOOLEAN' },
   { name: 'waiver_reason', sql: 'VARCHAR' },
+  { name: 'owning_layer', sql: 'VARCHAR' },
+  { name: 'control_plane_component', sql: 'BOOLEAN' },
 ] as const;
 
 export type ViolationColumn = (typeof VIOLATION_COLUMNS)[number]['name'];
@@ -96,6 +120,10 @@ export interface Violation {
   detail: unknown;
   waived: boolean;
   waiver_reason: string | null;
+  /** The layer a follow-up goes to (OWNING_LAYERS). */
+  owning_layer: OwningLayer | null;
+  /** The usage row's flag, for violations about (or billing) a usage record. */
+  control_plane_component: boolean | null;
 }
 
 export type InvariantStatus = 'pass' | 'fail' | 'skipped' | 'waived';
@@ -136,8 +164,8 @@ export interface Findings {
   tool: { name: string; version: string };
   as_of: string;
   config_sha256: string;
-  /** `correlation_ids` only when the scope was narrowed by correlation id. */
-  scope: { orgs: string[]; app_instances: string[]; correlation_ids?: string[] };
+  /** `orgs` and `app_instances` always; every other dimension of src/scope.ts only when it narrows. */
+  scope: { orgs: string[]; app_instances: string[] } & Partial<Record<ScopeKey, string[]>>;
   inputs: InputFile[];
   invariants: InvariantResult[];
   totals: {

@@ -24,6 +24,7 @@ export const usageInvariants: readonly Invariant[] = [
     family: 'usage',
     title: 'Every billable allocation has open allocation usage',
     severity: 'error',
+    owner: { layer: 'metering_emitter' },
     entity: 'allocation',
     needs: ['allocations', 'usage_records'],
     runbook:
@@ -69,6 +70,7 @@ export const usageInvariants: readonly Invariant[] = [
     family: 'usage',
     title: 'Open allocation usage belongs to a billable allocation',
     severity: 'error',
+    owner: { layer: 'metering_emitter' },
     entity: 'usage_record',
     needs: ['usage_records', 'allocations'],
     runbook:
@@ -103,6 +105,7 @@ export const usageInvariants: readonly Invariant[] = [
     family: 'usage',
     title: 'At most one open usage row per allocation, and per app instance and component',
     severity: 'error',
+    owner: { layer: 'metering_emitter' },
     entity: 'usage_record',
     needs: ['usage_records'],
     runbook:
@@ -158,6 +161,7 @@ export const usageInvariants: readonly Invariant[] = [
     family: 'usage',
     title: 'Closed usage with a cost has been debited',
     severity: 'error',
+    owner: { layer: 'billing_worker' },
     entity: 'usage_record',
     needs: ['usage_records', 'ledger_entries'],
     runbook:
@@ -198,6 +202,7 @@ export const usageInvariants: readonly Invariant[] = [
     family: 'usage',
     title: 'Debits of closed usage equal its accrued cost, in its currency',
     severity: 'error',
+    owner: { layer: 'billing_worker' },
     entity: 'usage_record',
     needs: ['usage_records', 'ledger_entries'],
     runbook:
@@ -280,6 +285,16 @@ export const usageInvariants: readonly Invariant[] = [
     family: 'usage',
     title: 'Usage timestamps are in order',
     severity: 'error',
+    owner: {
+      layer: 'metering_emitter',
+      refine: [
+        {
+          when: `NOT list_contains(json_extract_string(detail, '$.problems[*]'), 'end_time is before start_time')`,
+          layer: 'billing_worker',
+          why: 'only last_billed_at is out of the interval: the worker accrued past it, the emitter\'s interval is sound',
+        },
+      ],
+    },
     entity: 'usage_record',
     needs: ['usage_records'],
     runbook:
@@ -306,6 +321,7 @@ export const usageInvariants: readonly Invariant[] = [
     family: 'usage',
     title: 'Open usage is billed up to date',
     severity: 'warn',
+    owner: { layer: 'billing_worker' },
     entity: 'usage_record',
     needs: ['usage_records'],
     runbook:
@@ -335,6 +351,7 @@ export const usageInvariants: readonly Invariant[] = [
     family: 'usage',
     title: 'Allocation usage lies within the allocation\'s active window',
     severity: 'warn',
+    owner: { layer: 'metering_emitter' },
     entity: 'usage_record',
     needs: ['usage_records', 'allocations'],
     runbook:

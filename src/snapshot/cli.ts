@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ReconError, UsageError, errorMessage } from '../errors.ts';
 import { diffSnapshots } from './diff.ts';
 import { describeScope } from './manifest.ts';
+import { SCOPE_OPTIONS_HELP, SCOPE_PARSE_OPTIONS, scopeFromArgs } from '../scope.ts';
 import { createSnapshot } from './snapshot.ts';
 import { describeVerify, verifySnapshot } from './verify.ts';
 
@@ -45,9 +46,7 @@ const SNAPSHOT_OPTIONS = {
   exports: { type: 'string' },
   label: { type: 'string' },
   out: { type: 'string' },
-  org: { type: 'string', multiple: true },
-  'app-instance': { type: 'string', multiple: true },
-  'correlation-id': { type: 'string', multiple: true },
+  ...SCOPE_PARSE_OPTIONS,
   'as-of': { type: 'string' },
   config: { type: 'string' },
   bigquery: { type: 'string' },
@@ -69,9 +68,7 @@ Runs the audit and keeps tamper-evident evidence in SNAP (a new folder):
   --exports DIR           export directory (one source per table, CONTRACT.md §1)
   --label LABEL           what this snapshot is, e.g. "INC-123 before remediation"
   --out SNAP              snapshot folder; must not exist yet or be empty
-  --org ORG               narrow to this tenant (repeatable)
-  --app-instance ID       narrow to this app instance (repeatable)
-  --correlation-id ID     narrow to violations carrying this correlation id (repeatable)
+${SCOPE_OPTIONS_HELP}
   --as-of INSTANT         audit time (default: the latest timestamp in the exports)
   --config FILE           recon.config.json
 
@@ -107,7 +104,7 @@ export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo)
       outDir: values.out!,
       ...(values.config !== undefined ? { configPath: values.config } : {}),
       ...(values['as-of'] !== undefined ? { asOf: values['as-of'] } : {}),
-      scope: { orgs: values.org ?? [], appInstances: values['app-instance'] ?? [], correlationIds: values['correlation-id'] ?? [] },
+      scope: scopeFromArgs(values),
       arguments: ['snapshot', ...argv],
     });
     if (onProgress) process.stderr.write('\n');
@@ -174,11 +171,12 @@ export async function verifyCommand(argv: string[], io: CommandIo = defaultIo): 
 
 const DIFF_OPTIONS = {
   out: { type: 'string' },
+  ...SCOPE_PARSE_OPTIONS,
   strict: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options;
 
-export const DIFF_HELP = `Usage: recon diff BEFORE AFTER --out DIR [--strict]
+export const DIFF_HELP = `Usage: recon diff BEFORE AFTER --out DIR [--strict] [scope options]
 
 Compares two snapshots (recon snapshot) or two audit output folders (recon audit) by
 (invariant_id, entity_id): resolved, persisting and introduced violations, money at stake per
@@ -194,6 +192,7 @@ violations are neither resolved nor introduced, and the check every_check_compar
   --out DIR               output folder for diff.json and diff.html
   --strict                also fail when an error-severity violation persists, and refuse
                           (exit 2) a side that is not a verified snapshot
+${SCOPE_OPTIONS_HELP.replaceAll('in the data', 'in the violations of either side')}
 
 Exit codes: 0 no error-severity violation introduced (with --strict: and none persisting),
 1 otherwise, 2 the inputs could not be compared.`;
@@ -209,7 +208,7 @@ export async function diffCommand(argv: string[], io: CommandIo = defaultIo): Pr
     if (positionals.length !== 2) throw new UsageError('recon diff: give two folders, BEFORE and AFTER (see recon diff --help)');
     if (typeof values.out !== 'string') throw new UsageError('recon diff: --out DIR is required (see recon diff --help)');
     const [beforeDir, afterDir] = positionals as [string, string];
-    const { diff, exitCode } = await diffSnapshots({ beforeDir, afterDir, outDir: values.out, strict: values.strict ?? false });
+    const { diff, exitCode } = await diffSnapshots({ beforeDir, afterDir, outDir: values.out, strict: values.strict ?? false, scope: scopeFromArgs(values) });
     io.stdout(`recon diff: wrote ${path.join(values.out, 'diff.json')} and ${path.join(values.out, 'diff.html')}`);
     io.stdout(
       `${diff.summary.resolved} resolved, ${diff.summary.persisting} persisting, ${diff.summary.introduced} introduced; checks: ` +

@@ -11,6 +11,7 @@ import { MANIFEST_FILE, describeScope, normaliseScope, sameScope, type Manifest,
 import { renderDiffHtml } from './render.ts';
 import { describeVerify, verifySnapshot } from './verify.ts';
 import { isoSql, sqlList } from '../sql.ts';
+import { applyScopeTo, scopeRecord, validateScopeAgainstViolations } from '../scope.ts';
 
 export type SideKind = 'snapshot' | 'audit';
 
@@ -83,6 +84,8 @@ export interface DiffDocument {
   before: DiffSide;
   after: DiffSide;
   scope: SnapshotScope;
+  /** The diff's own narrowing (its scope flags), applied to both sides after they were taken. */
+  narrowed_to: Partial<SnapshotScope>;
   warnings: string[];
   summary: {
     resolved: number;
@@ -123,6 +126,8 @@ export interface DiffOptions {
   afterDir: string;
   outDir: string;
   strict?: boolean;
+  /** Narrows both sides further (repeats union, flags intersect); a value matching no violation is an error. */
+  scope?: Partial<SnapshotScope>;
 }
 
 export interface DiffResult {
@@ -187,13 +192,7 @@ async function loadSide(dir: string, role: 'BEFORE' | 'AFTER'): Promise<LoadedSi
   if (!(await exists(violationsFile))) throw new InputError(`recon diff: ${role} ${dir} has no violations.parquet`);
   const findings = await readFindingsFile(dir, role);
   const findingsScope = findings.scope;
-  const scope = manifest
-    ? normaliseScope(manifest.scope)
-    : normaliseScope({
-        orgs: findingsScope.orgs ?? [],
-        app_instances: findingsScope.app_instances ?? [],
-        correlation_ids: findingsScope.correlation_ids ?? [],
-      });
+  const scope = normaliseScope(manifest ? manifest.scope : findingsScope);
   const ledgerFile = manifest ? path.join(dir, 'evidence', 'ledger_entries.parquet') : null;
   return {
     side: {
@@ -426,6 +425,9 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     const dupAfter = await loadViolations(db, 'v_after', after.violationsFile, 'AFTER');
     if (dupBefore) warnings.push(`BEFORE has ${dupBefore} repeated (invariant_id, entity_id) row(s); the first of each was compared`);
     if (dupAfter) warnings.push(`AFTER has ${dupAfter} repeated (invariant_id, entity_id) row(s); the first of each was compared`);
+    const narrowed = await validateScopeAgainstViolations(db, normaliseScope(opts.scope), ['v_before', 'v_after'], 'diff');
+    await applyScopeTo(db, 'v_before', narrowed);
+    await applyScopeTo(db, 'v_after', narrowed);
 
     const notComparable = [...new Set([...before.notRun.keys(), ...after.notRun.keys()])].sort();
     // A check skipped on both sides (an optional table absent from both exports) claims nothing either
@@ -531,6 +533,7 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
       before: before.side,
       after: after.side,
       scope: before.side.scope,
+      narrowed_to: scopeRecord(narrowed, []),
       warnings,
       summary: {
         resolved: counts.resolved,

@@ -3,17 +3,16 @@ import path from 'node:path';
 import { z } from 'zod';
 import { InputError, errorMessage } from '../errors.ts';
 import { sha256File } from '../loaders/files.ts';
+import { SCOPE_DIMENSIONS, describeScope, normaliseScope, scopeRecord, type Scope, type ScopeKey } from '../scope.ts';
+
+const LEGACY_SCOPE_KEYS: readonly ScopeKey[] = ['orgs', 'app_instances', 'correlation_ids'];
 
 /** The one file of a snapshot that is not hashed into itself. */
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_KIND = 'billing-recon-snapshot';
 
 /** The scope a snapshot was taken in: two snapshots are only comparable within one scope. */
-export interface SnapshotScope {
-  orgs: string[];
-  app_instances: string[];
-  correlation_ids: string[];
-}
+export type SnapshotScope = Scope;
 
 export interface ManifestFile {
   /** Relative to the snapshot folder, with forward slashes. */
@@ -30,11 +29,20 @@ export interface ManifestInput {
   sha256: string;
 }
 
+/** Snapshots taken before the other dimensions existed carry only these three. */
 const ScopeSchema = z.object({
   orgs: z.array(z.string()),
   app_instances: z.array(z.string()),
   correlation_ids: z.array(z.string()),
+  ...Object.fromEntries(
+    SCOPE_DIMENSIONS.filter((d) => !LEGACY_SCOPE_KEYS.includes(d.key)).map((d) => [d.key, z.array(z.string()).optional()]),
+  ),
 });
+
+/** The scope as manifest.json records it. */
+export function manifestScope(scope: Scope): Manifest['scope'] {
+  return scopeRecord(scope, LEGACY_SCOPE_KEYS) as Manifest['scope'];
+}
 
 const ManifestSchema = z.object({
   schema_version: z.literal(1),
@@ -55,22 +63,10 @@ const ManifestSchema = z.object({
 
 export type Manifest = z.infer<typeof ManifestSchema>;
 
-export function normaliseScope(scope: Partial<SnapshotScope> | undefined): SnapshotScope {
-  const sorted = (xs: readonly string[] | undefined) => [...new Set(xs ?? [])].sort();
-  return { orgs: sorted(scope?.orgs), app_instances: sorted(scope?.app_instances), correlation_ids: sorted(scope?.correlation_ids) };
-}
+export { describeScope, normaliseScope };
 
-export function sameScope(a: SnapshotScope, b: SnapshotScope): boolean {
+export function sameScope(a: Partial<SnapshotScope>, b: Partial<SnapshotScope>): boolean {
   return JSON.stringify(normaliseScope(a)) === JSON.stringify(normaliseScope(b));
-}
-
-export function describeScope(scope: SnapshotScope): string {
-  const parts = [
-    ...scope.orgs.map((o) => `org ${o}`),
-    ...scope.app_instances.map((a) => `app instance ${a}`),
-    ...scope.correlation_ids.map((c) => `correlation id ${c}`),
-  ];
-  return parts.length ? parts.join(', ') : 'everything (no --org, --app-instance or --correlation-id)';
 }
 
 /**

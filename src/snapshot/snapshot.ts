@@ -5,6 +5,7 @@ import { auditExports, exitCodeFor, type AuditOptions } from '../audit.ts';
 import { UsageError } from '../errors.ts';
 import type { Findings } from '../invariants/types.ts';
 import { writeAuditOutputs } from '../outputs.ts';
+import type { ScopeKey } from '../scope.ts';
 import { TOOL } from '../version.ts';
 import { writeEvidence, type EvidenceFile } from './evidence.ts';
 import {
@@ -12,6 +13,7 @@ import {
   MANIFEST_KIND,
   hashFolder,
   manifestText,
+  manifestScope,
   normaliseScope,
   type Manifest,
   type SnapshotScope,
@@ -25,7 +27,7 @@ export interface SnapshotOptions {
   outDir: string;
   configPath?: string;
   asOf?: string;
-  scope?: { orgs?: string[]; appInstances?: string[]; correlationIds?: string[] };
+  scope?: Partial<Record<ScopeKey, readonly string[]>>;
   /** The command line, recorded in the manifest as given. */
   arguments?: string[];
   /** Clock for `created_at` (tests). */
@@ -75,20 +77,19 @@ async function ensureFreshFolder(dir: string): Promise<void> {
 export async function createSnapshot(opts: SnapshotOptions): Promise<SnapshotResult> {
   const label = opts.label.trim();
   if (!label) throw new UsageError('recon snapshot: --label must not be empty');
-  const scope: SnapshotScope = normaliseScope({
-    orgs: opts.scope?.orgs ?? [],
-    app_instances: opts.scope?.appInstances ?? [],
-    correlation_ids: opts.scope?.correlationIds ?? [],
-  });
+  const asked: SnapshotScope = normaliseScope(opts.scope);
   await ensureFreshFolder(opts.outDir);
 
   const run = await auditExports({
     exportsDir: opts.exportsDir,
     ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
     ...(opts.asOf !== undefined ? { asOf: opts.asOf } : {}),
-    scope: { orgs: scope.orgs, appInstances: scope.app_instances, correlationIds: scope.correlation_ids },
+    scope: asked,
+    command: 'snapshot',
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
+  // The audit normalised the values (a boolean flag's spelling): the manifest records those.
+  const scope = run.scope;
   try {
     await mkdir(opts.outDir, { recursive: true });
     await writeAuditOutputs(run, opts.outDir);
@@ -104,7 +105,7 @@ export async function createSnapshot(opts: SnapshotOptions): Promise<SnapshotRes
       as_of: findings.as_of,
       tool: { name: TOOL.name, version: TOOL.version },
       command: { name: 'snapshot', arguments: [...(opts.arguments ?? [])] },
-      scope,
+      scope: manifestScope(scope),
       exports_dir: path.resolve(opts.exportsDir),
       config: { source: run.config.source, sha256: findings.config_sha256 },
       findings_schema_version: findings.schema_version,

@@ -1,0 +1,197 @@
+import { listValue } from '@duckdb/node-api';
+import type { TableName } from './contract/tables.ts';
+import type { Db } from './db.ts';
+import { UsageError } from './errors.ts';
+
+/**
+ * The identifiers the runbooks list as an incident's required context, each a way to narrow an
+ * audit, a snapshot or a diff. Repeats of one flag are a union (`--org a --org b`: either
+ * tenant); different flags intersect (`--org a --project p`: tenant a's project p), as the
+ * runbooks read "tenant X, project Y".
+ */
+export const SCOPE_DIMENSIONS = [
+  { key: 'orgs', flag: 'org', column: 'org_id', noun: 'org', help: 'tenant (org_id)' },
+  { key: 'projects', flag: 'project', column: 'project_id', noun: 'project', help: 'project (project_id)' },
+  { key: 'users', flag: 'user', column: 'requested_by_user_id', noun: 'user', help: 'user (requested_by_user_id)' },
+  { key: 'allocations', flag: 'allocation', column: 'allocation_id', noun: 'allocation', help: 'GPU allocation (allocation_id)' },
+  { key: 'app_instances', flag: 'app-instance', column: 'app_instance_id', noun: 'app instance', help: 'app instance (app_instance_id)' },
+  { key: 'usage_sources', flag: 'usage-source', column: 'usage_source', noun: 'usage source', help: 'usage source: allocation or app_runtime' },
+  {
+    key: 'control_plane_components',
+    flag: 'control-plane-component',
+    column: 'control_plane_component',
+    noun: 'control-plane flag',
+    help: 'true (control-plane usage) or false (workload)',
+  },
+  { key: 'correlation_ids', flag: 'correlation-id', column: 'correlation_id', noun: 'correlation id', help: 'correlation id' },
+  { key: 'trace_ids', flag: 'trace-id', column: 'trace_id', noun: 'trace id', help: 'trace id' },
+] as const;
+
+export type ScopeDimension = (typeof SCOPE_DIMENSIONS)[number];
+export type ScopeKey = ScopeDimension['key'];
+/** One list of values per dimension; an empty list does not narrow. */
+export type Scope = Record<ScopeKey, string[]>;
+
+export function emptyScope(): Scope {
+  return Object.fromEntries(SCOPE_DIMENSIONS.map((d) => [d.key, []])) as unknown as Scope;
+}
+
+/** A scope with every dimension present, each list de-duplicated and sorted. */
+export function normaliseScope(scope: Partial<Record<ScopeKey, readonly string[]>> | undefined): Scope {
+  const out = emptyScope();
+  for (const d of SCOPE_DIMENSIONS) out[d.key] = [...new Set(scope?.[d.key] ?? [])].sort();
+  return out;
+}
+
+export function isNarrowed(scope: Scope): boolean {
+  return SCOPE_DIMENSIONS.some((d) => scope[d.key].length > 0);
+}
+
+export function describeScope(scope: Partial<Record<ScopeKey, readonly string[]>>): string {
+  const parts = SCOPE_DIMENSIONS.filter((d) => (scope[d.key]?.length ?? 0) > 0).map(
+    (d) => `${d.noun} ${scope[d.key]!.join(' or ')}`,
+  );
+  return parts.length ? parts.join(', and ') : 'everything (not narrowed)';
+}
+
+/** `--help` lines for the scope flags, shared by audit, snapshot, diff and incident. */
+export const SCOPE_OPTIONS_HELP =
+  SCOPE_DIMENSIONS.map((d) => `  --${`${d.flag} ${d.flag === 'control-plane-component' ? 'BOOL' : 'ID'}`.padEnd(22)}narrow to this ${d.help}`).join('\n') +
+  '\n                          (each repeatable: repeats of one flag are a union, different flags intersect;\n' +
+  '                          a value found nowhere in the data is an error with the nearest existing values)';
+
+/** The parseArgs option table of the scope flags. */
+export const SCOPE_PARSE_OPTIONS = Object.fromEntries(SCOPE_DIMENSIONS.map((d) => [d.flag, { type: 'string', multiple: true }])) as {
+  [D in ScopeDimension as D['flag']]: { type: 'string'; multiple: true };
+};
+
+/** The scope given on a command line (parsed by SCOPE_PARSE_OPTIONS). */
+export function scopeFromArgs(values: Partial<Record<string, unknown>>): Scope {
+  const out = emptyScope();
+  for (const d of SCOPE_DIMENSIONS) {
+    const v = values[d.flag];
+    if (Array.isArray(v)) out[d.key] = v.map(String);
+  }
+  return normaliseScope(out);
+}
+
+/** Text the contract accepts for a boolean (CONTRACT.md §1), normalised to DuckDB's rendering. */
+const BOOLEAN_TEXT: Record<string, 'true' | 'false'> = { true: 'true', t: 'true', '1': 'true', false: 'false', f: 'false', '0': 'false' };
+
+/** Where each dimension's values live in the exports: a value found in none of them matches nothing. */
+const DATA_COLUMNS: Record<ScopeKey, ReadonlyArray<readonly [TableName, string]>> = {
+  orgs: [['allocations', 'org_id'], ['app_instances', 'org_id'], ['usage_records', 'org_id'], ['ledger_entries', 'org_id'], ['payment_sessions', 'org_id'], ['balances', 'org_id']],
+  projects: [['allocations', 'project_id'], ['app_instances', 'project_id'], ['usage_records', 'project_id'], ['ledger_entries', 'project_id']],
+  users: [['allocations', 'requested_by_user_id'], ['usage_records', 'requested_by_user_id'], ['ledger_entries', 'requested_by_user_id'], ['payment_sessions', 'requested_by_user_id'], ['balances', 'requested_by_user_id']],
+  allocations: [['allocations', 'allocation_id'], ['usage_records', 'allocation_id'], ['events', 'allocation_id']],
+  app_instances: [['app_instances', 'app_instance_id'], ['usage_records', 'app_instance_id'], ['events', 'app_instance_id']],
+  usage_sources: [['usage_records', 'usage_source']],
+  control_plane_components: [['usage_records', 'control_plane_component']],
+  correlation_ids: [['allocations', 'correlation_id'], ['app_instances', 'correlation_id'], ['usage_records', 'correlation_id'], ['ledger_entries', 'correlation_id'], ['payment_sessions', 'correlation_id'], ['events', 'correlation_id']],
+  trace_ids: [['allocations', 'trace_id'], ['app_instances', 'trace_id'], ['usage_records', 'trace_id'], ['ledger_entries', 'trace_id'], ['payment_sessions', 'trace_id'], ['events', 'trace_id']],
+};
+
+/** How many near values "did you mean" offers. */
+export const SUGGESTIONS = 3;
+
+/**
+ * For each given value not among `valuesSql` (a query with one VARCHAR column `v`), the nearest
+ * existing values, computed in DuckDB so the ids never travel to JavaScript: same text ignoring
+ * case first, then by Levenshtein distance (case-insensitive) up to a third of the value's
+ * length (at least 2), then values that contain it or that it contains.
+ */
+async function unmatched(db: Db, valuesSql: string, given: readonly string[]): Promise<Array<{ value: string; near: string[] }>> {
+  const rows = await db.all<{ q: string; near: string }>(
+    `WITH vals AS (SELECT DISTINCT v FROM (${valuesSql}) WHERE v IS NOT NULL),
+          given AS (SELECT DISTINCT unnest($given::VARCHAR[]) AS q),
+          missing AS (SELECT q FROM given WHERE q NOT IN (SELECT v FROM vals)),
+          scored AS (
+            SELECT m.q, v.v, CASE WHEN lower(v.v) = lower(m.q) THEN 0 ELSE levenshtein(lower(v.v), lower(m.q)) END AS d,
+                   contains(lower(v.v), lower(m.q)) OR contains(lower(m.q), lower(v.v)) AS contained
+            FROM missing m CROSS JOIN vals v),
+          ranked AS (
+            SELECT q, v, row_number() OVER (PARTITION BY q ORDER BY d, v) AS rn FROM scored
+            WHERE d <= greatest(2, length(q) // 3) OR (contained AND length(q) >= 2))
+     SELECT m.q, to_json(coalesce((SELECT list(r.v ORDER BY r.rn) FROM ranked r WHERE r.q = m.q AND r.rn <= $n), []))::VARCHAR AS near
+     FROM missing m ORDER BY m.q`,
+    { given: listValue([...given]), n: SUGGESTIONS },
+  );
+  return rows.map((r) => ({ value: r.q, near: JSON.parse(r.near) as string[] }));
+}
+
+function problem(command: string, d: ScopeDimension, value: string, near: readonly string[], where: string): string {
+  const hint = near.length ? `; did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}?` : '';
+  return `recon ${command}: --${d.flag} ${JSON.stringify(value)} matches nothing ${where}${hint}`;
+}
+
+/**
+ * Checks every scope value against the exports: a value that no row carries (a typo such as
+ * `--org org_A` for `org_a`) would give a clean pass over nothing, so it is a UsageError (exit
+ * 2) naming the nearest existing values. Booleans are normalised to `true`/`false`.
+ */
+export async function validateScopeAgainstExports(db: Db, scope: Scope, tables: ReadonlySet<TableName>, command: string): Promise<Scope> {
+  const out = normaliseScope(scope);
+  const problems: string[] = [];
+  for (const d of SCOPE_DIMENSIONS) {
+    if (out[d.key].length === 0) continue;
+    if (d.key === 'control_plane_components') {
+      const bad = out[d.key].filter((v) => BOOLEAN_TEXT[v.toLowerCase()] === undefined);
+      for (const v of bad) problems.push(`recon ${command}: --${d.flag} ${JSON.stringify(v)} is not a boolean; did you mean "true" or "false"?`);
+      if (bad.length) continue;
+      out[d.key] = [...new Set(out[d.key].map((v) => BOOLEAN_TEXT[v.toLowerCase()]!))].sort();
+    }
+    const sources = DATA_COLUMNS[d.key].filter(([t]) => tables.has(t));
+    const valuesSql = sources.length
+      ? sources.map(([t, c]) => `SELECT "${c}"::VARCHAR AS v FROM "${t}"`).join(' UNION ALL ')
+      : 'SELECT NULL::VARCHAR AS v';
+    for (const m of await unmatched(db, valuesSql, out[d.key])) problems.push(problem(command, d, m.value, m.near, 'in the exports'));
+  }
+  if (problems.length) throw new UsageError(problems.join('\n'));
+  return out;
+}
+
+/**
+ * The same check against a table shaped like `violations` (a diff has no exports, only the
+ * violations of its two sides).
+ */
+export async function validateScopeAgainstViolations(db: Db, scope: Scope, tables: readonly string[], command: string): Promise<Scope> {
+  const out = normaliseScope(scope);
+  const problems: string[] = [];
+  for (const d of SCOPE_DIMENSIONS) {
+    if (out[d.key].length === 0) continue;
+    if (d.key === 'control_plane_components') {
+      out[d.key] = [...new Set(out[d.key].map((v) => BOOLEAN_TEXT[v.toLowerCase()] ?? v))].sort();
+    }
+    const valuesSql = tables.map((t) => `SELECT "${d.column}"::VARCHAR AS v FROM ${t}`).join(' UNION ALL ');
+    for (const m of await unmatched(db, valuesSql, out[d.key])) problems.push(problem(command, d, m.value, m.near, 'in the violations of either side'));
+  }
+  if (problems.length) throw new UsageError(problems.join('\n'));
+  return out;
+}
+
+/**
+ * Narrows a violations-shaped table to the scope, in DuckDB. A row that could not be read
+ * (`source_row`) may belong to anyone, so it stays in every scope, and under `--org` so does a
+ * violation naming no tenant: a scoped run must never pass because the evidence against it
+ * could not be attributed.
+ */
+export async function applyScopeTo(db: Db, table: string, scope: Scope): Promise<void> {
+  for (const d of SCOPE_DIMENSIONS) {
+    const values = scope[d.key];
+    if (values.length === 0) continue;
+    const keep = [`entity_type = 'source_row'`, ...(d.key === 'orgs' ? ['org_id IS NULL'] : []), `coalesce(list_contains($v, "${d.column}"::VARCHAR), false)`];
+    await db.run(`DELETE FROM ${table} WHERE NOT (${keep.join(' OR ')})`, { v: listValue([...values]) });
+  }
+}
+
+/**
+ * A scope as written into findings.json and manifest.json: the `always` dimensions as (possibly
+ * empty) lists, every other one only when it narrows, so earlier readers see what they knew.
+ */
+export function scopeRecord(scope: Scope, always: readonly ScopeKey[]): Partial<Record<ScopeKey, string[]>> {
+  const out: Partial<Record<ScopeKey, string[]>> = {};
+  for (const d of SCOPE_DIMENSIONS) {
+    if (always.includes(d.key) || scope[d.key].length > 0) out[d.key] = [...scope[d.key]];
+  }
+  return out;
+}
