@@ -17,6 +17,7 @@ import {
 } from './invariants/types.ts';
 import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
 import { applyScopeTo, normaliseScope, scopeRecord, validateScopeAgainstExports, type Scope, type ScopeKey } from './scope.ts';
+import { blastRadius, followUps } from './triage.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
 import { TOOL } from './version.ts';
 
@@ -219,6 +220,8 @@ async function buildFindings(
     as_of: asOf,
     config_sha256: loaded.sha256,
     scope: scopeRecord(scope, ['orgs', 'app_instances']) as Findings['scope'],
+    blast_radius: await blastRadius(db, load.tables),
+    follow_ups: await followUps(db),
     inputs: load.inputs,
     invariants,
     totals: {

@@ -5,6 +5,8 @@ import type { AuditRun } from './audit.ts';
 import { exitCodeFor } from './audit.ts';
 import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
 import { parseExact } from './json.ts';
+import { describeScope, isNarrowed, normaliseScope } from './scope.ts';
+import { blastRadiusMarkdown, followUpsMarkdown } from './triage.ts';
 
 /** Money per currency in minor units, e.g. `1234 USD, 50 EUR` (the HTML reports show major units). */
 export function formatMinorUnits(byCurrency: Record<string, bigint>): string {
@@ -42,6 +44,7 @@ export function summaryMarkdown(findings: Findings): string {
   const lines = [
     `# billing-recon audit: ${verdict}`,
     '',
+    ...blastRadiusMarkdown(findings.blast_radius),
     `As of **${findings.as_of}** · ${t.invariants} invariants: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped, ${t.waived} waived · ` +
       `${t.violations} violations (${t.error_violations} error, ${t.warn_violations} warn, ${t.waived_violations} waived)`,
     '',
@@ -49,9 +52,7 @@ export function summaryMarkdown(findings: Findings): string {
   if (Object.keys(t.amount_minor_by_currency).length > 0) {
     lines.push(`Money at stake (minor units): ${formatMinorUnits(t.amount_minor_by_currency)}`, '');
   }
-  if (findings.scope.orgs.length || findings.scope.app_instances.length) {
-    lines.push(`Scope: ${[...findings.scope.orgs.map((o) => `org ${o}`), ...findings.scope.app_instances.map((a) => `app instance ${a}`)].join(', ')}`, '');
-  }
+  if (isNarrowed(normaliseScope(findings.scope))) lines.push(`Scope: ${describeScope(findings.scope)}`, '');
   lines.push('| status | invariant | severity | violations | money at stake (minor units) | note |', '|---|---|---|---:|---|---|');
   for (const r of findings.invariants) {
     const note = r.error ? `query failed: ${r.error}` : r.skipped_reason ?? (r.waived_violations ? `${r.waived_violations} waived` : '');
@@ -59,7 +60,8 @@ export function summaryMarkdown(findings: Findings): string {
       `| ${STATUS_MARK[r.status]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} | ${formatMinorUnits(r.amount_minor_by_currency)} | ${mdCell(note)} |`,
     );
   }
-  lines.push('', `Inputs: ${findings.inputs.map((i) => `${i.source} (${i.rows} rows${i.rejected_rows ? `, ${i.rejected_rows} rejected` : ''})`).join(', ')}`, '');
+  lines.push('', ...followUpsMarkdown(findings.follow_ups));
+  lines.push(`Inputs: ${findings.inputs.map((i) => `${i.source} (${i.rows} rows${i.rejected_rows ? `, ${i.rejected_rows} rejected` : ''})`).join(', ')}`, '');
   return lines.join('\n');
 }
 

@@ -1,5 +1,6 @@
 import type { TableName } from '../contract/tables.ts';
 import type { ScopeKey } from '../scope.ts';
+import type { BlastRadius, FollowUpGroup } from '../triage.ts';
 
 export type Severity = 'error' | 'warn';
 
@@ -166,6 +167,10 @@ export interface Findings {
   config_sha256: string;
   /** `orgs` and `app_instances` always; every other dimension of src/scope.ts only when it narrows. */
   scope: { orgs: string[]; app_instances: string[] } & Partial<Record<ScopeKey, string[]>>;
+  /** How far the open violations spread, with the numbers behind the verdict (src/triage.ts). */
+  blast_radius: BlastRadius;
+  /** Open violations grouped by the layer that owns the fix, with the ids to hand over. */
+  follow_ups: FollowUpGroup[];
   inputs: InputFile[];
   invariants: InvariantResult[];
   totals: {

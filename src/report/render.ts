@@ -12,6 +12,8 @@ import * as data from './data.ts';
 import type { Money } from './data.ts';
 import { formatInstant, formatInt, formatMoney, logQueries, moneyAsNumber, truncate, type LinkTemplates, type LogQuery } from './format.ts';
 import { resolveInside, safeFileName } from './paths.ts';
+import { describeScope, isNarrowed, normaliseScope } from '../scope.ts';
+import { BLAST_RADIUS_LABEL } from '../triage.ts';
 
 export { safeFileName } from './paths.ts';
 
@@ -142,10 +144,7 @@ function page(opts: {
   fullId?: string;
 }): string {
   const f = opts.findings;
-  const scope = [
-    ...(f.scope.orgs.length ? [`org ${f.scope.orgs.join(', ')}`] : []),
-    ...(f.scope.app_instances.length ? [`app instance ${f.scope.app_instances.join(', ')}`] : []),
-  ].join('; ');
+  const scope = isNarrowed(normaliseScope(f.scope)) ? describeScope(f.scope) : '';
   return template('layout')({
     title: opts.title,
     heading: opts.heading,
@@ -450,6 +449,8 @@ async function renderIndex(input: RenderInput, env: data.Environment, w: Writer,
   const body = template('index')({
     h: helpers,
     totals: findings.totals,
+    blast: { ...findings.blast_radius, label: BLAST_RADIUS_LABEL[findings.blast_radius.class] },
+    followUps: findings.follow_ups,
     totalMoney: totalMoney.slice(0, 12),
     totalMoneyMore: Math.max(0, totalMoney.length - 12),
     chart,
