@@ -4,6 +4,7 @@ import { stringify } from 'lossless-json';
 import type { AuditRun } from './audit.ts';
 import { exitCodeFor } from './audit.ts';
 import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
+import { writeCustomerSummaries } from './customer.ts';
 import { parseExact } from './json.ts';
 import { describeScope, isNarrowed, normaliseScope } from './scope.ts';
 import { blastRadiusMarkdown, followUpsMarkdown } from './triage.ts';
@@ -95,5 +96,6 @@ export async function writeAuditOutputs(run: AuditRun, outDir: string): Promise<
   await run.db.run(`COPY (${csvSelect}) TO $path (FORMAT csv, HEADER true)`, { path: files.csv });
   await run.db.run(`COPY (${select}) TO $path (FORMAT parquet, COMPRESSION zstd)`, { path: files.parquet });
   await writeFile(files.summary, summaryMarkdown(run.findings));
-  return Object.values(files);
+  const customers = await writeCustomerSummaries(run.db, outDir, { asOf: run.findings.as_of, scope: run.scope, tables: run.load.tables });
+  return [...Object.values(files), ...customers];
 }

@@ -1,6 +1,9 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, parseNumberAndBigInt, stringify } from 'lossless-json';
+import { listValue } from '@duckdb/node-api';
+import type { TableName } from '../contract/tables.ts';
+import { writeCustomerSummaries } from '../customer.ts';
 import { Db } from '../db.ts';
 import { InputError, errorMessage } from '../errors.ts';
 import { VIOLATION_COLUMNS, type Findings, type Violation } from '../invariants/types.ts';
@@ -388,6 +391,39 @@ async function correctiveEntries(db: Db, before: LoadedSide, after: LoadedSide):
 }
 
 /**
+ * Customer-facing summaries of the diff: what was wrong and is now corrected (resolved), and
+ * what is still wrong (persisting or introduced). When the sides are snapshots, their evidence
+ * rows say when each movement happened.
+ */
+async function diffCustomerSummaries(db: Db, sides: LoadedSide[], outDir: string, asOf: string, scope: SnapshotScope): Promise<string[]> {
+  const tables = new Set<TableName>();
+  for (const t of ['usage_records', 'ledger_entries', 'payment_sessions'] as const) {
+    const files = [];
+    for (const s of sides) {
+      const f = path.join(s.side.dir, 'evidence', `${t}.parquet`);
+      if (s.side.kind === 'snapshot' && (await exists(f))) files.push(f);
+    }
+    if (files.length === 0) continue;
+    await db.run(`CREATE OR REPLACE TEMP TABLE ${t} AS SELECT * FROM read_parquet($files::VARCHAR[], union_by_name = true)`, { files: listValue(files) });
+    tables.add(t);
+  }
+  await db.run(`CREATE OR REPLACE TEMP VIEW d_customer AS
+    SELECT * EXCLUDE (open, before_amount_minor, before_currency, before_waived, after_amount_minor, after_currency, after_waived, before_detail, after_detail),
+      NOT open AS waived,
+      CASE WHEN status = 'resolved' THEN before_amount_minor ELSE after_amount_minor END AS amount_minor,
+      CASE WHEN status = 'resolved' THEN before_currency ELSE after_currency END AS currency,
+      CASE WHEN status = 'resolved' THEN before_detail ELSE after_detail END AS detail
+    FROM d`);
+  return writeCustomerSummaries(db, outDir, {
+    asOf,
+    scope,
+    tables,
+    table: 'd_customer',
+    statusSql: `CASE WHEN status = 'resolved' THEN 'corrected' ELSE 'open' END`,
+  });
+}
+
+/**
  * `recon diff` (CONTRACT.md §5): matches the violations of two snapshots (or audit output
  * folders) by (invariant_id, entity_id) into resolved / persisting / introduced, with money at
  * stake per currency, evaluates the runbooks' recovery criteria as named checks, lists the
@@ -567,7 +603,8 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     await db.run(`COPY (SELECT * EXCLUDE (open), NOT open AS waived FROM d ORDER BY invariant_id, entity_id) TO $path (${PARQUET_OPTIONS})`, {
       path: parquetFile,
     });
-    return { diff, files: [jsonFile, htmlFile, parquetFile], exitCode };
+    const customers = await diffCustomerSummaries(db, [before, after], opts.outDir, after.side.as_of, narrowed);
+    return { diff, files: [jsonFile, htmlFile, parquetFile, ...customers], exitCode };
   } finally {
     db.close();
   }
