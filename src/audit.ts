@@ -18,6 +18,8 @@ import {
 import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
 import { applyScopeTo, normaliseScope, scopeRecord, validateScopeAgainstExports, type Scope, type ScopeKey } from './scope.ts';
 import { blastRadius, followUps } from './triage.ts';
+import { narrowToIncident } from './incident/link.ts';
+import type { TimelineIds } from './snapshot/timeline.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
 import { TOOL } from './version.ts';
 
@@ -36,6 +38,11 @@ export interface AuditOptions {
   scope?: Partial<Record<ScopeKey, readonly string[]>>;
   /** The command named in a scope error message. */
   command?: string;
+  /**
+   * `recon incident`: instead of the scope, keep the violations of one incident (its ids or
+   * the rows carrying them, src/incident/link.ts); the ids must exist like scope values.
+   */
+  incident?: TimelineIds;
   /**
    * Where the DuckDB database lives. Default: a scratch file in a temp dir, removed on close,
    * bounded by `memory` (tables beyond the limit spill to disk instead of failing).
@@ -259,7 +266,8 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
       ? await loadBigQuery(db, opts.bigquery, config.config)
       : await loadExports(db, exportsDirOf(opts), config.config, opts.onProgress ? { onProgress: opts.onProgress } : {});
     const timings: AuditRun['timings'] = { loadMs: performance.now() - loadStarted, invariantsMs: {} };
-    const scope = await validateScopeAgainstExports(db, normaliseScope(opts.scope), load.tables, opts.command ?? 'audit');
+    const asked = opts.incident ? { correlation_ids: opts.incident.correlationIds, trace_ids: opts.incident.traceIds } : opts.scope;
+    const scope = await validateScopeAgainstExports(db, normaliseScope(asked), load.tables, opts.command ?? 'audit');
     const asOf = opts.asOf
       ? await normaliseAsOf(db, opts.asOf)
       : ((await latestTimestamp(db, load.tables)) ?? (await normaliseAsOf(db, new Date().toISOString())));
@@ -280,7 +288,8 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
       outcomes.set(inv.id, error === undefined ? { severity } : { severity, error });
     }
     await tagControlPlane(db);
-    await applyScopeTo(db, 'violations', scope);
+    if (opts.incident) await narrowToIncident(db, load.tables, { correlationIds: scope.correlation_ids, traceIds: scope.trace_ids });
+    else await applyScopeTo(db, 'violations', scope);
     await applyWaivers(db, config, asOf);
     const findings = await buildFindings(db, config, asOf, scope, load, outcomes);
     return { db, findings, load, config, scope, timings };

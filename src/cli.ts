@@ -5,6 +5,7 @@ import { auditExports, exitCodeFor, type AuditOptions, type AuditRun } from './a
 import { TABLE_NAMES } from './contract/tables.ts';
 import { ReconError, UsageError, errorMessage } from './errors.ts';
 import { generateCommand } from './generate/cli.ts';
+import { incidentCommand } from './incident/cli.ts';
 import { diffCommand, snapshotCommand, verifyCommand } from './snapshot/cli.ts';
 import { CATALOG, findInvariant } from './invariants/index.ts';
 import { stageOutputFolder } from './out-dir.ts';
@@ -210,6 +211,8 @@ Commands:
   snapshot    audit and keep tamper-evident evidence of the violations in scope
   verify      recompute a snapshot's hashes and name every file that changed
   diff        compare two snapshots (or audit folders): resolved, persisting, introduced
+  incident    one incident (correlation / trace id): timeline, violations, blast radius, logs,
+              follow-ups and customer summary on one page
   generate    write a synthetic export with injected, recorded drift
   list        list the invariants
   explain ID  explain one invariant and show its SQL
@@ -221,6 +224,7 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   snapshot: snapshotCommand,
   verify: verifyCommand,
   diff: diffCommand,
+  incident: incidentCommand,
   generate: generateCommand,
   list: listCommand,
   explain: explainCommand,

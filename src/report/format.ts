@@ -121,13 +121,19 @@ const LINK_LABELS: ReadonlyArray<[keyof LinkTemplates, string]> = [
 ];
 
 /**
+ * What a link template may name. `{from}`/`{to}` (ISO-8601) and `{from_ms}`/`{to_ms}` (Unix ms)
+ * are an incident's time range; a page without one gives no link from such a template.
+ */
+export type LinkPlaceholder = 'correlation_id' | 'trace_id' | 'query' | 'from' | 'to' | 'from_ms' | 'to_ms';
+
+/**
  * Fills a URL template. Every `{correlation_id}`, `{trace_id}` and `{query}` is replaced by the
  * URL-encoded value; a template that needs a value this violation lacks gives no link, and
  * only http(s) URLs are ever produced (a template is config, but a link is still a link).
  */
-export function fillLinkTemplate(template: string, values: Partial<Record<'correlation_id' | 'trace_id' | 'query', string | null>>): string | null {
+export function fillLinkTemplate(template: string, values: Partial<Record<LinkPlaceholder, string | null>>): string | null {
   let missing = false;
-  const href = template.replace(/\{(correlation_id|trace_id|query)\}/g, (_, name: 'correlation_id' | 'trace_id' | 'query') => {
+  const href = template.replace(/\{(correlation_id|trace_id|query|from|to|from_ms|to_ms)\}/g, (_, name: LinkPlaceholder) => {
     const v = values[name];
     if (v === null || v === undefined || v === '') {
       missing = true;

@@ -161,6 +161,22 @@ function page(opts: {
   });
 }
 
+/**
+ * A page outside the drift report set (the incident page) in the same shell: the reports' CSS,
+ * hashed CSP, escaping helpers, and a footer linking the findings written beside it.
+ */
+export function renderStandalonePage(name: string, locals: Record<string, unknown>, opts: { title: string; heading: string; findings: Findings }): string {
+  return page({
+    title: opts.title,
+    heading: opts.heading,
+    crumbs: [{ label: opts.heading }],
+    root: '',
+    body: template(name)({ h: helpers, ...locals }),
+    script: false,
+    findings: opts.findings,
+  });
+}
+
 // --- shared view models -------------------------------------------------------------------------
 
 const CATALOG_ORDER = new Map(CATALOG.map((inv, i) => [inv.id, i]));

@@ -14,6 +14,12 @@ export const TIMELINE_LIMIT = 10_000;
 export const TIMELINE_PER_ID_EDGE = 10;
 export const TIMELINE_ID_LIMIT = 1000;
 
+/** The ids an incident is about; the timeline then lists every row carrying one of them. */
+export interface TimelineIds {
+  correlationIds: readonly string[];
+  traceIds: readonly string[];
+}
+
 interface Moment {
   column: string;
   /** SQL for the event's name (a fixed text, or built from the row). */
@@ -92,12 +98,34 @@ const SOURCES: readonly TimelineSource[] = [
  * the rows and events that carry one of them, one entry per timestamp of the row, ordered by
  * time. Bounded: at most TIMELINE_LIMIT entries and TIMELINE_ID_LIMIT ids, with totals.
  */
-export async function buildTimeline(db: Db, tables: ReadonlySet<TableName>): Promise<Record<string, unknown>> {
-  await db.run(`CREATE OR REPLACE TEMP TABLE snap_corr AS
-    SELECT correlation_id AS id, count(*) AS violations, list(DISTINCT invariant_id ORDER BY invariant_id) AS invariants
-    FROM violations WHERE correlation_id IS NOT NULL GROUP BY correlation_id`);
-  await db.run(`CREATE OR REPLACE TEMP TABLE snap_trace AS
-    SELECT trace_id AS id, count(*) AS violations FROM violations WHERE trace_id IS NOT NULL GROUP BY trace_id`);
+export async function buildTimeline(
+  db: Db,
+  tables: ReadonlySet<TableName>,
+  opts: { ids?: TimelineIds; perIdEdge?: number } = {},
+): Promise<Record<string, unknown>> {
+  const edge = opts.perIdEdge ?? TIMELINE_PER_ID_EDGE;
+  if (opts.ids) {
+    // An incident names its ids: rows carrying them belong on the timeline with or without a violation.
+    await db.run(
+      `CREATE OR REPLACE TEMP TABLE snap_corr AS
+       SELECT g.id, count(v.invariant_id) AS violations,
+              coalesce(list(DISTINCT v.invariant_id ORDER BY v.invariant_id) FILTER (WHERE v.invariant_id IS NOT NULL), []) AS invariants
+       FROM (SELECT DISTINCT unnest($ids::JSON::VARCHAR[]) AS id) g LEFT JOIN violations v ON v.correlation_id = g.id GROUP BY g.id`,
+      { ids: JSON.stringify(opts.ids.correlationIds) },
+    );
+    await db.run(
+      `CREATE OR REPLACE TEMP TABLE snap_trace AS
+       SELECT g.id, count(v.invariant_id) AS violations
+       FROM (SELECT DISTINCT unnest($ids::JSON::VARCHAR[]) AS id) g LEFT JOIN violations v ON v.trace_id = g.id GROUP BY g.id`,
+      { ids: JSON.stringify(opts.ids.traceIds) },
+    );
+  } else {
+    await db.run(`CREATE OR REPLACE TEMP TABLE snap_corr AS
+      SELECT correlation_id AS id, count(*) AS violations, list(DISTINCT invariant_id ORDER BY invariant_id) AS invariants
+      FROM violations WHERE correlation_id IS NOT NULL GROUP BY correlation_id`);
+    await db.run(`CREATE OR REPLACE TEMP TABLE snap_trace AS
+      SELECT trace_id AS id, count(*) AS violations FROM violations WHERE trace_id IS NOT NULL GROUP BY trace_id`);
+  }
 
   const parts: string[] = [];
   for (const src of SOURCES) {
@@ -124,7 +152,7 @@ export async function buildTimeline(db: Db, tables: ReadonlySet<TableName>): Pro
            FROM snap_timeline)
      WHERE first_n <= $edge OR last_n <= $edge
      ORDER BY ${order} LIMIT $limit`,
-    { limit: TIMELINE_LIMIT, edge: TIMELINE_PER_ID_EDGE },
+    { limit: TIMELINE_LIMIT, edge },
   );
   const corr = await db.all<{ j: string }>(
     `SELECT to_json({'correlation_id': c.id, 'violations': c.violations, 'invariants': c.invariants,
@@ -146,9 +174,9 @@ export async function buildTimeline(db: Db, tables: ReadonlySet<TableName>): Pro
   return {
     description:
       'Rows and events carrying a correlation or trace id of a violation in scope, one entry per timestamp, ordered by time; ' +
-      `per (correlation_id, trace_id) the first and last ${TIMELINE_PER_ID_EDGE} entries, at most ${TIMELINE_LIMIT} in all.`,
+      `per (correlation_id, trace_id) the first and last ${edge} entries, at most ${TIMELINE_LIMIT} in all.`,
     limit: TIMELINE_LIMIT,
-    per_id_edge: TIMELINE_PER_ID_EDGE,
+    per_id_edge: edge,
     entries_total: totalEntries,
     entries_kept: entries.length,
     truncated: totalEntries > entries.length || totalCorr > corr.length || totalTrace > traces.length,
