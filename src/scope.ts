@@ -96,9 +96,9 @@ export const SUGGESTIONS = 3;
 
 /**
  * For each given value not among `valuesSql` (a query with one VARCHAR column `v`), the nearest
- * existing values, computed in DuckDB so the ids never travel to JavaScript: same text ignoring
- * case first, then by Levenshtein distance (case-insensitive) up to a third of the value's
- * length (at least 2), then values that contain it or that it contains.
+ * existing values, computed in DuckDB so the ids never travel to JavaScript: the same text in
+ * another case alone when there is one, else by Levenshtein distance (case-insensitive) up to
+ * a third of the value's length (at least 2), and values that contain it or that it contains.
  */
 async function unmatched(db: Db, valuesSql: string, given: readonly string[]): Promise<Array<{ value: string; near: string[] }>> {
   const rows = await db.all<{ q: string; near: string }>(
@@ -109,9 +109,11 @@ async function unmatched(db: Db, valuesSql: string, given: readonly string[]): P
             SELECT m.q, v.v, CASE WHEN lower(v.v) = lower(m.q) THEN 0 ELSE levenshtein(lower(v.v), lower(m.q)) END AS d,
                    contains(lower(v.v), lower(m.q)) OR contains(lower(m.q), lower(v.v)) AS contained
             FROM missing m CROSS JOIN vals v),
-          ranked AS (
-            SELECT q, v, row_number() OVER (PARTITION BY q ORDER BY d, v) AS rn FROM scored
-            WHERE d <= greatest(2, length(q) // 3) OR (contained AND length(q) >= 2))
+          near AS (
+            SELECT q, v, d, min(d) OVER (PARTITION BY q) AS best FROM scored
+            WHERE d <= greatest(2, length(q) // 3) OR (contained AND length(q) >= 2)),
+          -- the same id in another case is the answer; other near ids would only distract
+          ranked AS (SELECT q, v, row_number() OVER (PARTITION BY q ORDER BY d, v) AS rn FROM near WHERE best > 0 OR d = 0)
      SELECT m.q, to_json(coalesce((SELECT list(r.v ORDER BY r.rn) FROM ranked r WHERE r.q = m.q AND r.rn <= $n), []))::VARCHAR AS near
      FROM missing m ORDER BY m.q`,
     { given: listValue([...given]), n: SUGGESTIONS },
