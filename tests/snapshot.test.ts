@@ -1,5 +1,6 @@
 import { appendFile, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { safeFileName } from '../src/report/paths.ts';
 import { describe, expect, test } from 'vitest';
 import { Db } from '../src/db.ts';
 import { snapshotCommand, verifyCommand, type CommandIo } from '../src/snapshot/cli.ts';
@@ -43,6 +44,9 @@ async function verify(args: string[]) {
 }
 
 const EXPECTED_FILES = [
+  // what to tell each tenant with a wrong charge or credit (src/customer.ts)
+  `customers/${safeFileName('org_a')}.md`,
+  `customers/${safeFileName('org_b')}.md`,
   'evidence/allocations.parquet',
   'evidence/app_instances.parquet',
   'evidence/ledger_entries.parquet',
@@ -211,7 +215,7 @@ describe('recon verify', () => {
     const { dir } = await snapshot([]);
     const r = await verify([dir]);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/OK, 10 file\(s\) match the manifest/);
+    expect(r.out).toMatch(/OK, 12 file\(s\) match the manifest/);
   });
 
   test('names a file with one byte changed', async () => {

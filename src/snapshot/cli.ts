@@ -58,6 +58,7 @@ export const SNAPSHOT_HELP = `Usage: recon snapshot --exports DIR --label LABEL 
 
 Runs the audit and keeps tamper-evident evidence in SNAP (a new folder):
   findings.json, violations.csv, violations.parquet, summary.md   the audit outputs, in scope
+  customers/<org>.md     what to tell each tenant with a wrong charge or credit
   evidence/*.parquet     the usage_records, ledger_entries, payment_sessions, app_instances and
                          allocations rows behind the violations (with __file/__line provenance),
                          plus every adjustment/reversal ledger entry in scope

@@ -59,7 +59,9 @@ export async function renderDiffHtml(diff: DiffDocument, listLimit: number): Pro
       css,
       csp: contentSecurityPolicy(css),
       title: `recon diff: ${side(diff.before)} → ${side(diff.after)}`,
-      scope: describeScope(diff.scope),
+      scope:
+        describeScope(diff.scope) +
+        (Object.keys(diff.narrowed_to).length ? `; this diff narrowed to ${describeScope(diff.narrowed_to)}` : ''),
       moneyRows: moneyRows(diff.money),
       limit: HTML_ROW_LIMIT,
       listLimit,
