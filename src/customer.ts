@@ -73,13 +73,13 @@ export async function customerItems(db: Db, opts: CustomerItemsOptions = {}): Pr
   const priority = `CASE invariant_id ${CUSTOMER_PRIORITY.map((id, i) => `WHEN ${sqlString(id)} THEN ${i}`).join(' ')} END`;
   const joins = [
     has('usage_records')
-      ? `LEFT JOIN (SELECT usage_record_id, min(start_time) AS start_time, max(end_time) AS end_time FROM usage_records GROUP BY ALL) u ON u.usage_record_id = p.usage_record_id`
+      ? `LEFT JOIN (SELECT usage_record_id, min(start_time) AS start_time, max(end_time) AS end_time FROM usage_records WHERE usage_record_id IN (SELECT usage_record_id FROM c) GROUP BY ALL) u ON u.usage_record_id = p.usage_record_id`
       : `LEFT JOIN (SELECT NULL::VARCHAR AS usage_record_id, NULL::TIMESTAMPTZ AS start_time, NULL::TIMESTAMPTZ AS end_time) u ON false`,
     has('payment_sessions')
-      ? `LEFT JOIN (SELECT payment_session_id, min(created_at) AS created_at FROM payment_sessions GROUP BY ALL) s ON s.payment_session_id = p.payment_session_id`
+      ? `LEFT JOIN (SELECT payment_session_id, min(created_at) AS created_at FROM payment_sessions WHERE payment_session_id IN (SELECT payment_session_id FROM c) GROUP BY ALL) s ON s.payment_session_id = p.payment_session_id`
       : `LEFT JOIN (SELECT NULL::VARCHAR AS payment_session_id, NULL::TIMESTAMPTZ AS created_at) s ON false`,
     has('ledger_entries')
-      ? `LEFT JOIN (SELECT ledger_entry_id, min(created_at) AS created_at FROM ledger_entries GROUP BY ALL) l ON l.ledger_entry_id = p.ledger_entry_id`
+      ? `LEFT JOIN (SELECT ledger_entry_id, min(created_at) AS created_at FROM ledger_entries WHERE ledger_entry_id IN (SELECT ledger_entry_id FROM c) GROUP BY ALL) l ON l.ledger_entry_id = p.ledger_entry_id`
       : `LEFT JOIN (SELECT NULL::VARCHAR AS ledger_entry_id, NULL::TIMESTAMPTZ AS created_at) l ON false`,
   ];
   await db.run(`CREATE OR REPLACE TEMP TABLE customer_items AS

@@ -10,21 +10,22 @@ import { UsageError } from './errors.ts';
  * runbooks read "tenant X, project Y".
  */
 export const SCOPE_DIMENSIONS = [
-  { key: 'orgs', flag: 'org', column: 'org_id', noun: 'org', help: 'tenant (org_id)' },
-  { key: 'projects', flag: 'project', column: 'project_id', noun: 'project', help: 'project (project_id)' },
-  { key: 'users', flag: 'user', column: 'requested_by_user_id', noun: 'user', help: 'user (requested_by_user_id)' },
-  { key: 'allocations', flag: 'allocation', column: 'allocation_id', noun: 'allocation', help: 'GPU allocation (allocation_id)' },
-  { key: 'app_instances', flag: 'app-instance', column: 'app_instance_id', noun: 'app instance', help: 'app instance (app_instance_id)' },
-  { key: 'usage_sources', flag: 'usage-source', column: 'usage_source', noun: 'usage source', help: 'usage source: allocation or app_runtime' },
+  { key: 'orgs', flag: 'org', column: 'org_id', noun: 'org', arg: 'ORG', help: 'this tenant (org_id)' },
+  { key: 'projects', flag: 'project', column: 'project_id', noun: 'project', arg: 'ID', help: 'this project (project_id)' },
+  { key: 'users', flag: 'user', column: 'requested_by_user_id', noun: 'user', arg: 'ID', help: 'this user (requested_by_user_id)' },
+  { key: 'allocations', flag: 'allocation', column: 'allocation_id', noun: 'allocation', arg: 'ID', help: 'this GPU allocation (allocation_id)' },
+  { key: 'app_instances', flag: 'app-instance', column: 'app_instance_id', noun: 'app instance', arg: 'ID', help: 'this app instance (app_instance_id)' },
+  { key: 'usage_sources', flag: 'usage-source', column: 'usage_source', noun: 'usage source', arg: 'SOURCE', help: 'allocation or app_runtime usage' },
   {
     key: 'control_plane_components',
     flag: 'control-plane-component',
     column: 'control_plane_component',
     noun: 'control-plane flag',
-    help: 'true (control-plane usage) or false (workload)',
+    arg: 'BOOL',
+    help: 'control-plane usage (true) or workload usage (false)',
   },
-  { key: 'correlation_ids', flag: 'correlation-id', column: 'correlation_id', noun: 'correlation id', help: 'correlation id' },
-  { key: 'trace_ids', flag: 'trace-id', column: 'trace_id', noun: 'trace id', help: 'trace id' },
+  { key: 'correlation_ids', flag: 'correlation-id', column: 'correlation_id', noun: 'correlation id', arg: 'ID', help: 'this correlation id' },
+  { key: 'trace_ids', flag: 'trace-id', column: 'trace_id', noun: 'trace id', arg: 'ID', help: 'this trace id' },
 ] as const;
 
 export type ScopeDimension = (typeof SCOPE_DIMENSIONS)[number];
@@ -56,7 +57,10 @@ export function describeScope(scope: Partial<Record<ScopeKey, readonly string[]>
 
 /** `--help` lines for the scope flags, shared by audit, snapshot, diff and incident. */
 export const SCOPE_OPTIONS_HELP =
-  SCOPE_DIMENSIONS.map((d) => `  --${`${d.flag} ${d.flag === 'control-plane-component' ? 'BOOL' : 'ID'}`.padEnd(22)}narrow to this ${d.help}`).join('\n') +
+  SCOPE_DIMENSIONS.map((d) => {
+    const name = `--${d.flag} ${d.arg}`;
+    return `  ${name.length < 24 ? name.padEnd(24) : `${name}\n${' '.repeat(26)}`}narrow to ${d.help}`;
+  }).join('\n') +
   '\n                          (each repeatable: repeats of one flag are a union, different flags intersect;\n' +
   '                          a value found nowhere in the data is an error with the nearest existing values)';
 
