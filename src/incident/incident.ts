@@ -1,10 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { LosslessNumber } from 'lossless-json';
+import { LosslessNumber, stringify } from 'lossless-json';
 import { auditExports, exitCodeFor, toViolation } from '../audit.ts';
-import type { LoadOptions } from '../loaders/index.ts';
 import { customerItems, customerSentence } from '../customer.ts';
 import type { Findings, Violation } from '../invariants/types.ts';
-import { stringify } from 'lossless-json';
 import { writeAuditOutputs } from '../outputs.ts';
 import { fillLinkTemplate, formatInstant, formatMoney, logqlFor, truncate, type IdKind, type LinkTemplates, type ObservabilityLink } from '../report/format.ts';
 import { resolveInside } from '../report/paths.ts';
@@ -25,7 +23,6 @@ export interface IncidentOptions {
   traceIds: readonly string[];
   configPath?: string;
   asOf?: string;
-  onProgress?: LoadOptions['onProgress'];
 }
 
 interface TimelineRow {
@@ -141,7 +138,6 @@ export async function runIncident(opts: IncidentOptions): Promise<IncidentResult
     exportsDir: opts.exportsDir,
     ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
     ...(opts.asOf !== undefined ? { asOf: opts.asOf } : {}),
-    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     incident: ids,
     command: 'incident',
   });
