@@ -2,15 +2,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'lossless-json';
 import type { AuditRun } from './audit.ts';
-import { exitCodeFor } from './audit.ts';
 import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
 import { parseExact } from './json.ts';
-
-/** Money per currency in minor units, e.g. `1234 USD, 50 EUR` (the HTML reports show major units). */
-export function formatMinorUnits(byCurrency: Record<string, bigint>): string {
-  const parts = Object.entries(byCurrency).map(([cur, amount]) => `${amount} ${cur}`);
-  return parts.length ? parts.join(', ') : '';
-}
+import { exitCodeFor, moneyText, tallyText, verdictOf, type Verdict } from './verdict.ts';
 
 /** findings.json: bigints are written as JSON integers, never as floats or strings. */
 export function findingsJson(findings: Findings): string {
@@ -22,12 +16,18 @@ export function parseFindings(text: string): Findings {
   return parseExact(text) as Findings;
 }
 
-const STATUS_MARK: Record<InvariantResult['status'], string> = {
+const VERDICT_MARK: Record<Verdict, string> = {
   pass: 'pass',
-  fail: 'FAIL',
-  skipped: 'skipped',
+  warn: 'WARN',
+  error: 'FAIL',
+  skip: 'skipped',
   waived: 'waived',
 };
+
+/** `3 → 5 → 2`: violations over the last runs, this one last. */
+function trendText(r: InvariantResult): string {
+  return (r.trend ?? []).map((p) => (p.status === 'skipped' ? '–' : String(p.violations))).join(' → ');
+}
 
 function mdCell(text: string): string {
   return text.replaceAll('\\', '\\\\').replaceAll('|', '\\|').replaceAll('\n', ' ');
@@ -42,21 +42,47 @@ export function summaryMarkdown(findings: Findings): string {
   const lines = [
     `# billing-recon audit: ${verdict}`,
     '',
+    `\`${tallyText(findings)}\``,
+    '',
     `As of **${findings.as_of}** · ${t.invariants} invariants: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped, ${t.waived} waived · ` +
       `${t.violations} violations (${t.error_violations} error, ${t.warn_violations} warn, ${t.waived_violations} waived)`,
     '',
   ];
   if (Object.keys(t.amount_minor_by_currency).length > 0) {
-    lines.push(`Money at stake (minor units): ${formatMinorUnits(t.amount_minor_by_currency)}`, '');
+    lines.push(`Money at stake: ${moneyText(t.amount_minor_by_currency)}`, '');
   }
   if (findings.scope.orgs.length || findings.scope.app_instances.length) {
     lines.push(`Scope: ${[...findings.scope.orgs.map((o) => `org ${o}`), ...findings.scope.app_instances.map((a) => `app instance ${a}`)].join(', ')}`, '');
   }
-  lines.push('| status | invariant | severity | violations | money at stake (minor units) | note |', '|---|---|---|---:|---|---|');
-  for (const r of findings.invariants) {
-    const note = r.error ? `query failed: ${r.error}` : r.skipped_reason ?? (r.waived_violations ? `${r.waived_violations} waived` : '');
+  const baseline = findings.baseline !== undefined;
+  const trend = findings.invariants.some((r) => (r.trend?.length ?? 0) > 1);
+  if (findings.baseline) {
+    const n = findings.invariants.reduce((a, r) => a + (r.baseline?.new ?? 0), 0);
+    const p = findings.invariants.reduce((a, r) => a + (r.baseline?.persisting ?? 0), 0);
+    const gone = findings.invariants.reduce((a, r) => a + (r.baseline?.resolved ?? 0), 0);
     lines.push(
-      `| ${STATUS_MARK[r.status]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} | ${formatMinorUnits(r.amount_minor_by_currency)} | ${mdCell(note)} |`,
+      `Since the baseline (${findings.baseline.source}${findings.baseline.as_of ? `, as of ${findings.baseline.as_of}` : ''}): **${n} new**, ${p} persisting, ${gone} resolved`,
+      '',
+    );
+  }
+  if (findings.window) lines.push(`Window: ${findings.window.since ?? '…'} to ${findings.window.until ?? '…'} (usage and ledger activity)`, '');
+  lines.push(
+    `| status | invariant | severity | violations |${baseline ? ' new | persisting |' : ''}${trend ? ' trend |' : ''} money at stake | note |`,
+    `|---|---|---|---:|${baseline ? '---:|---:|' : ''}${trend ? '---|' : ''}---|---|`,
+  );
+  for (const r of findings.invariants) {
+    const notes = [
+      r.error ? `query failed: ${r.error}` : r.skipped_reason,
+      r.waived_violations ? `${r.waived_violations} waived` : undefined,
+      r.threshold?.reason,
+      r.window && !r.window.windowed ? r.window.note : undefined,
+    ].filter(Boolean);
+    const b = r.baseline;
+    lines.push(
+      `| ${VERDICT_MARK[verdictOf(r)]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} |` +
+        (baseline ? ` ${b ? b.new : '–'} | ${b ? b.persisting : '–'} |` : '') +
+        (trend ? ` ${trendText(r)} |` : '') +
+        ` ${moneyText(r.amount_minor_by_currency)} | ${mdCell(notes.join('; '))} |`,
     );
   }
   lines.push('', `Inputs: ${findings.inputs.map((i) => `${i.source} (${i.rows} rows${i.rejected_rows ? `, ${i.rejected_rows} rejected` : ''})`).join(', ')}`, '');
