@@ -221,3 +221,32 @@ test('findings from a YAML config discovered in the working directory', async ()
   expect(() => discoverConfig(undefined, dir, {})).toThrow(/recon.config.json and recon.config.yaml both exist/);
   expect(await readFile(path.join(dir, 'recon.config.json'), 'utf8')).toBe('{}');
 });
+
+describe('console', () => {
+  const stream = (isTTY: boolean) => {
+    const chunks: string[] = [];
+    return { chunks, s: { isTTY, write: (c: string) => chunks.push(c) > 0 } as unknown as NodeJS.WriteStream };
+  };
+
+  test('colour only on a terminal without NO_COLOR; the same lines otherwise', async () => {
+    const { AuditConsole } = await import('../src/console.ts');
+    const findings = audits.run('waivers').findings;
+    const lines = (tty: boolean, env: NodeJS.ProcessEnv) => {
+      const out = stream(tty);
+      const err = stream(tty);
+      const c = new AuditConsole({ out: out.s, err: err.s, env });
+      c.invariants(findings);
+      c.summary(findings);
+      return out.chunks.join('');
+    };
+    const plain = lines(false, {});
+    expect(lines(true, { NO_COLOR: '1' })).toBe(plain);
+    const coloured = lines(true, {});
+    expect(coloured).toContain('\x1b[31mFAIL  \x1b[0m payments.failed_reconcile');
+    expect(coloured.replace(/\x1b\[[0-9;]*m/g, '')).toBe(plain);
+    expect(plain).toMatch(/^FAIL {3}payments\.failed_reconcile +1 {2}EUR 20\.00 {2}\(1 waived\)$/m);
+    expect(plain).toMatch(/^FAIL {3}waivers\.expired +1$/m);
+    expect(plain).toMatch(/^WARN {3}waivers\.stale +1$/m);
+    expect(plain.trimEnd().split('\n').at(-1)).toBe('PASS=25 WARN=3 ERROR=3 SKIP=0 WAIVED=0  errors: EUR 20.00, USD 15.00  warnings: EUR 70.00');
+  });
+});
