@@ -247,6 +247,6 @@ describe('console', () => {
     expect(plain).toMatch(/^FAIL {3}payments\.failed_reconcile +1 {2}EUR 20\.00 {2}\(1 waived\)$/m);
     expect(plain).toMatch(/^FAIL {3}waivers\.expired +1$/m);
     expect(plain).toMatch(/^WARN {3}waivers\.stale +1$/m);
-    expect(plain.trimEnd().split('\n').at(-1)).toBe('PASS=25 WARN=3 ERROR=3 SKIP=0 WAIVED=0  errors: EUR 20.00, USD 15.00  warnings: EUR 70.00');
+    expect(plain.trimEnd().split('\n').at(-1)).toBe('PASS=24 WARN=3 ERROR=3 SKIP=0 WAIVED=0  errors: EUR 20.00, USD 15.00  warnings: EUR 70.00');
   });
 });
