@@ -6,7 +6,7 @@ import { HtmlValidate } from 'html-validate';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports } from '../src/audit.ts';
 import { assertSafeSvg, barChart } from '../src/report/charts.ts';
-import { fillLinkTemplate, formatMoney, logQueries, logqlFor, logqlString } from '../src/report/format.ts';
+import { fillLinkTemplate, formatMoney, logQueries, minorToDecimal, logqlFor, logqlString } from '../src/report/format.ts';
 import { resolveInside, safeFileName } from '../src/report/paths.ts';
 import { renderReports } from '../src/report/render.ts';
 import { BUSY_COUNT, BUSY_ORG, HOSTILE, HOSTILE_APP, HOSTILE_CORRELATION, HOSTILE_PROJECT, hostileWorld, insertViolations, type World } from './report-fixtures/world.ts';
@@ -102,14 +102,25 @@ describe('templates', () => {
 });
 
 describe('formatting', () => {
-  test('money is exact in minor units and respects the currency exponent', () => {
-    expect(formatMoney(123456789012345678901n, 'USD')).toBe('USD 1,234,567,890,123,456,789.01');
+  test('money is exact in minor units and respects the ISO-4217 exponent', () => {
+    expect(formatMoney(48360n, 'EUR')).toBe('EUR 483.60');
+    expect(formatMoney(2534n, 'GBP')).toBe('GBP 25.34');
     expect(formatMoney(5n, 'EUR')).toBe('EUR 0.05');
-    expect(formatMoney(-1500n, 'USD')).toBe('−USD 15.00');
     expect(formatMoney(1500n, 'JPY')).toBe('JPY 1,500');
+    expect(formatMoney(-1500n, 'JPY')).toBe('-JPY 1,500');
+    expect(formatMoney(-480n, 'EUR')).toBe('-EUR 4.80');
+    expect(formatMoney(-5n, 'GBP')).toBe('-GBP 0.05');
     expect(formatMoney(1500n, 'BHD')).toBe('BHD 1.500');
+    expect(formatMoney(1500n, 'ISK')).toBe('ISK 1,500');
+    // above 2^53 a float would already have lost the last digit
+    expect(formatMoney(2n ** 53n + 1n, 'EUR')).toBe('EUR 90,071,992,547,409.93');
+    expect(formatMoney(-(2n ** 63n - 1n), 'JPY')).toBe('-JPY 9,223,372,036,854,775,807');
+    expect(formatMoney(123456789012345678901n, 'USD')).toBe('USD 1,234,567,890,123,456,789.01');
     expect(formatMoney(1500n, 'xx')).toBe('xx 15.00');
+    expect(formatMoney(5n, null)).toBe('??? 0.05');
     expect(formatMoney(null, 'USD')).toBe('—');
+    expect(minorToDecimal(-(2n ** 53n + 1n), 'EUR')).toBe('-90071992547409.93');
+    expect(minorToDecimal(7n, 'JPY')).toBe('7');
   });
 
   test('LogQL strings are escaped so an id cannot end the string or the query', () => {

@@ -3,22 +3,21 @@
  * escape it with `<%=` like any other data value.
  */
 
-const fractionDigitsCache = new Map<string, number>();
+/**
+ * ISO 4217 minor-unit exponents that are not 2 (ISO 4217 list one, 2024). Written out rather
+ * than taken from ICU, whose CLDR data rounds some currencies differently from the standard
+ * (e.g. ISK, IDR); any other 3-letter code has 2.
+ */
+const ISO_4217_EXPONENT: Readonly<Record<string, number>> = {
+  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0,
+  VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
+  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
+  CLF: 4, UYW: 4,
+};
 
 /** Minor-unit exponent of an ISO-4217 code (JPY 0, USD 2, BHD 3); 2 for anything unknown. */
 export function fractionDigits(currency: string): number {
-  let digits = fractionDigitsCache.get(currency);
-  if (digits === undefined) {
-    try {
-      digits = /^[A-Z]{3}$/.test(currency)
-        ? (new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2)
-        : 2;
-    } catch {
-      digits = 2;
-    }
-    fractionDigitsCache.set(currency, digits);
-  }
-  return digits;
+  return ISO_4217_EXPONENT[currency] ?? 2;
 }
 
 function groupThousands(digits: string): string {
@@ -34,18 +33,50 @@ export function formatInt(n: bigint | number | null | undefined): string {
 }
 
 /**
- * Money in minor units → `USD 1,234.56`, exactly (string arithmetic on the bigint, never a
- * float). A null amount is `—`; a null currency is shown as `???`.
+ * Minor units as an exact decimal string in major units: `48360n, 'EUR'` → `483.60`,
+ * `-5n, 'EUR'` → `-0.05`, `1500n, 'JPY'` → `1500`. Built from the bigint's digits, so any
+ * size stays exact; violations.csv's `amount_major` is the same text.
+ */
+export function minorToDecimal(minor: bigint, currency: string): string {
+  const digits = fractionDigits(currency);
+  const neg = minor < 0n;
+  const abs = (neg ? -minor : minor).toString().padStart(digits + 1, '0');
+  const whole = abs.slice(0, abs.length - digits);
+  return `${neg ? '-' : ''}${whole}${digits > 0 ? `.${abs.slice(abs.length - digits)}` : ''}`;
+}
+
+const formatters = new Map<string, Intl.NumberFormat>();
+
+function formatterFor(currency: string): Intl.NumberFormat {
+  let f = formatters.get(currency);
+  if (!f) {
+    const digits = fractionDigits(currency);
+    const options: Intl.NumberFormatOptions = { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: true };
+    try {
+      f = new Intl.NumberFormat('en', /^[A-Z]{3}$/.test(currency) ? { ...options, style: 'currency', currency, currencyDisplay: 'code' } : options);
+    } catch {
+      f = new Intl.NumberFormat('en', options);
+    }
+    formatters.set(currency, f);
+  }
+  return f;
+}
+
+/**
+ * Money in minor units → `EUR 483.60`, `JPY 1,500`, `-EUR 4.80`: the one money formatter of
+ * every output (reports, diff, summary.md, JUnit and Vitest tables). Exact at any size: the
+ * bigint becomes a decimal string (ISO-4217 exponent) and Intl.NumberFormat formats that string,
+ * which it reads as an exact decimal, never through a float. A null amount is `—`; a null
+ * currency is `???`; a code that is not three capital letters is shown as given before the
+ * number. Spaces are plain spaces, so the text greps and pastes the same everywhere.
  */
 export function formatMoney(minor: bigint | null | undefined, currency: string | null | undefined): string {
   if (minor === null || minor === undefined) return '—';
   const code = currency ?? '???';
-  const digits = fractionDigits(code);
-  const neg = minor < 0n;
-  const abs = (neg ? -minor : minor).toString().padStart(digits + 1, '0');
-  const whole = abs.slice(0, abs.length - digits);
-  const frac = digits > 0 ? `.${abs.slice(abs.length - digits)}` : '';
-  return `${neg ? '−' : ''}${code} ${groupThousands(whole)}${frac}`;
+  const f = formatterFor(code);
+  // Intl.NumberFormat v3 takes a decimal string exactly; its TypeScript type still says number.
+  const text = f.format(minorToDecimal(minor, code) as unknown as number).replace(/\u00a0/g, ' ');
+  return f.resolvedOptions().style === 'currency' ? text : `${minor < 0n ? '-' : ''}${code} ${text.replace(/^-/, '')}`;
 }
 
 /** Money as a plain number for a chart axis (charts are approximate; tables stay exact). */
