@@ -5,12 +5,7 @@ import type { AuditRun } from './audit.ts';
 import { exitCodeFor } from './audit.ts';
 import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
 import { parseExact } from './json.ts';
-
-/** Money per currency in minor units, e.g. `1234 USD, 50 EUR` (the HTML reports show major units). */
-export function formatMinorUnits(byCurrency: Record<string, bigint>): string {
-  const parts = Object.entries(byCurrency).map(([cur, amount]) => `${amount} ${cur}`);
-  return parts.length ? parts.join(', ') : '';
-}
+import { formatMoneyByCurrency } from './report/format.ts';
 
 /** findings.json: bigints are written as JSON integers, never as floats or strings. */
 export function findingsJson(findings: Findings): string {
@@ -47,16 +42,22 @@ export function summaryMarkdown(findings: Findings): string {
     '',
   ];
   if (Object.keys(t.amount_minor_by_currency).length > 0) {
-    lines.push(`Money at stake (minor units): ${formatMinorUnits(t.amount_minor_by_currency)}`, '');
+    lines.push(
+      `Money at stake, each money movement counted once (${t.money_items} movements): **${formatMoneyByCurrency(t.amount_minor_by_currency)}**` +
+        ` — errors ${formatMoneyByCurrency(t.error_amount_minor_by_currency) || 'none'}; warnings only ${formatMoneyByCurrency(t.warn_amount_minor_by_currency) || 'none'}.`,
+      '',
+      `The per-invariant amounts below overlap (one defect is priced by every invariant that sees it; together ${formatMoneyByCurrency(t.overlapping_amount_minor_by_currency)}), so they do not add up to the total.`,
+      '',
+    );
   }
   if (findings.scope.orgs.length || findings.scope.app_instances.length) {
     lines.push(`Scope: ${[...findings.scope.orgs.map((o) => `org ${o}`), ...findings.scope.app_instances.map((a) => `app instance ${a}`)].join(', ')}`, '');
   }
-  lines.push('| status | invariant | severity | violations | money at stake (minor units) | note |', '|---|---|---|---:|---|---|');
+  lines.push('| status | invariant | severity | violations | money at stake (overlapping) | note |', '|---|---|---|---:|---|---|');
   for (const r of findings.invariants) {
     const note = r.error ? `query failed: ${r.error}` : r.skipped_reason ?? (r.waived_violations ? `${r.waived_violations} waived` : '');
     lines.push(
-      `| ${STATUS_MARK[r.status]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} | ${formatMinorUnits(r.amount_minor_by_currency)} | ${mdCell(note)} |`,
+      `| ${STATUS_MARK[r.status]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} | ${formatMoneyByCurrency(r.amount_minor_by_currency)} | ${mdCell(note)} |`,
     );
   }
   lines.push('', `Inputs: ${findings.inputs.map((i) => `${i.source} (${i.rows} rows${i.rejected_rows ? `, ${i.rejected_rows} rejected` : ''})`).join(', ')}`, '');

@@ -9,7 +9,7 @@ import { auditExports, type AuditRun } from '../src/audit.ts';
 import { parseConfig } from '../src/config.ts';
 import { formatInt, formatMoney } from '../src/report/format.ts';
 import { safeFileName } from '../src/report/paths.ts';
-import { renderReports } from '../src/report/render.ts';
+import { anchorFor, renderReports } from '../src/report/render.ts';
 import { launchBrowser } from './helpers/browser.ts';
 
 /**
@@ -130,7 +130,7 @@ describe('reports in headless Chromium', () => {
     );
     expect(expected.length).toBeGreaterThan(0);
     for (const e of expected) {
-      const section = page.locator(`section.invariant#inv-${safeFileName(e.invariant_id)}`);
+      const section = page.locator(`section.invariant#${anchorFor(e.invariant_id)}`);
       expect(await section.locator('h3 code').textContent()).toBe(e.invariant_id);
       expect(await section.locator('tbody td.entity').count()).toBe(Number(e.n));
     }

@@ -54,9 +54,13 @@ async function walk(dir: string): Promise<string[]> {
 const sha = (s: string) => `'sha256-${createHash('sha256').update(s, 'utf8').digest('base64')}'`;
 
 describe('safeFileName', () => {
-  test('an ASCII slug of the id plus a 16-hex sha256, never a path', () => {
-    expect(safeFileName('org_a')).toBe(`org_a-${createHash('sha256').update('org_a').digest('hex').slice(0, 16)}`);
-    for (const id of Object.values(HOSTILE)) {
+  test('a safe, portable id is the file name itself (orgs/org_8.html)', () => {
+    for (const id of ['org_8', 'org_a', 'app_113', 'org-1.eu', '0']) expect(safeFileName(id)).toBe(id);
+  });
+
+  test('any other id: an ASCII slug plus a 16-hex sha256, never a path', () => {
+    expect(safeFileName('Org_A')).toBe(`org_a-${createHash('sha256').update('Org_A').digest('hex').slice(0, 16)}`);
+    for (const id of Object.values(HOSTILE).filter((h) => h !== HOSTILE.caseB)) {
       const name = safeFileName(id);
       expect(name).toMatch(/^[a-z0-9_-]+-[0-9a-f]{16}$/);
       expect(name.length).toBeLessThanOrEqual(48 + 1 + 16);
@@ -64,10 +68,15 @@ describe('safeFileName', () => {
     }
     expect(safeFileName('Zürich-公司')).toMatch(/^zurich-[0-9a-f]{16}$/);
     expect(safeFileName('')).toMatch(/^id-[0-9a-f]{16}$/);
+    // unsafe or unportable as they are: dot names, Windows device names, too long, hash-shaped
+    for (const id of ['.', '..', '.hidden', 'a..b', 'a.', 'con', 'nul.txt', 'lpt1', 'a'.repeat(65), 'x-0123456789abcdef', 'org 8', 'org/8']) {
+      expect(safeFileName(id), id).toMatch(/-[0-9a-f]{16}$/);
+    }
   });
 
   test('ids differing only in case, punctuation or letters the slug drops never share a name', () => {
-    const ids = ['Org-Case', 'org-case', 'ORG-CASE', 'org.case', 'org/case', 'org case', 'org_case', '公司', '公园', 'a'.repeat(200), `${'a'.repeat(200)}b`];
+    const ids = ['Org-Case', 'org-case', 'ORG-CASE', 'org.case', 'org/case', 'org case', 'org_case', '公司', '公园', 'a'.repeat(200), `${'a'.repeat(200)}b`,
+      'x', `x-${createHash('sha256').update('X').digest('hex').slice(0, 16)}`, 'X'];
     const names = ids.map(safeFileName);
     expect(new Set(names).size).toBe(ids.length);
     // also on case-insensitive file systems

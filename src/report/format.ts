@@ -202,3 +202,76 @@ export function logQueries(
   }
   return out;
 }
+
+/** Money per currency, each through formatMoney: `EUR 474.00, GBP 25.34`; empty when none. */
+export function formatMoneyByCurrency(byCurrency: Readonly<Record<string, bigint>>): string {
+  return Object.entries(byCurrency)
+    .map(([currency, amount]) => formatMoney(amount, currency))
+    .join(', ');
+}
+
+// --- a violation's detail, for people ----------------------------------------------------------
+
+export interface DetailField {
+  label: string;
+  value: string;
+}
+
+function isInteger(v: unknown): v is bigint | number | string {
+  return typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^-?\d+$/.test(v));
+}
+
+function currencyOf(o: Record<string, unknown>, fallback: string | null): string | null {
+  for (const k of ['currency', 'entry_currency', 'usage_currency']) {
+    const c = o[k];
+    if (typeof c === 'string' && c !== '') return c;
+  }
+  return fallback;
+}
+
+/** One value of a detail as text; `*_minor` integers are money in `currency`. */
+function detailValue(key: string, v: unknown, currency: string | null): string {
+  if (v === null || v === undefined) return '—';
+  if (key.endsWith('_minor') && isInteger(v)) return formatMoney(BigInt(v), currency);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (typeof v === 'bigint' || typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return v.length === 0 ? 'none' : v.map((x) => detailValue(key, x, currency)).join(', ');
+  if (typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const c = currencyOf(o, currency);
+    return `(${Object.entries(o)
+      .filter(([k]) => !(k === 'currency' && Object.keys(o).some((x) => x.endsWith('_minor'))))
+      .map(([k, x]) => `${labelOf(k)}: ${detailValue(k, x, c)}`)
+      .join(', ')})`;
+  }
+  return String(v);
+}
+
+function labelOf(key: string): string {
+  return key.replace(/_minor$/, '').replaceAll('_', ' ');
+}
+
+/**
+ * A violation's `detail` as labelled values for people (reports, diff, Vitest/JUnit tables):
+ * `accrued_cost_minor = 480` becomes `accrued cost: EUR 4.80`, money through formatMoney in the
+ * detail's own currency (else the violation's). A `currency` key that only qualifies the amounts
+ * is folded into them. Anything that is not a JSON object is one `detail` field.
+ */
+export function detailFields(detail: unknown, violationCurrency: string | null): DetailField[] {
+  if (detail === null || detail === undefined) return [];
+  if (typeof detail !== 'object' || Array.isArray(detail)) return [{ label: 'detail', value: detailValue('detail', detail, violationCurrency) }];
+  const o = detail as Record<string, unknown>;
+  const currency = currencyOf(o, violationCurrency);
+  const hasMoney = Object.entries(o).some(([k, v]) => k.endsWith('_minor') && isInteger(v));
+  return Object.entries(o)
+    .filter(([k]) => !(hasMoney && k === 'currency'))
+    .map(([k, v]) => ({ label: labelOf(k), value: detailValue(k, v, currency) }));
+}
+
+/** detailFields as one line: `accrued cost: EUR 4.80; debited: EUR 9.60`. */
+export function detailLine(detail: unknown, violationCurrency: string | null): string {
+  return detailFields(detail, violationCurrency)
+    .map((f) => `${f.label}: ${f.value}`)
+    .join('; ');
+}

@@ -7,10 +7,11 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { CATALOG } from '../invariants/index.ts';
 import type { Findings } from '../invariants/types.ts';
+import { parseExact } from '../json.ts';
 import { barChart, type BarDatum, type Chart } from './charts.ts';
 import * as data from './data.ts';
 import type { Money } from './data.ts';
-import { formatInstant, formatInt, formatMoney, logQueries, moneyAsNumber, truncate, type LinkTemplates, type LogQuery } from './format.ts';
+import { detailFields, formatInstant, formatInt, formatMoney, logQueries, type DetailField, moneyAsNumber, truncate, type LinkTemplates, type LogQuery } from './format.ts';
 import { resolveInside, safeFileName } from './paths.ts';
 
 export { safeFileName } from './paths.ts';
@@ -177,7 +178,7 @@ interface ViolationView {
   entity_id: string;
   amount_minor: bigint | null;
   currency: string | null;
-  detail: string;
+  detail: DetailField[];
   waived: boolean;
   waiver_reason: string | null;
   scope: ScopeField[];
@@ -198,25 +199,17 @@ interface SectionView {
   more: number;
 }
 
-/** `key = value; …` for a flat JSON object, else the JSON text; capped for a table cell. */
-function detailText(detail: string | null, truncated: boolean): string {
-  if (detail === null) return '';
+/** Labelled values of a violation's detail (money formatted); a cut-off detail is shown as its text. */
+function detailView(detail: string | null, truncated: boolean, currency: string | null): DetailField[] {
+  if (detail === null) return [];
   if (!truncated) {
     try {
-      const parsed: unknown = JSON.parse(detail);
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
-        return truncate(
-          Object.entries(parsed)
-            .map(([k, v]) => `${k} = ${typeof v === 'string' ? v : JSON.stringify(v)}`)
-            .join('; '),
-          DETAIL_CHARS,
-        );
-      }
+      return detailFields(parseExact(detail), currency).map((f) => ({ label: f.label, value: truncate(f.value, DETAIL_CHARS) }));
     } catch {
       // not JSON: shown as text
     }
   }
-  return truncated ? `${detail}…` : detail;
+  return [{ label: 'detail', value: truncated ? `${detail}… (cut; violations.csv has all of it)` : detail }];
 }
 
 interface Links {
@@ -256,7 +249,7 @@ function violationView(r: data.ViolationRow, links: Links, templates: LinkTempla
     entity_id: r.entity_id,
     amount_minor: r.amount_minor,
     currency: r.currency,
-    detail: detailText(r.detail, r.detail_truncated),
+    detail: detailView(r.detail, r.detail_truncated, r.currency),
     waived: r.waived,
     waiver_reason: r.waiver_reason,
     scope,
@@ -264,8 +257,9 @@ function violationView(r: data.ViolationRow, links: Links, templates: LinkTempla
   };
 }
 
-function anchorFor(invariantId: string): string {
-  return `inv-${safeFileName(invariantId)}`;
+/** An invariant's anchor on a page, e.g. `inv-ledger-duplicate_debit` (no dot, so it is also a plain CSS id selector). */
+export function anchorFor(invariantId: string): string {
+  return `inv-${safeFileName(invariantId).replaceAll('.', '-')}`;
 }
 
 function sections(totals: data.InvariantTotals[], rows: data.ViolationRow[], links: Links, tpl: LinkTemplates, omit: 'org_id' | 'app_instance_id'): SectionView[] {

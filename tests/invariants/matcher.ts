@@ -1,7 +1,7 @@
 import { stringify } from 'lossless-json';
 import { expect } from 'vitest';
 import type { InvariantResult, Violation } from '../../src/invariants/types.ts';
-import { formatMinorUnits } from '../../src/outputs.ts';
+import { detailLine, formatMoney, formatMoneyByCurrency } from '../../src/report/format.ts';
 
 const SHOWN = 10;
 
@@ -13,15 +13,15 @@ function cell(value: unknown, width: number): string {
 /** Plain text only: this message ends up in junit.xml, where colour codes are noise. */
 export function violationTable(result: InvariantResult): string {
   const head = `${result.id} (${result.severity}): ${result.violations} violation${result.violations === 1 ? '' : 's'}` +
-    (Object.keys(result.amount_minor_by_currency).length ? `, money at stake ${formatMinorUnits(result.amount_minor_by_currency)} (minor units)` : '');
+    (Object.keys(result.amount_minor_by_currency).length ? `, money at stake ${formatMoneyByCurrency(result.amount_minor_by_currency)}` : '');
   const columns: Array<[string, number, (v: Violation) => unknown]> = [
     ['entity_id', 28, (v) => v.entity_id],
     ['org', 12, (v) => v.org_id],
     ['project', 12, (v) => v.project_id],
     ['app instance', 14, (v) => v.app_instance_id],
-    ['money', 14, (v) => (v.amount_minor === null ? null : `${v.amount_minor} ${v.currency ?? ''}`.trim())],
+    ['money', 16, (v) => (v.amount_minor === null ? null : formatMoney(v.amount_minor, v.currency))],
     ['correlation', 16, (v) => v.correlation_id],
-    ['what is wrong', 60, (v) => v.detail],
+    ['what is wrong', 80, (v) => detailLine(v.detail, v.currency)],
   ];
   const rows = result.sample.filter((v) => !v.waived).slice(0, SHOWN);
   const lines = [
