@@ -143,6 +143,38 @@ export interface LogQuery {
   id: string;
   logql: string;
   links: ObservabilityLink[];
+  /** The window to search: around the violation's own timestamps (see violationTimeRange). */
+  range: TimeRange | null;
+}
+
+/** A search window, ISO-8601 UTC instants. */
+export interface TimeRange {
+  from: string;
+  to: string;
+}
+
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$/;
+const HOUR_MS = 3_600_000;
+
+/**
+ * The time range a violation's logs are searched in: from an hour before its earliest timestamp
+ * to an hour after its latest (start/end of a usage row, creation of an entry, ... as its detail
+ * gives them); without any, the 24 hours before the audit time. Log stores search a bounded
+ * window, and a query without one searches only the last hour or so.
+ */
+export function violationTimeRange(detail: unknown, asOf: string): TimeRange {
+  const times: number[] = [];
+  const visit = (v: unknown): void => {
+    if (typeof v === 'string' && ISO_INSTANT.test(v)) {
+      const t = Date.parse(v);
+      if (Number.isFinite(t)) times.push(t);
+    } else if (Array.isArray(v)) v.forEach(visit);
+    else if (v !== null && typeof v === 'object') Object.values(v).forEach(visit);
+  };
+  visit(detail);
+  const end = Date.parse(asOf);
+  const [from, to] = times.length > 0 ? [Math.min(...times) - HOUR_MS, Math.max(...times) + HOUR_MS] : [end - 24 * HOUR_MS, end];
+  return { from: new Date(from).toISOString().replace('.000Z', 'Z'), to: new Date(to).toISOString().replace('.000Z', 'Z') };
 }
 
 const LINK_LABELS: ReadonlyArray<[keyof LinkTemplates, string]> = [
@@ -156,9 +188,21 @@ const LINK_LABELS: ReadonlyArray<[keyof LinkTemplates, string]> = [
  * URL-encoded value; a template that needs a value this violation lacks gives no link, and
  * only http(s) URLs are ever produced (a template is config, but a link is still a link).
  */
-export function fillLinkTemplate(template: string, values: Partial<Record<'correlation_id' | 'trace_id' | 'query', string | null>>): string | null {
+export function fillLinkTemplate(
+  template: string,
+  values: Partial<Record<'correlation_id' | 'trace_id' | 'query', string | null>>,
+  range?: TimeRange | null,
+): string | null {
   let missing = false;
-  const href = template.replace(/\{(correlation_id|trace_id|query)\}/g, (_, name: 'correlation_id' | 'trace_id' | 'query') => {
+  const ms = range ? { from: String(Date.parse(range.from)), to: String(Date.parse(range.to)) } : null;
+  const withRange = template.replace(/\{(from|to)\}/g, (_, name: 'from' | 'to') => {
+    if (!ms) {
+      missing = true;
+      return '';
+    }
+    return ms[name];
+  });
+  const href = withRange.replace(/\{(correlation_id|trace_id|query)\}/g, (_, name: 'correlation_id' | 'trace_id' | 'query') => {
     const v = values[name];
     if (v === null || v === undefined || v === '') {
       missing = true;
@@ -169,7 +213,14 @@ export function fillLinkTemplate(template: string, values: Partial<Record<'corre
   if (missing) return null;
   try {
     const url = new URL(href);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+    // A template without {from}/{to} still gets the range, as the from/to (epoch ms) parameters
+    // Grafana reads.
+    if (ms && !/\{(from|to)\}/.test(template)) {
+      url.searchParams.set('from', ms.from);
+      url.searchParams.set('to', ms.to);
+    }
+    return url.href;
   } catch {
     return null;
   }
@@ -179,6 +230,7 @@ export function fillLinkTemplate(template: string, values: Partial<Record<'corre
 export function logQueries(
   ids: { correlation_id: string | null; trace_id: string | null },
   templates: LinkTemplates,
+  range: TimeRange | null = null,
 ): LogQuery[] {
   const out: LogQuery[] = [];
   const seen = new Set<string>();
@@ -192,13 +244,13 @@ export function logQueries(
       if (!template) continue;
       // A template naming the *other* id still works when the violation has it; the query is
       // always the one for this id, so each id gets its own link.
-      const href = fillLinkTemplate(template, { correlation_id: ids.correlation_id, trace_id: ids.trace_id, query: logql });
+      const href = fillLinkTemplate(template, { correlation_id: ids.correlation_id, trace_id: ids.trace_id, query: logql }, range);
       if (href === null || seen.has(href)) continue;
       if (!template.includes('{query}') && !template.includes(`{${kind}}`)) continue;
       seen.add(href);
       links.push({ label, href });
     }
-    out.push({ kind, id, logql, links });
+    out.push({ kind, id, logql, links, range });
   }
   return out;
 }
