@@ -217,8 +217,9 @@ export function fillLinkTemplate(
     // A template without {from}/{to} still gets the range, as the from/to (epoch ms) parameters
     // Grafana reads.
     if (ms && !/\{(from|to)\}/.test(template)) {
-      url.searchParams.set('from', ms.from);
-      url.searchParams.set('to', ms.to);
+      // Appended as text: re-serialising searchParams would re-encode the query the template built.
+      const [base, hash] = [url.href.split('#')[0]!, url.hash];
+      return `${base}${url.search ? '&' : '?'}from=${ms.from}&to=${ms.to}${hash}`;
     }
     return url.href;
   } catch {
