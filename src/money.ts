@@ -1,4 +1,6 @@
 import type { Db } from './db.ts';
+import { ISO_4217_EXPONENT } from './report/format.ts';
+import { sqlString } from './sql.ts';
 
 /**
  * Money totals that count each money movement once (CONTRACT.md §3). One defect is seen by
@@ -103,4 +105,22 @@ export async function moneyItems(db: Db, source = 'violations', where = 'true', 
      ORDER BY currency, abs(amount_minor) DESC, item LIMIT ${Math.max(0, Math.trunc(limit))}`,
   );
   return rows.map((r) => ({ ...r, amount_minor: BigInt(r.amount_minor), invariant_ids: r.invariant_ids.items.map(String) }));
+}
+
+/**
+ * SQL: minor units as an exact decimal text in major units (`48360`, `EUR` → `483.60`; JPY has no
+ * decimals), the same text as minorToDecimal, for violations.csv/parquet. String arithmetic on
+ * the digits, never a float or a DECIMAL cast that could overflow; NULL without a currency.
+ */
+export function majorUnitsSql(amount: string, currency: string): string {
+  const exponents = Object.entries(ISO_4217_EXPONENT)
+    .map(([code, d]) => `WHEN ${sqlString(code)} THEN ${d}`)
+    .join(' ');
+  const d = `(CASE ${currency} ${exponents} ELSE 2 END)`;
+  // Padded to at least d + 1 digits; lpad would cut a longer string.
+  const abs = `abs(${amount}::HUGEINT)::VARCHAR`;
+  const digits = `(repeat('0', greatest(0, ${d} + 1 - length(${abs}))) || ${abs})`;
+  return `CASE WHEN ${amount} IS NULL OR ${currency} IS NULL THEN NULL ELSE
+    (CASE WHEN ${amount} < 0 THEN '-' ELSE '' END) ||
+    CASE WHEN ${d} = 0 THEN ${digits} ELSE left(${digits}, length(${digits}) - ${d}) || '.' || right(${digits}, ${d}) END END`;
 }

@@ -6,6 +6,7 @@ import { exitCodeFor } from './audit.ts';
 import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
 import { parseExact } from './json.ts';
 import { formatMoneyByCurrency } from './report/format.ts';
+import { majorUnitsSql } from './money.ts';
 
 /** findings.json: bigints are written as JSON integers, never as floats or strings. */
 export function findingsJson(findings: Findings): string {
@@ -78,7 +79,9 @@ export async function writeAuditOutputs(run: AuditRun, outDir: string): Promise<
     summary: path.join(outDir, 'summary.md'),
   };
   await writeFile(files.findings, findingsJson(run.findings));
-  const select = `SELECT ${VIOLATION_COLUMNS.map((c) => c.name).join(', ')} FROM violations ORDER BY invariant_id, entity_id, ledger_entry_id, usage_record_id`;
+  // amount_major: the same money as exact decimal text in major units, beside the minor units.
+  const columns = VIOLATION_COLUMNS.map((c) => (c.name === 'amount_minor' ? `amount_minor, ${majorUnitsSql('amount_minor', 'currency')} AS amount_major` : c.name));
+  const select = `SELECT ${columns.join(', ')} FROM violations ORDER BY invariant_id, entity_id, ledger_entry_id, usage_record_id`;
   await run.db.run(`COPY (${select}) TO $path (FORMAT csv, HEADER true)`, { path: files.csv });
   await run.db.run(`COPY (${select}) TO $path (FORMAT parquet, COMPRESSION zstd)`, { path: files.parquet });
   await writeFile(files.summary, summaryMarkdown(run.findings));

@@ -8,7 +8,7 @@
  * than taken from ICU, whose CLDR data rounds some currencies differently from the standard
  * (e.g. ISK, IDR); any other 3-letter code has 2.
  */
-const ISO_4217_EXPONENT: Readonly<Record<string, number>> = {
+export const ISO_4217_EXPONENT: Readonly<Record<string, number>> = {
   BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0,
   VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
   BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
