@@ -114,7 +114,8 @@ findings.json, violations.csv, violations.parquet, junit.xml, summary.md and HTM
 ${AUDIT_OPTIONS_HELP}
   --out DIR               output folder (default: reports)
 
-Exit codes: 0 no error-severity violation, 1 error-severity violations found, 2 the audit could not run.`;
+Exit codes: 0 no error-severity violation, 1 error-severity violations found, 2 the audit could not run.
+What each output holds and how money is totalled: docs/contract.md`;
 
 /** Writes every output of an audit into outDir (CONTRACT.md §4) and returns the files written. */
 export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<string[]> {
@@ -205,7 +206,8 @@ Commands:
   list        list the invariants
   explain ID  explain one invariant and show its SQL
 
-Run recon <command> --help for a command's options.`;
+Run recon <command> --help for a command's options.
+The contract (inputs, invariants, outputs, money totals, exit codes): docs/contract.md`;
 
 const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   audit: auditCommand,
