@@ -46,7 +46,7 @@ describe('recon list and explain', () => {
 
   test('bad arguments exit 2 with a message, and --help exits 0', async () => {
     expect(await cli(['audit', '--nope'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/^recon: recon audit: Unknown option '--nope'/) });
-    expect(await cli(['audit'])).toMatchObject({ code: 2, stderr: 'recon: recon audit: --exports DIR is required' });
+    expect(await cli(['audit'])).toMatchObject({ code: 2, stderr: 'recon: recon audit: --exports DIR (or --bigquery PROJECT.DATASET) is required' });
     expect(await cli(['frobnicate'])).toMatchObject({ code: 2, stderr: 'recon: unknown command "frobnicate" (see recon --help)' });
     expect(await cli(['audit', '--help'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: recon audit/) });
   });

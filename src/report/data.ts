@@ -422,7 +422,7 @@ export async function invariantTotals(db: Db, kind: EntityKind, batch: number): 
               count(*) FILTER (WHERE NOT waived) AS open, count(*) FILTER (WHERE waived) AS waived
        FROM ${T.v} WHERE ${batchFilter(kind)} GROUP BY 1, 2),
      m AS (
-       SELECT ${col} AS entity, invariant_id, currency, sum(amount_minor)::BIGINT AS amount
+       SELECT ${col} AS entity, invariant_id, currency, sum(amount_minor)::HUGEINT AS amount
        FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
        GROUP BY 1, 2, 3)
      SELECT g.*, m.currency, m.amount FROM g LEFT JOIN m USING (entity, invariant_id)
@@ -497,7 +497,7 @@ export async function impact(
        FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived ${by === 'app_instance_id' ? 'AND app_instance_id IS NOT NULL' : ''}
        GROUP BY 1, 2),
      m AS (
-       SELECT ${col} AS entity, ${by} AS key, currency, sum(amount_minor)::BIGINT AS amount
+       SELECT ${col} AS entity, ${by} AS key, currency, sum(amount_minor)::HUGEINT AS amount
        FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
        GROUP BY 1, 2, 3)
      SELECT k.entity, k.key, k.n, k.keys, m.currency, m.amount
@@ -522,7 +522,7 @@ export async function impact(
 
 export async function aging(db: Db, batch: number): Promise<AgingRow[]> {
   const rows = await db.all<{ org_id: string; item: string; bucket: number; currency: string | null; n: bigint; amount: bigint | null }>(
-    `SELECT org_id, item, bucket, currency, n, amount::BIGINT AS amount FROM ${T.aging}
+    `SELECT org_id, item, bucket, currency, n, amount FROM ${T.aging}
      WHERE org_id IN (SELECT id FROM ${T.orgs} WHERE batch = $b) ORDER BY org_id, item, bucket, currency`,
     { b: batch },
   );
@@ -578,7 +578,7 @@ export async function usageSplit(db: Db, env: Environment, batch: number): Promi
   if (!env.hasUsage) return [];
   const rows = await db.all<UsageSplit & { n: bigint; open: bigint }>(
     `SELECT app_instance_id, usage_source, control_plane_component, currency,
-            count(*) AS n, count(*) FILTER (WHERE end_time IS NULL) AS open, sum(accrued_cost_minor)::BIGINT AS accrued
+            count(*) AS n, count(*) FILTER (WHERE end_time IS NULL) AS open, sum(accrued_cost_minor)::HUGEINT AS accrued
      FROM usage_records WHERE ${batchFilter('app')}
      GROUP BY ALL ORDER BY 1, 2, 3 DESC NULLS LAST, 4`,
     { b: batch },
@@ -636,7 +636,7 @@ export async function ledgerBacking(
   const debits = env.hasLedger
     ? `SELECT l.usage_record_id,
               count(*) FILTER (WHERE eff) AS debits,
-              sum(l.amount_minor) FILTER (WHERE eff AND l.currency IS NOT DISTINCT FROM uc.currency)::BIGINT AS debited,
+              sum(l.amount_minor) FILTER (WHERE eff AND l.currency IS NOT DISTINCT FROM uc.currency)::HUGEINT AS debited,
               count(*) FILTER (WHERE eff AND l.currency IS DISTINCT FROM uc.currency) AS other_currency,
               count(*) FILTER (WHERE NOT eff) AS reversed,
               list(l.ledger_entry_id ORDER BY l.created_at, l.ledger_entry_id)[1:5] AS ledger_ids
