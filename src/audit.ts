@@ -107,7 +107,11 @@ async function runInvariant(db: Db, inv: Invariant, severity: Severity, tables: 
   try {
     await db.run(
       `INSERT INTO violations BY NAME
-       SELECT $id AS invariant_id, $severity AS severity, $entity AS entity_type, false AS waived, *
+       SELECT $id AS invariant_id, $severity AS severity, $entity AS entity_type, false AS waived,
+              -- Checks sum in HUGEINT; money at stake beyond BIGINT is named, never a raw cast error.
+              * REPLACE (CASE WHEN amount_minor BETWEEN -9223372036854775808 AND 9223372036854775807 THEN amount_minor::BIGINT
+                              ELSE error('money at stake for ' || entity_id || ' is ' || amount_minor::VARCHAR ||
+                                         ' minor units, beyond the 64-bit range of money amounts (implausible amounts in the export?)') END AS amount_minor)
        FROM (
          -- Columns an invariant does not return are NULL, so every one can be ordered the same way.
          SELECT NULL::BIGINT AS amount_minor, NULL::VARCHAR AS currency, NULL::JSON AS detail WHERE false

@@ -7,6 +7,7 @@ import { ReconError, UsageError, errorMessage } from './errors.ts';
 import { generateCommand } from './generate/cli.ts';
 import { diffCommand, snapshotCommand, verifyCommand } from './snapshot/cli.ts';
 import { CATALOG, findInvariant } from './invariants/index.ts';
+import { stageOutputFolder } from './out-dir.ts';
 import { writeAuditOutputs } from './outputs.ts';
 import { renderReports } from './report/render.ts';
 import { TOOL } from './version.ts';
@@ -139,12 +140,20 @@ async function auditCommand(argv: string[]): Promise<number> {
   const onProgress = progressReporter();
   if (onProgress) opts.onProgress = onProgress;
   const outDir = values.out ?? 'reports';
-  const run = await auditExports(opts);
-  if (onProgress) process.stderr.write('\n');
+  // Checked before the audit, which may take minutes: a bad --out is found at once.
+  const staged = await stageOutputFolder(outDir);
+  let run: AuditRun;
   try {
-    await writeAllOutputs(run, outDir);
+    run = await auditExports(opts);
+    if (onProgress) process.stderr.write('\n');
+    try {
+      await writeAllOutputs(run, staged.dir);
+    } finally {
+      run.db.close();
+    }
+    await staged.commit();
   } finally {
-    run.db.close();
+    await staged.discard();
   }
   const code = exitCodeFor(run.findings);
   const t = run.findings.totals;

@@ -100,7 +100,8 @@ export async function loadConfig(file?: string): Promise<LoadedConfig> {
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    // Editors on Windows save a UTF-8 BOM, which JSON.parse refuses.
+    raw = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (err) {
     throw new ConfigError(`${file}: not valid JSON: ${errorMessage(err)}`, { cause: err });
   }

@@ -66,6 +66,16 @@ export function summaryMarkdown(findings: Findings): string {
 }
 
 /**
+ * A text cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+cmd|…`, `@SUM`, `-1+1`,
+ * or one starting with a tab or carriage return) gets a leading `'`, as OWASP's CSV injection
+ * guidance says: the spreadsheet then shows the text instead of evaluating it. The ids come
+ * from exports, which anyone upstream may have written; violations.parquet keeps them as they are.
+ */
+function neutralisedCell(column: string): string {
+  return `CASE WHEN left(${column}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || ${column} ELSE ${column} END`;
+}
+
+/**
  * Writes findings.json, violations.csv, violations.parquet and summary.md (CONTRACT.md §4).
  * The violation files come straight out of DuckDB in a stable order, so the same exports give
  * the same bytes.
@@ -79,10 +89,14 @@ export async function writeAuditOutputs(run: AuditRun, outDir: string): Promise<
     summary: path.join(outDir, 'summary.md'),
   };
   await writeFile(files.findings, findingsJson(run.findings));
+  const order = 'ORDER BY invariant_id, entity_id, ledger_entry_id, usage_record_id';
   // amount_major: the same money as exact decimal text in major units, beside the minor units.
-  const columns = VIOLATION_COLUMNS.map((c) => (c.name === 'amount_minor' ? `amount_minor, ${majorUnitsSql('amount_minor', 'currency')} AS amount_major` : c.name));
-  const select = `SELECT ${columns.join(', ')} FROM violations ORDER BY invariant_id, entity_id, ledger_entry_id, usage_record_id`;
-  await run.db.run(`COPY (${select}) TO $path (FORMAT csv, HEADER true)`, { path: files.csv });
+  const major = `${majorUnitsSql('amount_minor', 'currency')} AS amount_major`;
+  const columns = (cell: (c: (typeof VIOLATION_COLUMNS)[number]) => string) =>
+    VIOLATION_COLUMNS.map((c) => (c.name === 'amount_minor' ? `amount_minor, ${major}` : cell(c))).join(', ');
+  const select = `SELECT ${columns((c) => c.name)} FROM violations ${order}`;
+  const csvSelect = `SELECT ${columns((c) => (c.sql === 'VARCHAR' ? `${neutralisedCell(c.name)} AS ${c.name}` : c.name))} FROM violations ${order}`;
+  await run.db.run(`COPY (${csvSelect}) TO $path (FORMAT csv, HEADER true)`, { path: files.csv });
   await run.db.run(`COPY (${select}) TO $path (FORMAT parquet, COMPRESSION zstd)`, { path: files.parquet });
   await writeFile(files.summary, summaryMarkdown(run.findings));
   return Object.values(files);

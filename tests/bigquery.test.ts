@@ -1,11 +1,10 @@
 import { readdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports } from '../src/audit.ts';
 import { startLocalBigQuery, type LocalBigQuery } from '../src/bigquery-local.ts';
 import type { Db } from '../src/db.ts';
-import type { Findings } from '../src/invariants/types.ts';
 import type { BigQuerySource } from '../src/loaders/bigquery.ts';
 import { copyFixture, editFile } from './helpers/exports.ts';
 
@@ -40,8 +39,6 @@ async function violationsOf(db: Db): Promise<string[]> {
   });
 }
 
-const rejectedRows = (f: Findings) => f.invariants.find((i) => i.id === 'contract.rejected_row')?.violations ?? 0;
-
 function source(bq: LocalBigQuery, extra: Partial<BigQuerySource> = {}): BigQuerySource {
   return { dataset: `${bq.projectId}.${bq.datasetId}`, endpoint: bq.url, retry: { maxRetries: 2, maxRetryDelaySeconds: 0.05 }, ...extra };
 }
@@ -50,23 +47,47 @@ async function auditBigQuery(bq: LocalBigQuery, extra: Partial<BigQuerySource> =
   return auditExports({ bigquery: source(bq, extra) });
 }
 
+interface Expected {
+  violations: Array<{ invariant_id: string; entity_id: string }>;
+}
+
+/**
+ * The fixtures that carry every kind of drift, audited both ways and compared column by column
+ * (scope, money, detail); every other fixture is compared with its expected.json, which the
+ * file audit is held to in fixtures.test.ts. Each audit costs seconds on the 2-core machine.
+ */
+const FULLY_COMPARED = new Set(['demo', 'ledger_drift', 'app_runtime_misattributed']);
+
 describe('--bigquery reads the same tables as the files, and audits them the same', () => {
   test.each(FIXTURE_NAMES)('%s', async (name) => {
     const dir = path.join(FIXTURES, name);
     const bq = await startLocalBigQuery({ exportsDir: dir });
-    const files = await auditExports({ exportsDir: dir });
     const warehouse = await auditBigQuery(bq);
     try {
-      expect(await violationsOf(warehouse.db)).toEqual(await violationsOf(files.db));
-      expect(warehouse.findings.totals.violations).toBe(files.findings.totals.violations - rejectedRows(files.findings));
-      expect(warehouse.findings.as_of).toBe(files.findings.as_of);
       expect(warehouse.findings.inputs.map((i) => [i.table, i.source, i.format])).toEqual(
         bq.tables.map((t) => [t, `bigquery:${bq.projectId}.${bq.datasetId}.${t}`, 'bigquery']),
       );
       // A typed warehouse column cannot hold an unreadable value: every row arrives typed.
       expect(warehouse.findings.inputs.every((i) => i.rejected_rows === 0)).toBe(true);
+      if (FULLY_COMPARED.has(name)) {
+        const files = await auditExports({ exportsDir: dir });
+        try {
+          expect(await violationsOf(warehouse.db)).toEqual(await violationsOf(files.db));
+          expect(warehouse.findings.as_of).toBe(files.findings.as_of);
+        } finally {
+          files.db.close();
+        }
+      } else {
+        const expected = JSON.parse(await readFile(path.join(dir, 'expected.json'), 'utf8')) as Expected;
+        const got = await warehouse.db.all<{ invariant_id: string; entity_id: string }>(
+          `SELECT invariant_id, entity_id FROM violations WHERE invariant_id <> 'contract.rejected_row' ORDER BY ALL`,
+        );
+        const want = expected.violations
+          .filter((v) => v.invariant_id !== 'contract.rejected_row')
+          .sort((a, b) => a.invariant_id.localeCompare(b.invariant_id) || (a.entity_id < b.entity_id ? -1 : a.entity_id > b.entity_id ? 1 : 0));
+        expect(got.map((v) => ({ ...v }))).toEqual(want);
+      }
     } finally {
-      files.db.close();
       warehouse.db.close();
       await bq.close();
     }

@@ -1,4 +1,4 @@
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'lossless-json';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -71,7 +71,8 @@ const verdicts = (d: DiffJson) => Object.fromEntries(Object.entries(d.checks).ma
 
 const snaps = {} as Record<Export, string>;
 beforeAll(async () => {
-  for (const name of PAIRS) snaps[name] = await takeSnapshot(name);
+  // Snapshots run no nested Vitest, so they can overlap: DuckDB works off the JS thread.
+  await Promise.all(PAIRS.map(async (name) => void (snaps[name] = await takeSnapshot(name))));
 });
 
 describe('the remediation fixtures', () => {
@@ -101,7 +102,7 @@ describe('recon diff of two snapshots', () => {
     expect(keys(d.resolved)).toEqual(['payments.completed_without_credit ps_5', 'usage.unbilled_closed ur_9']);
     expect(keys(d.persisting)).toEqual(['ledger.duplicate_debit ur_7', 'usage.debit_mismatch ur_7']);
     expect(keys(d.introduced)).toEqual(['ledger.duplicate_credit ps_5', 'ledger.unaudited_adjustment le_13']);
-    expect(verdicts(d)).toEqual({ no_duplicates_introduced: false, no_unresolved_drift: false, no_new_drift: false });
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: false, no_unresolved_drift: false, no_new_drift: false, every_check_comparable: true });
     expect(d.checks['no_duplicates_introduced']!.details).toMatch(/ledger\.duplicate_credit ps_5/);
     // Each money movement once: ur_7's double debit (duplicate_debit and debit_mismatch, EUR 2.50
     // each) is one movement; ps_5 was uncredited before and is credited twice after, so its USD
@@ -151,7 +152,7 @@ describe('recon diff of two snapshots', () => {
     expect(keys(d.resolved)).toEqual(['payments.completed_without_credit ps_5', 'usage.unbilled_closed ur_9']);
     expect(keys(d.persisting)).toEqual(['ledger.duplicate_debit ur_7', 'usage.debit_mismatch ur_7']);
     expect(keys(d.introduced)).toEqual([]);
-    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: true });
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: true, every_check_comparable: true });
     expect(d.corrective_entries.entries).toEqual([]);
 
     const strict = await diff(snaps.before, snaps['after-incomplete'], ['--strict']);
@@ -173,7 +174,7 @@ describe('recon diff of two snapshots', () => {
       ]);
       expect(d.persisting).toEqual([]);
       expect(d.introduced).toEqual([]);
-      expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true });
+      expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true, every_check_comparable: true });
       expect(d.money['after']).toEqual({});
       expect(d.corrective_entries.entries.map((e) => [e.ledger_entry_id, e.entry_type, e.actor, e.correlation_id, e.missing])).toEqual([
         ['le_11', 'reversal', 'ops@example.com', 'corr-fix-3', []],
@@ -184,15 +185,14 @@ describe('recon diff of two snapshots', () => {
   });
 
   test('within one tenant: only a warning is introduced, so exit 0, and 1 with --strict', async () => {
-    const before = await takeSnapshot('before', ['--org', 'org_b']);
-    const after = await takeSnapshot('after-partial', ['--org', 'org_b']);
+    const [before, after] = await Promise.all([takeSnapshot('before', ['--org', 'org_b']), takeSnapshot('after-partial', ['--org', 'org_b'])]);
     const r = await diff(before, after);
     expect(r.code).toBe(0);
     const d = await r.read();
     expect(keys(d.resolved)).toEqual(['usage.unbilled_closed ur_9']);
     expect(keys(d.persisting)).toEqual(['ledger.duplicate_debit ur_7', 'usage.debit_mismatch ur_7']);
     expect(d.introduced.map((v) => [v.invariant_id, v.entity_id, v.severity])).toEqual([['ledger.unaudited_adjustment', 'le_13', 'warn']]);
-    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: false });
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: false, every_check_comparable: true });
     expect((await diff(before, after, ['--strict'])).code).toBe(1);
   });
 
@@ -207,14 +207,13 @@ describe('recon diff of two snapshots', () => {
         ],
       }),
     );
-    const before = await takeSnapshot('before', ['--config', config]);
-    const after = await takeSnapshot('after-incomplete', ['--config', config]);
+    const [before, after] = await Promise.all([takeSnapshot('before', ['--config', config]), takeSnapshot('after-incomplete', ['--config', config])]);
     const r = await diff(before, after, ['--strict']);
     expect(r.code).toBe(0);
     const d = await r.read();
     expect(keys(d.persisting)).toEqual(['ledger.duplicate_debit ur_7', 'usage.debit_mismatch ur_7']);
     expect(d.persisting.map((p) => (p.after as { waived?: boolean }).waived)).toEqual([true, true]);
-    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true });
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true, every_check_comparable: true });
     expect(d.money['persisting_after']).toEqual({});
   });
 
@@ -277,8 +276,7 @@ describe('recon diff of two snapshots', () => {
 
 describe('recon diff of two audit output folders', () => {
   test('compares the violations; corrective entries are unavailable', async () => {
-    const before = await auditFolder('before');
-    const after = await auditFolder('after-partial');
+    const [before, after] = await Promise.all([auditFolder('before'), auditFolder('after-partial')]);
     const r = await diff(before, after);
     expect(r.code).toBe(1);
     const d = await r.read();
@@ -290,8 +288,7 @@ describe('recon diff of two audit output folders', () => {
   });
 
   test('refuses different findings schema versions', async () => {
-    const before = await auditFolder('before');
-    const after = await auditFolder('after-honest');
+    const [before, after] = await Promise.all([auditFolder('before'), auditFolder('after-honest')]);
     const file = path.join(after, 'findings.json');
     await writeFile(file, (await readFile(file, 'utf8')).replace('"schema_version": 1', '"schema_version": 2'));
     const r = await diff(before, after);
@@ -303,6 +300,49 @@ describe('recon diff of two audit output folders', () => {
     const r = await diff(path.join(FIXTURES, 'before'), snaps['after-honest']);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/neither a snapshot \(no manifest\.json\) nor an audit output folder/);
+  });
+});
+
+describe('what the diff cannot vouch for', () => {
+  async function auditOf(exportsDir: string): Promise<string> {
+    const dir = path.join(await tempDir('recon-diff-audit-'), 'out');
+    const run = await auditExports({ exportsDir });
+    try {
+      await writeAuditOutputs(run, dir);
+    } finally {
+      run.db.close();
+    }
+    return dir;
+  }
+
+  test('a check skipped on one side is not comparable: never resolved, and it fails the recovery criteria', async () => {
+    const events = path.resolve('fixtures/events_drift');
+    const withoutEvents = await tempDir('recon-diff-export-');
+    await cp(events, withoutEvents, { recursive: true });
+    await rm(path.join(withoutEvents, 'events.csv'));
+    const [before, after] = await Promise.all([auditOf(events), auditOf(withoutEvents)]);
+    const r = await diff(before, after);
+    expect(r.code).toBe(1);
+    const d = (await r.read()) as DiffJson & { summary: { not_comparable: number; not_comparable_invariants: Array<{ invariant_id: string; before: string; after: string }> } };
+    expect(keys(d.resolved)).toEqual([]);
+    expect(d.summary.not_comparable).toBe(4);
+    expect(d.summary.not_comparable_invariants.map((n) => [n.invariant_id, n.before, n.after.split(':')[0]])).toEqual([
+      ['events.allocation_status_mismatch', 'ran', 'skipped'],
+      ['events.payment_event_mismatch', 'ran', 'skipped'],
+    ]);
+    expect(verdicts(d)).toEqual({ no_duplicates_introduced: true, no_unresolved_drift: false, no_new_drift: true, every_check_comparable: false });
+    expect(r.err).toMatch(/2 check\(s\) skipped or failed on one side/);
+  });
+
+  test('a side that is not a verified snapshot is said loudly, and refused under --strict', async () => {
+    const forged = path.join(await tempDir('recon-diff-forged-'), 'after');
+    await cp(snaps['after-honest'], forged, { recursive: true });
+    await rm(path.join(forged, 'manifest.json'));
+    const r = await diff(snaps.before, forged);
+    expect(r.err).toMatch(/UNVERIFIED: AFTER .* is not a verified snapshot \(no manifest\.json; it holds evidence\/, so it looks like a snapshot whose manifest was removed\)/);
+    const strict = await diff(snaps.before, forged, ['--strict']);
+    expect(strict.code).toBe(2);
+    expect(strict.err).toMatch(/--strict compares verified snapshots only/);
   });
 });
 

@@ -14,7 +14,7 @@ interface JsonReport {
 /** The audit as plain Vitest, exactly as an on-call engineer would run it. */
 async function vitestOn(fixture: string) {
   const report = path.join(await tempDir(), 'report.json');
-  const result = await run('npx', ['vitest', 'run', 'tests/invariants', '--reporter=json', `--outputFile=${report}`], {
+  const result = await run('npx', ['vitest', 'run', 'tests/invariants', '--project', 'invariants', '--reporter=json', `--outputFile=${report}`], {
     env: { ...process.env, RECON_EXPORTS: `fixtures/${fixture}`, NO_COLOR: '1' },
   }).then(
     () => ({ code: 0 }),

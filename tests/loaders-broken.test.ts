@@ -236,7 +236,7 @@ describe('an audit that cannot run exits 2 and says why', () => {
     const dir = await tempDir();
     const config = path.join(dir, 'recon.config.json');
     await writeFile(config, JSON.stringify({ thresholds: { billing_lag_minutes: -1 }, columns: { usage_records: { cost: 'x' } }, severity: { 'no.such': 'warn' } }));
-    const { code, stderr } = await cli(['audit', '--exports', 'fixtures/clean', '--config', config, '--out', dir]);
+    const { code, stderr } = await cli(['audit', '--exports', 'fixtures/clean', '--config', config, '--out', path.join(dir, 'out')]);
     expect(code).toBe(2);
     expect(stderr).toContain(`${config}: columns.usage_records.cost: unknown column of usage_records`);
     expect(stderr).toContain(`${config}: thresholds.billing_lag_minutes: Too small`);
@@ -246,7 +246,7 @@ describe('an audit that cannot run exits 2 and says why', () => {
     const dir = await tempDir();
     const config = path.join(dir, 'recon.config.json');
     await writeFile(config, JSON.stringify({ severity: { 'no.such': 'warn' } }));
-    const { code, stderr } = await cli(['audit', '--exports', 'fixtures/clean', '--config', config, '--out', dir]);
+    const { code, stderr } = await cli(['audit', '--exports', 'fixtures/clean', '--config', config, '--out', path.join(dir, 'out')]);
     expect(code).toBe(2);
     expect(stderr).toBe(`recon: invalid config ${config}:\n  ${config}: severity.no.such: unknown invariant`);
   });

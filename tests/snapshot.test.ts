@@ -275,6 +275,11 @@ describe('recon verify', () => {
     expect(sha).toBeDefined();
 
     expect((await verify([dir, '--exports', exports, '--manifest-sha256', sha!])).code).toBe(0);
+    // Unpinned, verify shows the manifest's hash and says the manifest itself was not checked.
+    const unpinned = await verify([dir]);
+    expect(unpinned.code).toBe(0);
+    expect(unpinned.out).toContain(`manifest sha256 ${sha}`);
+    expect(unpinned.out).toMatch(/manifest\.json itself was not checked: compare sha256 [0-9a-f]{64} with the one recon snapshot printed, or pass --manifest-sha256/);
     await appendFile(path.join(exports, 'ledger_entries.csv'), 'le_99,org_a,u_a1,,promo_credit,credit,1,USD,,,,,,2026-11-20T01:00:00Z,,\n');
     await rm(path.join(exports, 'events.csv'));
     const r = await verify([dir, '--exports', exports]);

@@ -12,10 +12,12 @@ function scopeColumns(table: TableSpec): string {
 }
 
 /** One SQL condition per rule of `contract.invalid_value`, with the words a person reads. */
-function problems(col: ColumnSpec): Array<[condition: string, problem: string]> {
+function problems(col: ColumnSpec, isKey: boolean): Array<[condition: string, problem: string]> {
   const c = quoteIdent(col.name);
   const out: Array<[string, string]> = [];
   if (col.notNull) out.push([`${c} IS NULL`, 'is null but required']);
+  // Free text keeps its blanks, but an id of only spaces would pass as a tenant or a key.
+  if (col.type === 'string' && (isKey || (col.notNull && col.name.endsWith('_id')))) out.push([`trim(${c}) = ''`, 'is blank (only whitespace) but required']);
   if (col.enum) out.push([`${c} NOT IN (${sqlList(col.enum)})`, `is not one of ${col.enum.join(', ')}`]);
   if (col.currency) out.push([`NOT regexp_full_match(${c}, '[A-Z]{3}')`, 'is not a 3-letter ISO-4217 code']);
   if (col.min === 'positive') out.push([`${c} <= 0`, 'must be greater than 0']);
@@ -25,7 +27,8 @@ function problems(col: ColumnSpec): Array<[condition: string, problem: string]> 
 
 function entityId(table: TableSpec): string {
   const location = `${sqlString(table.name + ':')} || __file || ':' || __line`;
-  return table.key ? `coalesce(${quoteIdent(table.key)}, ${location})` : location;
+  const key = table.key && quoteIdent(table.key);
+  return key ? `CASE WHEN ${key} IS NULL OR trim(${key}) = '' THEN ${location} ELSE ${key} END` : location;
 }
 
 function invalidValueSql(ctx: SqlContext): string {
@@ -33,7 +36,7 @@ function invalidValueSql(ctx: SqlContext): string {
   for (const table of Object.values(TABLES)) {
     if (!ctx.tables.has(table.name)) continue;
     const checks = table.columns.flatMap((col) =>
-      problems(col).map(
+      problems(col, col.name === table.key).map(
         ([cond, problem]) =>
           `CASE WHEN ${cond} THEN {'column': ${sqlString(col.name)}, 'value': ${quoteIdent(col.name)}::VARCHAR, 'problem': ${sqlString(problem)}} END`,
       ),

@@ -41,9 +41,9 @@ function duplicateEntriesCtes(entryType: 'usage_debit' | 'payment_credit', key: 
       per_currency AS (
         -- An entry without an amount makes its currency's totals unknown (null).
         SELECT ${key}, currency, bool_or(seq = 1) AS kept,
-               CASE WHEN count(amount_minor) = count(*) THEN coalesce(sum(amount_minor), 0) END::BIGINT AS total_minor,
+               CASE WHEN count(amount_minor) = count(*) THEN coalesce(sum(amount_minor), 0) END AS total_minor,
                CASE WHEN count(amount_minor) FILTER (WHERE seq > 1) = count(*) FILTER (WHERE seq > 1)
-                    THEN coalesce(sum(amount_minor) FILTER (WHERE seq > 1), 0) END::BIGINT AS duplicated_minor
+                    THEN coalesce(sum(amount_minor) FILTER (WHERE seq > 1), 0) END AS duplicated_minor
         FROM ranked
         GROUP BY ${key}, currency),
       at_stake AS (
@@ -325,8 +325,8 @@ export const ledgerInvariants: readonly Invariant[] = [
         ${firstRowPerKey('effective_ledger_entries', 'ledger_entry_id')}),
       projected AS (
         SELECT b.org_id, b.requested_by_user_id, b.currency, b.as_of, b.balance_minor, b.__file, b.__line,
-               coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'credit'), 0)::BIGINT AS credits_minor,
-               coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'debit'), 0)::BIGINT AS debits_minor,
+               coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'credit'), 0) AS credits_minor,
+               coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'debit'), 0) AS debits_minor,
                count(l.__line) AS entries
         FROM balances b
         LEFT JOIN entries_once l

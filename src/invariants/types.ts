@@ -124,6 +124,11 @@ export interface InputFile {
   rows: number;
   rejected_rows: number;
   sha256: string;
+  /**
+   * Text formats: every physical line of the file, accounted for. `physical` is the sum of the
+   * others, checked when the file is loaded (a quote left open cannot swallow rows unseen).
+   */
+  lines?: { physical: number; header: number; loaded: number; rejected: number; blank: number; continuation: number };
 }
 
 export interface Findings {

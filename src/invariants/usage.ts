@@ -232,7 +232,7 @@ export const usageInvariants: readonly Invariant[] = [
         ${firstRowPerKey('debit_rows', 'ledger_entry_id', 'usage_record_id IN (SELECT usage_record_id FROM suspects)')}),
       debits AS (
         SELECT usage_record_id, currency,
-               CASE WHEN count(amount_minor) = count(*) THEN coalesce(sum(amount_minor), 0) END::BIGINT AS debited,
+               CASE WHEN count(amount_minor) = count(*) THEN coalesce(sum(amount_minor), 0) END AS debited,
                list(${rowEntityId('ledger_entries', 'ledger_entry_id')} ORDER BY ledger_entry_id, __file, __line)[1:${DETAIL_LIST_LIMIT}] AS ledger_entry_ids
         FROM suspect_debits
         GROUP BY usage_record_id, currency),

@@ -1,9 +1,11 @@
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import {
   BIGINT,
   BOOLEAN,
   DOUBLE,
   DuckDBDataChunk,
+  listValue,
   DuckDBTimestampTZValue,
   DuckDBTimestampValue,
   TIMESTAMP,
@@ -14,16 +16,17 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import {
+  DataType,
   RecordBatchReader,
   Type,
   TimeUnit,
   type Data,
-  type DataType,
   type Decimal as DecimalType,
   type Int as IntType,
   type Vector,
 } from 'apache-arrow';
 import { quoteIdent } from '../contract/tables.ts';
+import { REJECTS_TABLE } from './typing.ts';
 import type { Db } from '../db.ts';
 import { InputError, errorMessage } from '../errors.ts';
 import type { SourceFile } from './discover.ts';
@@ -31,11 +34,29 @@ import type { SourceFile } from './discover.ts';
 /** DuckDB's vector size: a data chunk holds at most this many rows. */
 const CHUNK_ROWS = 2048;
 
+/** A value that cannot be staged: its row is rejected with this text and reason. */
+class Rejected {
+  constructor(
+    readonly value: string,
+    readonly message: string,
+  ) {}
+}
+
 interface ColumnWriter {
   readonly type: DuckDBType;
   readonly sql: string;
-  readonly read: (vector: Vector, start: number, count: number) => DuckDBValue[];
+  readonly read: (vector: Vector, start: number, count: number) => Array<DuckDBValue | Rejected>;
 }
+
+/** The instants text exports can carry (typing.ts TIMESTAMP_MIN/MAX), in microseconds since 1970. */
+const MICROS_MIN = -62_135_596_800_000_000n;
+const MICROS_MAX = 253_402_300_799_999_999n;
+const UNIT_NAMES: Readonly<Record<number, string>> = {
+  [TimeUnit.SECOND]: 's',
+  [TimeUnit.MILLISECOND]: 'ms',
+  [TimeUnit.MICROSECOND]: 'µs',
+  [TimeUnit.NANOSECOND]: 'ns',
+};
 
 const MICROS_PER: Readonly<Record<number, [mul: bigint, div: bigint]>> = {
   [TimeUnit.SECOND]: [1_000_000n, 1n],
@@ -44,8 +65,13 @@ const MICROS_PER: Readonly<Record<number, [mul: bigint, div: bigint]>> = {
   [TimeUnit.NANOSECOND]: [1n, 1_000n],
 };
 
-function valuesOf(vector: Vector, start: number, count: number, convert: (v: unknown) => DuckDBValue): DuckDBValue[] {
-  const out: DuckDBValue[] = new Array(count);
+function valuesOf(
+  vector: Vector,
+  start: number,
+  count: number,
+  convert: (v: unknown) => DuckDBValue | Rejected,
+): Array<DuckDBValue | Rejected> {
+  const out: Array<DuckDBValue | Rejected> = new Array(count);
   for (let i = 0; i < count; i++) {
     const v = vector.isValid(start + i) ? vector.get(start + i) : null;
     out[i] = v === null || v === undefined ? null : convert(v);
@@ -62,9 +88,9 @@ function rawValuesOf(
   vector: Vector,
   start: number,
   count: number,
-  value: (data: Data, index: number) => DuckDBValue,
-): DuckDBValue[] {
-  const out: DuckDBValue[] = new Array(count);
+  value: (data: Data, index: number) => DuckDBValue | Rejected,
+): Array<DuckDBValue | Rejected> {
+  const out: Array<DuckDBValue | Rejected> = new Array(count);
   let i = 0;
   let pieceStart = 0;
   for (const data of vector.data) {
@@ -112,12 +138,22 @@ function decimalWriter(type: DecimalType): ColumnWriter {
   };
 }
 
+function isNested(type: DataType): boolean {
+  return DataType.isStruct(type) || DataType.isList(type) || DataType.isLargeList(type) || DataType.isFixedSizeList(type) || DataType.isMap(type) || DataType.isUnion(type);
+}
+
 /**
  * Maps an Arrow column onto a staging column. Timestamps and decimals are read from their raw
  * buffers: apache-arrow's `get()` turns timestamps into lossy millisecond numbers (and
  * microseconds matter) and decimals into unscaled integers (12.34 would read as 1234).
+ * `contract` says the column feeds a contract column, where a nested value is rejected (as text
+ * a STRUCT would pass as an id); other columns are kept as text and ignored.
  */
-function writerFor(type: DataType): ColumnWriter {
+function writerFor(type: DataType, contract: boolean): ColumnWriter {
+  if (contract && isNested(type)) {
+    const message = `a nested value (${String(type)}) where a scalar was expected`;
+    return { type: VARCHAR, sql: 'VARCHAR', read: (v, s, n) => valuesOf(v, s, n, (x) => new Rejected(String(x).slice(0, 200), message)) };
+  }
   switch (type.typeId) {
     case Type.Int: {
       // An unsigned 64-bit value may exceed BIGINT: staged as UBIGINT, typing rejects that row.
@@ -143,7 +179,12 @@ function writerFor(type: DataType): ColumnWriter {
         sql: zoned ? 'TIMESTAMPTZ' : 'TIMESTAMP',
         read: (vector, start, count) =>
           rawValuesOf(vector, start, count, (data, index) => {
-            const micros = ((data.values as BigInt64Array)[index]! * mul) / div;
+            const value = (data.values as BigInt64Array)[index]!;
+            const micros = (value * mul) / div;
+            // Out of range, the row alone is rejected; DuckDB would abort the whole chunk.
+            if (micros < MICROS_MIN || micros > MICROS_MAX) {
+              return new Rejected(`${value} ${UNIT_NAMES[t.unit]} since 1970-01-01`, 'not a finite timestamp between the years 1 and 9999');
+            }
             return zoned ? new DuckDBTimestampTZValue(micros) : new DuckDBTimestampValue(micros);
           }),
       };
@@ -153,11 +194,44 @@ function writerFor(type: DataType): ColumnWriter {
   }
 }
 
+const FILE_MAGIC = Buffer.from('ARROW1');
+const END_OF_STREAM = Buffer.from('ffffffff00000000', 'hex');
+
+/**
+ * Refuses an Arrow source that says it ended early: an IPC file must end with its footer's
+ * `ARROW1`, a stream with the end-of-stream marker. apache-arrow reads a stream cut between two
+ * record batches as a shorter, valid one, so this is the only place the loss can be seen.
+ * (Streams written before Arrow 0.15 end with 4 zero bytes instead; they are refused, since
+ * zero padding at the end of a cut batch looks the same.)
+ */
+async function checkArrowEnd(file: SourceFile): Promise<void> {
+  const handle = await open(file.path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const head = Buffer.alloc(Math.min(6, size));
+    const tail = Buffer.alloc(Math.min(8, size));
+    await handle.read(head, 0, head.length, 0);
+    await handle.read(tail, 0, tail.length, size - tail.length);
+    const isFile = head.equals(FILE_MAGIC);
+    if (isFile ? !tail.subarray(2).equals(FILE_MAGIC) : !tail.equals(END_OF_STREAM)) {
+      throw new InputError(
+        `${file.rel}: the Arrow ${isFile ? 'IPC file has no footer' : 'stream has no end-of-stream marker'}: ` +
+          'the file ends early (truncated?), so rows may be missing',
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * Stages one Arrow IPC file or stream. There is no Arrow extension offline, so batches are
- * appended through DuckDB data chunks; `__line` is the 1-based row ordinal.
+ * appended through DuckDB data chunks; `__line` is the 1-based row ordinal. A value that cannot
+ * be staged (a timestamp out of range, a nested value in a contract column) rejects its row
+ * into `recon_rejects` here, with the row's ordinal, and the rest of the file loads.
  */
-export async function stageArrow(db: Db, file: SourceFile, raw: string): Promise<void> {
+export async function stageArrow(db: Db, file: SourceFile, raw: string, table: string, contractColumns: ReadonlySet<string>): Promise<void> {
+  await checkArrowEnd(file);
   let reader;
   try {
     reader = await RecordBatchReader.from(createReadStream(file.path));
@@ -166,7 +240,7 @@ export async function stageArrow(db: Db, file: SourceFile, raw: string): Promise
     throw new InputError(`${file.rel}: not a readable Arrow IPC file or stream: ${errorMessage(err)}`, { cause: err });
   }
   const fields = reader.schema.fields;
-  const writers = fields.map((f) => writerFor(f.type));
+  const writers = fields.map((f) => writerFor(f.type, contractColumns.has(f.name)));
   await db.run(
     `CREATE OR REPLACE TEMP TABLE ${quoteIdent(raw)} (${[
       ...fields.map((f, i) => `${quoteIdent(f.name)} ${writers[i]!.sql}`),
@@ -176,13 +250,23 @@ export async function stageArrow(db: Db, file: SourceFile, raw: string): Promise
   );
   const appender = await db.conn.createAppender(raw, 'main', 'temp');
   const types = [...writers.map((w) => w.type), VARCHAR, BIGINT];
+  const rejected = new Map<bigint, Array<{ column: string; value: string; message: string }>>();
   let line = 1n;
   try {
     for await (const batch of reader) {
       for (let start = 0; start < batch.numRows; start += CHUNK_ROWS) {
         const count = Math.min(CHUNK_ROWS, batch.numRows - start);
         const chunk = DuckDBDataChunk.create(types, count);
-        fields.forEach((f, i) => chunk.setColumnValues(i, writers[i]!.read(batch.getChild(f.name)!, start, count)));
+        fields.forEach((f, i) => {
+          const values = writers[i]!.read(batch.getChild(f.name)!, start, count);
+          values.forEach((v, k) => {
+            if (!(v instanceof Rejected)) return;
+            const at = line + BigInt(k);
+            rejected.set(at, [...(rejected.get(at) ?? []), { column: f.name, value: v.value, message: v.message }]);
+            values[k] = null;
+          });
+          chunk.setColumnValues(i, values as DuckDBValue[]);
+        });
         chunk.setColumnValues(fields.length, new Array<DuckDBValue>(count).fill(file.rel));
         const lines: DuckDBValue[] = new Array(count);
         for (let i = 0; i < count; i++) lines[i] = line++;
@@ -192,8 +276,17 @@ export async function stageArrow(db: Db, file: SourceFile, raw: string): Promise
     }
     appender.flushSync();
   } catch (err) {
-    throw new InputError(`${file.rel}: row ${line}: cannot read Arrow data: ${errorMessage(err)}`, { cause: err });
+    throw new InputError(`${file.rel}: rows from ${line}: cannot read Arrow data: ${errorMessage(err)}`, { cause: err });
   } finally {
     appender.closeSync();
+  }
+  for (const [at, problems] of rejected) {
+    await db.run(
+      `INSERT INTO ${REJECTS_TABLE} SELECT $table, $rel, $line, from_json($problems, '[{"column": "VARCHAR", "value": "VARCHAR", "message": "VARCHAR"}]')`,
+      { table, rel: file.rel, line: at, problems: JSON.stringify(problems) },
+    );
+  }
+  if (rejected.size > 0) {
+    await db.run(`DELETE FROM ${quoteIdent(raw)} WHERE list_contains($lines, __line)`, { lines: listValue([...rejected.keys()]) });
   }
 }

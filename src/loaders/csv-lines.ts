@@ -13,6 +13,21 @@ export interface CsvLineMap {
   readonly breaks: ReadonlyArray<readonly [index: number, delta: number]>;
   /** Logical line (DuckDB's numbering) → physical line, for the requested rejected records. */
   readonly rejectPhysical: ReadonlyMap<number, number>;
+  /** How the file's physical lines divide up (the header is always one record). */
+  readonly lines: LineAccount;
+  /** Records after the header that hold something: what DuckDB must have loaded or rejected. */
+  readonly records: number;
+  /** A quote opened on this line is never closed: every line after it was swallowed. */
+  readonly unterminatedQuote?: { line: number; swallowed: number };
+}
+
+/** Every physical line of a text file is exactly one of these, so none can go unseen. */
+export interface LineAccount {
+  physical: number;
+  header: number;
+  blank: number;
+  /** Lines that continue a quoted field begun on an earlier line. */
+  continuation: number;
 }
 
 const NL = 0x0a;
@@ -34,6 +49,11 @@ export async function mapCsvLines(file: string, rejectLogical: ReadonlySet<numbe
   let recHasContent = false;
   let headerDone = false;
   let accepted = 0;
+  let records = 0;
+  let blank = 0;
+  let continuation = 0;
+  let recordContinuation = 0;
+  let lastByte = -1;
   let lastDelta = 0;
   let inQuote = false;
   let quotePending = false;
@@ -43,7 +63,10 @@ export async function mapCsvLines(file: string, rejectLogical: ReadonlySet<numbe
   const endRecord = () => {
     if (!headerDone) {
       headerDone = true;
-    } else if (recHasContent) {
+    } else if (!recHasContent) {
+      blank++;
+    } else {
+      records++;
       if (rejectLogical.has(recLogical)) {
         rejectPhysical.set(recLogical, recPhys);
       } else {
@@ -78,6 +101,8 @@ export async function mapCsvLines(file: string, rejectLogical: ReadonlySet<numbe
           else inQuote = false;
         } else if (b === NL) {
           phys++;
+          continuation++;
+          recordContinuation++;
         }
       } else if (b === NL) {
         endRecord();
@@ -86,6 +111,7 @@ export async function mapCsvLines(file: string, rejectLogical: ReadonlySet<numbe
         recPhys = phys;
         recLogical = logical;
         recHasContent = false;
+        recordContinuation = 0;
         fieldStart = true;
       } else if (b !== CR) {
         recHasContent = true;
@@ -93,7 +119,20 @@ export async function mapCsvLines(file: string, rejectLogical: ReadonlySet<numbe
         fieldStart = b === COMMA;
       }
     }
+    if (buf.length > 0) lastByte = buf[buf.length - 1]!;
   }
-  endRecord();
-  return { breaks, rejectPhysical };
+  // A final line break ends the last line; it does not start an empty one.
+  const physical = lastByte === NL || lastByte === -1 ? phys - 1 : phys;
+  if (lastByte !== NL || inQuote) endRecord();
+  const account = { physical, header: Math.min(1, physical), blank, continuation };
+  if (!inQuote) return { breaks, rejectPhysical, lines: account, records };
+  // Unterminated: the lines after the opening one are not a field's continuation, they are lost rows.
+  const swallowed = physical - recPhys;
+  return {
+    breaks,
+    rejectPhysical,
+    lines: { ...account, continuation: continuation - recordContinuation },
+    records,
+    unterminatedQuote: { line: recPhys, swallowed },
+  };
 }

@@ -3,7 +3,7 @@ import { listValue, structValue } from '@duckdb/node-api';
 import { quoteIdent } from '../contract/tables.ts';
 import type { Db } from '../db.ts';
 import { InputError, errorMessage } from '../errors.ts';
-import { mapCsvLines } from './csv-lines.ts';
+import { mapCsvLines, type LineAccount } from './csv-lines.ts';
 import type { SourceFile } from './discover.ts';
 import { openDecompressed } from './files.ts';
 import { REJECTS_TABLE } from './typing.ts';
@@ -12,6 +12,7 @@ import { REJECTS_TABLE } from './typing.ts';
 export async function readCsvHeader(file: string): Promise<string[] | null> {
   const input = openDecompressed(file);
   const parser = input.pipe(parse({ bom: true, to_line: 1, relax_column_count: true }));
+  input.on('error', (err) => parser.destroy(err));
   try {
     for await (const record of parser) return record as string[];
     return null;
@@ -25,13 +26,19 @@ export const LINE_READER_OPTIONS = `header = false, auto_detect = false, columns
 /** U+0001 cannot occur in valid JSON text and hardly in a CSV, so every line is one value. */
 export const LINE_READER_DELIM = '\u0001';
 
+/** A staged text file: the relation typing reads, and how its physical lines divide up. */
+export interface StagedText {
+  readonly relation: string;
+  readonly lines: LineAccount;
+}
+
 /**
  * Stages one CSV file into `raw` as text columns plus `__file`, and returns the relation that adds
  * each row's physical `__line`. Records DuckDB cannot
  * split into the header's columns (too many or too few fields, broken quoting, invalid UTF-8)
  * go to `recon_rejects` with their physical line.
  */
-export async function stageCsv(db: Db, file: SourceFile, raw: string, table: string): Promise<string> {
+export async function stageCsv(db: Db, file: SourceFile, raw: string, table: string): Promise<StagedText> {
   let header: string[] | null;
   try {
     header = await readCsvHeader(file.path);
@@ -44,6 +51,7 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
   // DuckDB's names are case-insensitive, so `Cost` and `cost` cannot both be columns.
   const seen = new Set<string>();
   header.forEach((name, i) => {
+    if (name === '') return;
     if (seen.has(name.toLowerCase())) throw new InputError(`${file.rel}: line 1, column ${i + 1}: duplicate column name "${name}"`);
     seen.add(name.toLowerCase());
   });
@@ -69,13 +77,35 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
             (SELECT count(*) FROM read_csv($path, ${LINE_READER_OPTIONS}, ignore_errors = true)) AS lines`,
     { path: file.path, delim: LINE_READER_DELIM },
   );
-  const rows = stats?.rows ?? 0n;
-  const simple = rejects.length === 0 && stats?.lines === rows + 1n;
+  if (!stats) throw new InputError(`${file.rel}: cannot count the file's rows and lines`);
+  const rows = stats.rows;
+  const simple = rejects.length === 0 && stats.lines === rows + 1n;
 
-  const named = `(SELECT ${header.map((name, i) => `c${i} AS ${quoteIdent(name)}`).join(', ')}, __file, rowid AS __rowid FROM ${quoteIdent(raw)})`;
+  // A header column without a name is what a trailing comma on every line leaves (a spreadsheet
+  // artefact): it is dropped when it holds nothing, and refused when it holds values.
+  const unnamed = header.flatMap((name, i) => (name === '' ? [i] : []));
+  for (const i of unnamed) {
+    const filled = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${quoteIdent(raw)} WHERE trim(c${i}) <> ''`);
+    if ((filled?.n ?? 0n) > 0n) {
+      throw new InputError(`${file.rel}: line 1, column ${i + 1}: the header gives no name to a column that holds values in ${filled?.n} row(s)`);
+    }
+  }
+  const named = `(SELECT ${header.flatMap((name, i) => (name === '' ? [] : [`c${i} AS ${quoteIdent(name)}`])).join(', ')}, __file, rowid AS __rowid FROM ${quoteIdent(raw)})`;
   // DuckDB keeps the file's row order in rowid: after the header, row i sits on line i + 2.
-  if (simple) return `(SELECT * EXCLUDE (__rowid), __rowid + 2 AS __line FROM ${named})`;
+  if (simple) {
+    return {
+      relation: `(SELECT * EXCLUDE (__rowid), __rowid + 2 AS __line FROM ${named})`,
+      lines: { physical: Number(stats.lines), header: 1, blank: 0, continuation: 0 },
+    };
+  }
   const map = await mapCsvLines(file.path, new Set(rejects.map((r) => Number(r.line))));
+  // The byte scan and DuckDB must see the same records, or rows went missing between them.
+  if (map.records !== Number(rows) + rejects.length) {
+    throw new InputError(
+      `${file.rel}: ${map.records} records after the header, but the CSV reader loaded ${rows} and rejected ${rejects.length}: ` +
+        'the reader and a byte scan disagree on the file\'s quoting, so rows could go unseen',
+    );
+  }
   await db.run(`CREATE OR REPLACE TEMP TABLE __breaks (idx BIGINT, delta BIGINT)`);
   await db.run(`CREATE OR REPLACE TEMP TABLE __reject_lines (logical BIGINT, physical BIGINT)`);
   for (const [idx, delta] of map.breaks) await db.run(`INSERT INTO __breaks VALUES ($idx, $delta)`, { idx, delta });
@@ -92,7 +122,25 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
      GROUP BY ALL`,
     { table, rel: file.rel, header: listValue(header) },
   );
-  return `(SELECT r.* EXCLUDE (__rowid), r.__rowid + 2 + coalesce(b.delta, 0) AS __line
+  if (map.unterminatedQuote) {
+    const { line, swallowed } = map.unterminatedQuote;
+    await db.run(
+      `INSERT INTO ${REJECTS_TABLE}
+       SELECT $table, $rel, l, [{'column': NULL, 'value': NULL, 'message': $message}]
+       FROM range($from, $to) t(l)`,
+      {
+        table,
+        rel: file.rel,
+        from: line + 1,
+        to: line + 1 + swallowed,
+        message: `unreadable: inside the quoted field opened on line ${line}, which is never closed`,
+      },
+    );
+  }
+  return {
+    relation: `(SELECT r.* EXCLUDE (__rowid), r.__rowid + 2 + coalesce(b.delta, 0) AS __line
            FROM ${named} r
-           ASOF LEFT JOIN __breaks b ON r.__rowid >= b.idx)`;
+           ASOF LEFT JOIN __breaks b ON r.__rowid >= b.idx)`,
+    lines: map.lines,
+  };
 }

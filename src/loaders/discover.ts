@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TABLE_NAMES, TABLES, type TableName } from '../contract/tables.ts';
 import { InputError, errorMessage } from '../errors.ts';
@@ -48,10 +48,59 @@ function stem(name: string): string {
   return name;
 }
 
+/** What a directory entry is once symlinks are followed; a dangling or unreadable link is an input error. */
+async function kindOf(full: string, rel: string, isLink: boolean, isDir: boolean): Promise<'file' | 'dir' | 'other'> {
+  if (!isLink) return isDir ? 'dir' : 'file';
+  try {
+    const target = await stat(full);
+    return target.isDirectory() ? 'dir' : target.isFile() ? 'file' : 'other';
+  } catch (err) {
+    throw new InputError(`${rel}: symbolic link that cannot be followed (dangling or unreadable): ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Every file below a table's shard folder, depth first and in name order, with `rel` paths from
+ * the export directory. Nested folders are Hive-style partitions (`dt=2026-11-20/part-1.csv`,
+ * as warehouse exports write them): their files are read like any other shard and the
+ * partition names are ignored (the rows carry their own columns). Symlinks are followed;
+ * `seen` stops a link cycle. A file that is not a readable export format is an error, since
+ * it would otherwise be left out of the audit without a word.
+ */
+async function walkShards(dir: string, rel: string, seen: Set<string>): Promise<{ shards: SourceFile[]; unread: string[] }> {
+  const real = await realpath(dir);
+  if (seen.has(real)) return { shards: [], unread: [] };
+  seen.add(real);
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    throw new InputError(`${rel}/: cannot read shard folder: ${errorMessage(err)}`, { cause: err });
+  }
+  const shards: SourceFile[] = [];
+  const unread: string[] = [];
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const full = path.join(dir, entry.name);
+    const childRel = `${rel}/${entry.name}`;
+    const kind = await kindOf(full, childRel, entry.isSymbolicLink(), entry.isDirectory());
+    if (kind === 'dir') {
+      const nested = await walkShards(full, childRel, seen);
+      shards.push(...nested.shards);
+      unread.push(...nested.unread);
+    } else {
+      const format = kind === 'file' ? formatOf(entry.name) : undefined;
+      if (format) shards.push({ path: full, rel: childRel, format });
+      else unread.push(childRel);
+    }
+  }
+  return { shards, unread };
+}
+
 /**
  * Finds one source per table in an export directory (CONTRACT.md §1): `<table>.<ext>` or a
- * folder `<table>/` of shards. Two sources for one table are ambiguous and refused rather than
- * guessed between; a shard folder may not mix formats, since its files are one table.
+ * folder `<table>/` of shards (nested partition folders included). Two sources for one table
+ * are ambiguous and refused rather than guessed between; a shard folder may not mix formats,
+ * since its files are one table.
  */
 export async function discoverSources(exportsDir: string): Promise<Map<TableName, TableSource>> {
   let entries;
@@ -64,25 +113,30 @@ export async function discoverSources(exportsDir: string): Promise<Map<TableName
   const add = (table: TableName, src: TableSource) => found.set(table, [...(found.get(table) ?? []), src]);
 
   for (const entry of entries) {
-    const table = TABLE_NAMES.find((t) => t === (entry.isDirectory() ? entry.name : stem(entry.name)));
-    if (!table) continue;
     const full = path.join(exportsDir, entry.name);
-    if (entry.isDirectory()) {
-      const shards = (await readdir(full, { withFileTypes: true }))
-        .filter((e) => e.isFile() && formatOf(e.name))
-        .map((e) => e.name)
-        .sort();
-      const formats = new Set(shards.map((n) => formatOf(n)));
+    const isLink = entry.isSymbolicLink();
+    const named = (dir: boolean) => TABLE_NAMES.find((t) => t === (dir ? entry.name : stem(entry.name)));
+    // Only entries that could be a table source are followed: a dangling link elsewhere is not ours.
+    if (!named(true) && !(named(false) && formatOf(entry.name))) continue;
+    const kind = await kindOf(full, entry.name, isLink, entry.isDirectory());
+    const table = named(kind === 'dir');
+    if (!table) continue;
+    if (kind === 'dir') {
+      const { shards, unread } = await walkShards(full, entry.name, new Set());
+      if (unread.length > 0) {
+        throw new InputError(
+          `${entry.name}/: ${unread.length === 1 ? 'a file that is' : `${unread.length} files that are`} not a readable shard of ${table} ` +
+            `(expected .csv, .csv.gz, .parquet, .ndjson/.jsonl/.json[.gz] or .arrow); move ${unread.length === 1 ? 'it' : 'them'} out ` +
+            `of the folder or the audit would not see ${unread.length === 1 ? 'it' : 'them'}: ${unread.slice(0, 10).join(', ')}${unread.length > 10 ? ', …' : ''}`,
+        );
+      }
+      const formats = new Set(shards.map((f) => f.format));
       if (formats.size > 1) {
         throw new InputError(`${entry.name}/: shards of one table mix formats (${[...formats].join(', ')})`);
       }
-      add(table, {
-        table,
-        files: shards.map((n) => ({ path: path.join(full, n), rel: `${entry.name}/${n}`, format: formatOf(n)! })),
-      });
-    } else if (entry.isFile() || (entry.isSymbolicLink() && (await stat(full)).isFile())) {
-      const format = formatOf(entry.name);
-      if (format) add(table, { table, files: [{ path: full, rel: entry.name, format }] });
+      add(table, { table, files: shards });
+    } else if (kind === 'file') {
+      add(table, { table, files: [{ path: full, rel: entry.name, format: formatOf(entry.name)! }] });
     }
   }
 

@@ -4,6 +4,7 @@ import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { sqlString } from '../sql.ts';
 import { LINE_READER_DELIM, LINE_READER_OPTIONS } from './csv.ts';
+import type { LineAccount } from './csv-lines.ts';
 import type { SourceFile } from './discover.ts';
 import { REJECTS_TABLE } from './typing.ts';
 
@@ -36,7 +37,8 @@ const LINE_READER_MESSAGE = `CASE error_type::VARCHAR
 /**
  * Stages one newline-delimited JSON file (plain or gzip). The file is read as physical lines so
  * every object keeps its exact line number; a line that is not a JSON object is rejected with
- * that line, never skipped. Blank lines are allowed and ignored. A missing key is NULL.
+ * that line, never skipped, and so is an object naming one key twice (DuckDB would keep the
+ * first value silently). Blank lines are allowed and ignored. A missing key is NULL.
  *
  * Values come out as text: strings as they are, integers exactly (`->>` renders INT64 beyond
  * 2^53 and integers beyond 64 bits digit for digit, so INT64-as-string and INT64-as-number read
@@ -50,7 +52,7 @@ const LINE_READER_MESSAGE = `CASE error_type::VARCHAR
  * find the lines that are not objects; a file with bad lines adds a small join for line numbers
  * and a delete of the rejected rows.
  */
-export async function stageNdjson(db: Db, file: SourceFile, raw: string, spec: TableSpec, config: Config): Promise<void> {
+export async function stageNdjson(db: Db, file: SourceFile, raw: string, spec: TableSpec, config: Config): Promise<LineAccount> {
   const lines = `${raw}__lines`;
   const params = { table: spec.name, rel: file.rel };
   await db.run(`DROP TABLE IF EXISTS __rej; DROP TABLE IF EXISTS __rejscan`);
@@ -58,10 +60,13 @@ export async function stageNdjson(db: Db, file: SourceFile, raw: string, spec: T
     `CREATE OR REPLACE TEMP TABLE ${quoteIdent(lines)} AS
      SELECT line,
             -- Vectorised CASE and AND evaluate every argument: only valid text reaches json_type.
-            json_type(CASE WHEN json_valid(line) THEN line END) AS kind
-     FROM (SELECT rtrim(line, chr(13)) AS line
+            -- An object with a key twice is read with the first value only: its kind is DUPLICATE_KEY.
+            CASE WHEN len(keys) <> len(list_distinct(keys)) THEN 'DUPLICATE_KEY' ELSE kind END AS kind
+     FROM (SELECT line, json_type(valid) AS kind, json_keys(valid) AS keys
+           FROM (SELECT line, CASE WHEN json_valid(line) THEN line END AS valid
+                 FROM (SELECT rtrim(line, chr(13)) AS line
            FROM read_csv($path, ${LINE_READER_OPTIONS},
-                         store_rejects = true, rejects_table = '__rej', rejects_scan = '__rejscan'))`,
+                         store_rejects = true, rejects_table = '__rej', rejects_scan = '__rejscan'))))`,
     { path: file.path, delim: LINE_READER_DELIM },
   );
 
@@ -132,10 +137,17 @@ export async function stageNdjson(db: Db, file: SourceFile, raw: string, spec: T
   await db.run(
     `INSERT INTO ${REJECTS_TABLE}
      SELECT $table, $rel, __line, [{'column': NULL, 'value': left(line, 200),
-       'message': CASE WHEN kind IS NULL THEN 'invalid JSON' ELSE 'not a JSON object' END}]
+       'message': CASE kind WHEN 'DUPLICATE_KEY' THEN 'a JSON object with a key given twice (which value counts is ambiguous)'
+                            ELSE CASE WHEN kind IS NULL THEN 'invalid JSON' ELSE 'not a JSON object' END END}]
      FROM ${numbered}
      WHERE kind IS DISTINCT FROM 'OBJECT' AND trim(line) <> ''`,
     params,
   );
+  const count = await db.one<{ physical: bigint; blank: bigint }>(
+    `SELECT count(*) + (SELECT count(DISTINCT line) FROM __rej) AS physical,
+            count(*) FILTER (WHERE line IS NULL OR trim(line) = '') AS blank
+     FROM ${quoteIdent(lines)}`,
+  );
   await db.run(`DROP TABLE ${quoteIdent(lines)}; DROP TABLE IF EXISTS __ndjson_breaks`);
+  return { physical: Number(count?.physical ?? 0n), header: 0, blank: Number(count?.blank ?? 0n), continuation: 0 };
 }

@@ -20,7 +20,17 @@ const TIMESTAMP_TYPES = new Set(['TIMESTAMP', 'TIMESTAMP WITH TIME ZONE', 'TIMES
  * `YYYY-MM-DD HH:MM:SS[.ffffff]`, and the same followed by ` UTC` (BigQuery's CSV/JSON
  * rendering). Anything else (a bare date, `garbage`, Feb 30th) is rejected, never guessed.
  */
-const TIMESTAMP_TEXT = String.raw`\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]| ?[+-]\d{2}(:?\d{2})?| UTC)?`;
+// An offset is at most ±18:00 with minutes below 60: DuckDB reads `+25:00` and `+05:99` by
+// shifting the instant instead of refusing them.
+const TIMESTAMP_TEXT = String.raw`\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]| ?[+-](0\d|1[0-8])(:?[0-5]\d)?| UTC)?`;
+/**
+ * A native timestamp must be an instant a text export could also carry: `infinity` and values
+ * beyond year 9999 are rejected, as in text, instead of crashing a report later.
+ */
+export const TIMESTAMP_MIN = `TIMESTAMPTZ '0001-01-01 00:00:00+00'`;
+export const TIMESTAMP_MAX = `TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'`;
+/** DuckDB's names for nested types (a STRUCT, LIST, MAP, UNION or fixed-size ARRAY). */
+const NESTED_TYPE = /^(STRUCT|MAP|UNION)\(|\]$/;
 const INTEGER_TEXT = '[+-]?[0-9]+';
 
 interface Typing {
@@ -30,6 +40,8 @@ interface Typing {
 }
 
 function typingFor(col: ColumnSpec, rawType: string): Typing {
+  // Rendered as text, a STRUCT would become `{'p': p_3_1}` and pass as an id.
+  if (NESTED_TYPE.test(rawType)) return { expr: () => 'NULL', message: `a nested value (${rawType}) where a scalar was expected` };
   switch (col.type) {
     case 'string':
       return { expr: (v) => v, message: '' };
@@ -48,10 +60,12 @@ function typingFor(col: ColumnSpec, rawType: string): Typing {
       return {
         expr: (v, r) =>
           TIMESTAMP_TYPES.has(rawType)
-            ? `CAST(${r} AS TIMESTAMPTZ)`
+            ? `CASE WHEN CAST(${r} AS TIMESTAMPTZ) BETWEEN ${TIMESTAMP_MIN} AND ${TIMESTAMP_MAX} THEN CAST(${r} AS TIMESTAMPTZ) END`
             : // ' UTC' means Z; spelled as a zone name it costs an ICU lookup per row.
               `CASE WHEN regexp_full_match(${v}, '${TIMESTAMP_TEXT}') THEN TRY_CAST(CASE WHEN suffix(${v}, ' UTC') THEN left(${v}, -4) || 'Z' ELSE ${v} END AS TIMESTAMPTZ) END`,
-        message: 'not a valid timestamp (ISO-8601 with Z or offset, or YYYY-MM-DD HH:MM:SS[.ffffff][ UTC])',
+        message: TIMESTAMP_TYPES.has(rawType)
+          ? 'not a finite timestamp between the years 1 and 9999'
+          : 'not a valid timestamp (ISO-8601 with Z or an offset up to ±18:00, or YYYY-MM-DD HH:MM:SS[.ffffff][ UTC])',
       };
     case 'bool':
       return {
@@ -113,7 +127,7 @@ export async function typeStagedFile(
     }
     const typing = typingFor(col, rawType ?? 'VARCHAR');
     typed.push(`${typing.expr(v, r)} AS ${quoteIdent(col.name)}`);
-    if (col.type !== 'string') {
+    if (col.type !== 'string' || NESTED_TYPE.test(rawType ?? '')) {
       const bad = `(${v} IS NOT NULL AND ${quoteIdent(col.name)} IS NULL)`;
       failed.push(bad);
       problems.push(`CASE WHEN ${bad} THEN {'column': ${sqlString(src)}, 'value': left(${v}, 200), 'message': ${sqlString(typing.message)}} END`);

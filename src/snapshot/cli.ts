@@ -187,10 +187,13 @@ and no_new_drift, and (for snapshots) the adjustment/reversal ledger entries tha
 flagging any without actor or correlation id. Writes DIR/diff.json and DIR/diff.html.
 
 Snapshots are verified first; two inputs of different scopes or findings schema versions are
-refused.
+refused. A side without manifest.json (an audit output folder) is unverified evidence: said on
+stderr and in diff.json. A check skipped or failed on either side is "not comparable": its
+violations are neither resolved nor introduced, and the check every_check_comparable fails.
 
   --out DIR               output folder for diff.json and diff.html
-  --strict                also fail when an error-severity violation persists
+  --strict                also fail when an error-severity violation persists, and refuse
+                          (exit 2) a side that is not a verified snapshot
 
 Exit codes: 0 no error-severity violation introduced (with --strict: and none persisting),
 1 otherwise, 2 the inputs could not be compared.`;

@@ -26,8 +26,11 @@ export interface DiffSide {
   findings_schema_version: number;
   config_sha256: string;
   scope: SnapshotScope;
-  /** Snapshots are verified against their manifest before they are compared. */
-  integrity: 'verified' | 'not applicable (audit output folder)';
+  /**
+   * Snapshots are verified against their manifest before they are compared; a folder without a
+   * manifest (an audit output folder, or a snapshot whose manifest was removed) is unverified.
+   */
+  integrity: 'verified' | 'UNVERIFIED (no manifest.json)';
   manifest_sha256: string | null;
   violations: number;
 }
@@ -39,7 +42,7 @@ export interface CheckResult {
   entities: Array<{ invariant_id: string; entity_id: string }>;
 }
 
-export const CHECK_NAMES = ['no_duplicates_introduced', 'no_unresolved_drift', 'no_new_drift'] as const;
+export const CHECK_NAMES = ['no_duplicates_introduced', 'no_unresolved_drift', 'no_new_drift', 'every_check_comparable'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 const CHECK_ENTITY_LIMIT = 50;
 /** Violations listed per category in diff.json; counts and money are always complete. */
@@ -102,6 +105,10 @@ export interface DiffDocument {
     resolved: number;
     persisting: number;
     introduced: number;
+    /** Violations of checks that did not run on one side: neither resolved nor introduced. */
+    not_comparable: number;
+    /** The checks skipped (or failed) on either side, with what each side said. */
+    not_comparable_invariants: Array<{ invariant_id: string; before: string; after: string }>;
     /** True when a list below holds fewer than its count (LIST_LIMIT); diff.parquet has every row. */
     lists_truncated: boolean;
     by_invariant: Array<{ invariant_id: string; severity: string; resolved: number; persisting: number; introduced: number }>;
@@ -165,6 +172,10 @@ const exists = (p: string) => stat(p).then(() => true, () => false);
 
 interface LoadedSide {
   side: DiffSide;
+  /** Invariants that did not run on this side (skipped, or their query failed), with the reason. */
+  notRun: Map<string, string>;
+  /** Why this side is not verified evidence (no manifest), said loudly; null for a verified snapshot. */
+  unverified: string | null;
   violationsFile: string;
   /** Evidence ledger rows (snapshots only). */
   ledgerFile: string | null;
@@ -232,10 +243,20 @@ async function loadSide(dir: string, role: 'BEFORE' | 'AFTER'): Promise<LoadedSi
       findings_schema_version: findings.schema_version,
       config_sha256: findings.config_sha256,
       scope,
-      integrity: manifest ? 'verified' : 'not applicable (audit output folder)',
+      integrity: manifest ? 'verified' : 'UNVERIFIED (no manifest.json)',
       manifest_sha256: manifestSha,
       violations: 0,
     },
+    unverified: manifest
+      ? null
+      : `${role} ${dir} is not a verified snapshot (no ${MANIFEST_FILE}` +
+        ((await exists(path.join(dir, 'evidence'))) ? '; it holds evidence/, so it looks like a snapshot whose manifest was removed' : '') +
+        `): its findings and violations could have been edited and nothing would show it`,
+    notRun: new Map(
+      findings.invariants.flatMap((r) =>
+        r.status === 'skipped' || r.error !== undefined ? [[r.id, r.error !== undefined ? `could not run: ${r.error}` : `skipped: ${r.skipped_reason ?? 'no reason given'}`] as const] : [],
+      ),
+    ),
     violationsFile,
     ledgerFile: ledgerFile && (await exists(ledgerFile)) ? ledgerFile : null,
   };
@@ -299,6 +320,7 @@ async function loadViolations(db: Db, table: string, file: string, role: string)
 }
 
 interface MatchCounts {
+  not_comparable: number;
   resolved: number;
   persisting: number;
   introduced: number;
@@ -315,10 +337,12 @@ const SCOPE_COLUMNS = VIOLATION_COLUMNS.map((c) => c.name).filter(
  * severity and scope of its latest side, and the money and detail before and after. A key is
  * `open` when its latest side is not waived.
  */
-async function matchViolations(db: Db, inScope: string): Promise<MatchCounts> {
+async function matchViolations(db: Db, notComparable: readonly string[], inScope: string): Promise<MatchCounts> {
+  // A check that did not run on one side says nothing there: its violations are neither resolved nor introduced.
   await db.run(`CREATE TABLE d AS
     SELECT coalesce(a.invariant_id, b.invariant_id) AS invariant_id, coalesce(a.entity_id, b.entity_id) AS entity_id,
-      CASE WHEN b.invariant_id IS NULL THEN 'introduced' WHEN a.invariant_id IS NULL THEN 'resolved' ELSE 'persisting' END AS status,
+      CASE WHEN coalesce(a.invariant_id, b.invariant_id) IN (${notComparable.length ? sqlList(notComparable) : 'NULL'}) THEN 'not_comparable'
+           WHEN b.invariant_id IS NULL THEN 'introduced' WHEN a.invariant_id IS NULL THEN 'resolved' ELSE 'persisting' END AS status,
       coalesce(a.severity, b.severity) AS severity,
       NOT coalesce(a.waived, b.waived, false) AS open,
       ${SCOPE_COLUMNS.map((c) => `coalesce(a.${c}, b.${c}) AS ${c}`).join(', ')},
@@ -327,6 +351,7 @@ async function matchViolations(db: Db, inScope: string): Promise<MatchCounts> {
       b.detail AS before_detail, a.detail AS after_detail
     FROM v_before b FULL OUTER JOIN v_after a ON a.invariant_id = b.invariant_id AND a.entity_id IS NOT DISTINCT FROM b.entity_id`);
   const c = await db.one<Record<keyof MatchCounts, bigint>>(`SELECT
+      count(*) FILTER (WHERE status = 'not_comparable' AND ${inScope}) AS not_comparable,
       count(*) FILTER (WHERE status = 'resolved' AND ${inScope}) AS resolved,
       count(*) FILTER (WHERE status = 'persisting' AND ${inScope}) AS persisting,
       count(*) FILTER (WHERE status = 'introduced' AND ${inScope}) AS introduced,
@@ -334,6 +359,7 @@ async function matchViolations(db: Db, inScope: string): Promise<MatchCounts> {
       count(*) FILTER (WHERE status = 'persisting' AND open AND severity = 'error' AND ${inScope}) AS open_error_persisting
     FROM d`);
   return {
+    not_comparable: Number(c?.not_comparable ?? 0n),
     resolved: Number(c?.resolved ?? 0n),
     persisting: Number(c?.persisting ?? 0n),
     introduced: Number(c?.introduced ?? 0n),
@@ -522,7 +548,11 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     );
   }
 
-  const warnings: string[] = [];
+  const unverified = [before.unverified, after.unverified].filter((u): u is string => u !== null);
+  if (strict && unverified.length > 0) {
+    throw new InputError(`recon diff: --strict compares verified snapshots only:\n  ${unverified.join('\n  ')}`);
+  }
+  const warnings: string[] = unverified.map((u) => `UNVERIFIED: ${u}`);
   const db = await Db.open();
   try {
     const dupBefore = await loadViolations(db, 'v_before', before.violationsFile, 'BEFORE');
@@ -533,19 +563,25 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     // A tenant-scoped diff judges the tenants in scope: violations naming no tenant are listed apart.
     const tenantScoped = before.side.scope.orgs.length > 0;
     const inScope = tenantScoped ? 'org_id IS NOT NULL' : 'true';
-    const counts = await matchViolations(db, inScope);
+    const notComparable = [...new Set([...before.notRun.keys(), ...after.notRun.keys()])].sort();
+    // A check skipped on both sides (an optional table absent from both exports) claims nothing either
+    // way; one that ran on one side only, or failed, would otherwise read as resolved or introduced.
+    const skippedBoth = (id: string) => [before, after].every((s) => s.notRun.get(id)?.startsWith('skipped'));
+    const unjudged = notComparable.filter((id) => !skippedBoth(id));
+    const counts = await matchViolations(db, notComparable, inScope);
     before.side.violations = counts.resolved + counts.persisting;
     after.side.violations = counts.introduced + counts.persisting;
 
     // Lists for diff.json (capped); every row is in diff.parquet.
     const order = `ORDER BY invariant_id, entity_id LIMIT ${LIST_LIMIT}`;
     const on = `a.invariant_id = b.invariant_id AND a.entity_id IS NOT DISTINCT FROM b.entity_id`;
+    const comparable = notComparable.length ? `AND invariant_id NOT IN (${sqlList(notComparable)})` : '';
     const rows = async (sql: string) => (await db.all(sql)).map(toViolationRow);
     // In a tenant-scoped diff the violations without a tenant are listed apart (without_tenant).
-    const resolved = await rows(`SELECT * FROM v_before b WHERE NOT EXISTS (SELECT 1 FROM v_after a WHERE ${on}) AND ${inScope} ${order}`);
-    const introduced = await rows(`SELECT * FROM v_after a WHERE NOT EXISTS (SELECT 1 FROM v_before b WHERE ${on}) AND ${inScope} ${order}`);
-    const persistingAfter = await rows(`SELECT * FROM v_after a WHERE EXISTS (SELECT 1 FROM v_before b WHERE ${on}) AND ${inScope} ${order}`);
-    const persistingBefore = await rows(`SELECT * FROM v_before b WHERE EXISTS (SELECT 1 FROM v_after a WHERE ${on}) AND ${inScope} ${order}`);
+    const resolved = await rows(`SELECT * FROM v_before b WHERE NOT EXISTS (SELECT 1 FROM v_after a WHERE ${on}) AND ${inScope} ${comparable} ${order}`);
+    const introduced = await rows(`SELECT * FROM v_after a WHERE NOT EXISTS (SELECT 1 FROM v_before b WHERE ${on}) AND ${inScope} ${comparable} ${order}`);
+    const persistingAfter = await rows(`SELECT * FROM v_after a WHERE EXISTS (SELECT 1 FROM v_before b WHERE ${on}) AND ${inScope} ${comparable} ${order}`);
+    const persistingBefore = await rows(`SELECT * FROM v_before b WHERE EXISTS (SELECT 1 FROM v_after a WHERE ${on}) AND ${inScope} ${comparable} ${order}`);
     // Keys are unique on each side and both lists are in key order, so they pair up by index.
     const persisting: PersistingViolation[] = persistingAfter.map((a, i) => ({
       invariant_id: a.invariant_id,
@@ -554,7 +590,8 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
       after: a,
     }));
 
-    await matchMoneyItems(db, inScope);
+    // Money of a check that is not comparable is neither resolved nor introduced either.
+    await matchMoneyItems(db, `${inScope} ${comparable}`);
     const money = await itemMoney(db);
     const moneyBySeverity = { error: await itemMoney(db, 'error'), warn: await itemMoney(db, 'warn') };
     const moneyOverlapping = await overlappingMoney(db, inScope);
@@ -583,6 +620,7 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
       );
       return { count: Number(n?.n ?? 0n), sample };
     };
+    const notComparableViolations = await failing(`status = 'not_comparable'`);
     const checks: Record<CheckName, CheckResult> = {
       no_duplicates_introduced: check(
         await failing(`status = 'introduced' AND open AND regexp_matches(invariant_id, '${DUPLICATE_INVARIANT}')`),
@@ -595,6 +633,21 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
         (n) => `${n} violation(s) persist`,
       ),
       no_new_drift: check(await failing(`status = 'introduced' AND open`), 'no violation was introduced', (n) => `${n} violation(s) introduced`),
+      every_check_comparable:
+        unjudged.length === 0
+          ? {
+              passed: true,
+              details: notComparable.length === 0 ? 'every check ran on both sides' : `every check ran on both sides, or on neither (${notComparable.join(', ')})`,
+              entities: [],
+            }
+          : {
+              passed: false,
+              details:
+                `${unjudged.length} check(s) did not run on both sides, so recovery cannot be shown for them ` +
+                `(${notComparableViolations.count} violation(s) not comparable): ` +
+                unjudged.map((id) => `${id} (${[before, after].map((s, i) => `${i ? 'AFTER' : 'BEFORE'} ${s.notRun.get(id) ?? 'ran'}`).join('; ')})`).join(', '),
+              entities: notComparableViolations.sample,
+            },
     };
 
     const errorIntroduced = counts.open_error_introduced;
@@ -604,6 +657,9 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     if (errorIntroduced > 0) {
       exitCode = 1;
       exitReason = `${errorIntroduced} error-severity violation(s) introduced`;
+    } else if (unjudged.length > 0) {
+      exitCode = 1;
+      exitReason = `${unjudged.length} check(s) skipped or failed on one side, so nothing can be said about them: ${unjudged.join(', ')}`;
     } else if (strict && errorPersisting > 0) {
       exitCode = 1;
       exitReason = `${errorPersisting} error-severity violation(s) persist (--strict)`;
@@ -640,6 +696,12 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
         resolved: counts.resolved,
         persisting: counts.persisting,
         introduced: counts.introduced,
+        not_comparable: counts.not_comparable,
+        not_comparable_invariants: notComparable.map((id) => ({
+          invariant_id: id,
+          before: before.notRun.get(id) ?? 'ran',
+          after: after.notRun.get(id) ?? 'ran',
+        })),
         lists_truncated: counts.resolved > resolved.length || counts.persisting > persisting.length || counts.introduced > introduced.length,
         by_invariant: byInvariant,
       },

@@ -31,6 +31,8 @@ export interface VerifyResult {
   inputs?: InputCheck;
   /** Set when an expected manifest hash was given and differs. */
   manifest_mismatch?: { expected: string; actual: string };
+  /** Whether manifest.json itself was checked against a hash recorded elsewhere. */
+  manifest_pinned: boolean;
 }
 
 export interface VerifyOptions {
@@ -68,6 +70,7 @@ export async function verifySnapshot(snapDir: string, opts: VerifyOptions = {}):
     changed,
     missing: missing.sort(),
     added: added.sort(),
+    manifest_pinned: opts.expectManifestSha256 !== undefined,
   };
 
   if (opts.exportsDir !== undefined) {
@@ -115,6 +118,10 @@ export function describeVerify(snapDir: string, r: VerifyResult): string[] {
         (r.inputs ? ` and ${r.manifest.inputs.length} input file(s) match ${r.inputs.exports_dir}` : '') +
         ` (label "${r.manifest.label}", as of ${r.manifest.as_of}; manifest sha256 ${r.manifest_sha256})`,
     );
+    // The hashes inside the manifest prove nothing if the manifest itself was rewritten.
+    if (!r.manifest_pinned) {
+      lines.push(`${MANIFEST_FILE} itself was not checked: compare sha256 ${r.manifest_sha256} with the one recon snapshot printed, or pass --manifest-sha256`);
+    }
   }
   return lines;
 }
