@@ -45,7 +45,7 @@ async function diff(before: string, after: string): Promise<DiffJson> {
 }
 
 const keys = (xs: Array<{ invariant_id: string; entity_id: string }>) => xs.map((x) => `${x.invariant_id} ${x.entity_id}`);
-const everyCheckPasses = { no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true };
+const everyCheckPasses = { no_duplicates_introduced: true, no_unresolved_drift: true, no_new_drift: true, every_check_comparable: true };
 const verdicts = (d: DiffJson) => Object.fromEntries(Object.entries(d.checks).map(([k, c]) => [k, c.passed]));
 
 /** Replaces the row whose first field is `id` (these fixtures quote nothing). */
