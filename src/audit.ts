@@ -16,6 +16,7 @@ import {
   type Violation,
 } from './invariants/types.ts';
 import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
+import { moneyTotals } from './money.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
 import { TOOL } from './version.ts';
 import { exitCodeFor, judge, matchesPattern } from './verdict.ts';
@@ -334,7 +335,7 @@ async function buildFindings(
      FROM violations GROUP BY invariant_id`,
   );
   const money = await db.all<{ invariant_id: string; currency: string; amount: bigint }>(
-    `SELECT invariant_id, currency, sum(amount_minor) AS amount FROM violations
+    `SELECT invariant_id, currency, sum(amount_minor)::HUGEINT AS amount FROM violations
      WHERE NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
      GROUP BY ALL ORDER BY invariant_id, currency`,
   );
@@ -388,9 +389,10 @@ async function buildFindings(
     invariants.push(result);
   }
 
-  const total: Record<string, bigint> = {};
-  for (const m of money) total[m.currency] = (total[m.currency] ?? 0n) + m.amount;
-  const sortedTotal = Object.fromEntries(Object.entries(total).sort(([a], [b]) => a.localeCompare(b)));
+  // Per-invariant sums overlap (one defect, several angles); kept only as a labelled cross-check.
+  const overlapping: Record<string, bigint> = {};
+  for (const m of money) overlapping[m.currency] = (overlapping[m.currency] ?? 0n) + m.amount;
+  const deduplicated = await moneyTotals(db);
   const sum = (f: (r: InvariantResult) => number) => invariants.reduce((acc, r) => acc + f(r), 0);
   return {
     schema_version: 1,
@@ -417,7 +419,11 @@ async function buildFindings(
       error_violations: sum((r) => (r.severity === 'error' && r.status === 'fail' ? r.violations : 0)),
       warn_violations: sum((r) => (r.severity === 'warn' && r.status === 'fail' ? r.violations : 0)),
       waived_violations: sum((r) => r.waived_violations),
-      amount_minor_by_currency: sortedTotal,
+      amount_minor_by_currency: deduplicated.total,
+      error_amount_minor_by_currency: deduplicated.error,
+      warn_amount_minor_by_currency: deduplicated.warn,
+      money_items: deduplicated.items,
+      overlapping_amount_minor_by_currency: Object.fromEntries(Object.entries(overlapping).sort(([a], [b]) => a.localeCompare(b))),
     },
   };
 }

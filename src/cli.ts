@@ -155,7 +155,8 @@ Config: --config FILE, else $RECON_CONFIG, else ./recon.config.json or ./recon.c
 Environment: RECON_EXPORTS (--exports), RECON_AS_OF (--as-of), RECON_CONFIG (--config), NO_COLOR.
 
 Exit codes: 0 no error-severity violation (warnings pass), 1 error-severity violations found (with
---warn-error, warnings too), 2 the audit could not run.`;
+--warn-error, warnings too), 2 the audit could not run.
+What each output holds and how money is totalled: docs/contract.md`;
 
 /** Writes every output of an audit into outDir (CONTRACT.md §4) and returns the files written. */
 export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<string[]> {
@@ -295,7 +296,8 @@ Commands:
   list        list the invariants
   explain ID  explain one invariant and show its SQL
 
-Run recon <command> --help for a command's options.`;
+Run recon <command> --help for a command's options.
+The contract (inputs, invariants, outputs, money totals, exit codes): docs/contract.md`;
 
 const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   audit: auditCommand,

@@ -1,5 +1,6 @@
 import type { Findings, InvariantResult } from './invariants/types.ts';
-import { moneyText, oneLineSummary, tallyText, verdictOf, type Verdict } from './verdict.ts';
+import { formatMoneyByCurrency } from './report/format.ts';
+import { oneLineSummary, tallyText, verdictOf, type Verdict } from './verdict.ts';
 
 /** What each verdict prints as, in a CI log line and in the tally. */
 const LABEL: Record<Verdict, string> = { pass: 'PASS', warn: 'WARN', error: 'FAIL', skip: 'SKIP', waived: 'WAIVED' };
@@ -65,7 +66,7 @@ export class AuditConsole {
     if (r.waived_violations > 0) notes.push(`${r.waived_violations} waived`);
     if (r.baseline) notes.push(`${r.baseline.new} new, ${r.baseline.persisting} persisting`);
     if (r.threshold) notes.push(r.threshold.reason);
-    const money = moneyText(r.amount_minor_by_currency);
+    const money = formatMoneyByCurrency(r.amount_minor_by_currency);
     return [`${label} ${r.id.padEnd(idWidth)}  ${r.violations}`, money, notes.length ? `(${notes.join('; ')})` : '']
       .filter(Boolean)
       .join('  ');

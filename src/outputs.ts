@@ -4,7 +4,9 @@ import { stringify } from 'lossless-json';
 import type { AuditRun } from './audit.ts';
 import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
 import { parseExact } from './json.ts';
-import { exitCodeFor, moneyText, tallyText, verdictOf, type Verdict } from './verdict.ts';
+import { majorUnitsSql } from './money.ts';
+import { formatMoneyByCurrency } from './report/format.ts';
+import { exitCodeFor, tallyText, verdictOf, type Verdict } from './verdict.ts';
 
 /** findings.json: bigints are written as JSON integers, never as floats or strings. */
 export function findingsJson(findings: Findings): string {
@@ -49,7 +51,13 @@ export function summaryMarkdown(findings: Findings): string {
     '',
   ];
   if (Object.keys(t.amount_minor_by_currency).length > 0) {
-    lines.push(`Money at stake: ${moneyText(t.amount_minor_by_currency)}`, '');
+    lines.push(
+      `Money at stake, each money movement counted once (${t.money_items} movements): **${formatMoneyByCurrency(t.amount_minor_by_currency)}**` +
+        ` — errors ${formatMoneyByCurrency(t.error_amount_minor_by_currency) || 'none'}; warnings only ${formatMoneyByCurrency(t.warn_amount_minor_by_currency) || 'none'}.`,
+      '',
+      `The per-invariant amounts below overlap (one defect is priced by every invariant that sees it; together ${formatMoneyByCurrency(t.overlapping_amount_minor_by_currency)}), so they do not add up to the total.`,
+      '',
+    );
   }
   if (findings.scope.orgs.length || findings.scope.app_instances.length) {
     lines.push(`Scope: ${[...findings.scope.orgs.map((o) => `org ${o}`), ...findings.scope.app_instances.map((a) => `app instance ${a}`)].join(', ')}`, '');
@@ -67,7 +75,7 @@ export function summaryMarkdown(findings: Findings): string {
   }
   if (findings.window) lines.push(`Window: ${findings.window.since ?? '…'} to ${findings.window.until ?? '…'} (usage and ledger activity)`, '');
   lines.push(
-    `| status | invariant | severity | violations |${baseline ? ' new | persisting |' : ''}${trend ? ' trend |' : ''} money at stake | note |`,
+    `| status | invariant | severity | violations |${baseline ? ' new | persisting |' : ''}${trend ? ' trend |' : ''} money at stake (overlapping) | note |`,
     `|---|---|---|---:|${baseline ? '---:|---:|' : ''}${trend ? '---|' : ''}---|---|`,
   );
   for (const r of findings.invariants) {
@@ -82,7 +90,7 @@ export function summaryMarkdown(findings: Findings): string {
       `| ${VERDICT_MARK[verdictOf(r)]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} |` +
         (baseline ? ` ${b ? b.new : '–'} | ${b ? b.persisting : '–'} |` : '') +
         (trend ? ` ${trendText(r)} |` : '') +
-        ` ${moneyText(r.amount_minor_by_currency)} | ${mdCell(notes.join('; '))} |`,
+        ` ${formatMoneyByCurrency(r.amount_minor_by_currency)} | ${mdCell(notes.join('; '))} |`,
     );
   }
   lines.push('', `Inputs: ${findings.inputs.map((i) => `${i.source} (${i.rows} rows${i.rejected_rows ? `, ${i.rejected_rows} rejected` : ''})`).join(', ')}`, '');
@@ -114,8 +122,12 @@ export async function writeAuditOutputs(run: AuditRun, outDir: string): Promise<
   };
   await writeFile(files.findings, findingsJson(run.findings));
   const order = 'ORDER BY invariant_id, entity_id, ledger_entry_id, usage_record_id';
-  const select = `SELECT ${VIOLATION_COLUMNS.map((c) => c.name).join(', ')} FROM violations ${order}`;
-  const csvSelect = `SELECT ${VIOLATION_COLUMNS.map((c) => (c.sql === 'VARCHAR' ? `${neutralisedCell(c.name)} AS ${c.name}` : c.name)).join(', ')} FROM violations ${order}`;
+  // amount_major: the same money as exact decimal text in major units, beside the minor units.
+  const major = `${majorUnitsSql('amount_minor', 'currency')} AS amount_major`;
+  const columns = (cell: (c: (typeof VIOLATION_COLUMNS)[number]) => string) =>
+    VIOLATION_COLUMNS.map((c) => (c.name === 'amount_minor' ? `amount_minor, ${major}` : cell(c))).join(', ');
+  const select = `SELECT ${columns((c) => c.name)} FROM violations ${order}`;
+  const csvSelect = `SELECT ${columns((c) => (c.sql === 'VARCHAR' ? `${neutralisedCell(c.name)} AS ${c.name}` : c.name))} FROM violations ${order}`;
   await run.db.run(`COPY (${csvSelect}) TO $path (FORMAT csv, HEADER true)`, { path: files.csv });
   await run.db.run(`COPY (${select}) TO $path (FORMAT parquet, COMPRESSION zstd)`, { path: files.parquet });
   await writeFile(files.summary, summaryMarkdown(run.findings));

@@ -1,7 +1,7 @@
 import { stringify } from 'lossless-json';
 import type { Limit } from './config.ts';
 import type { Findings, InvariantResult, Severity, Violation } from './invariants/types.ts';
-import { formatMoney } from './report/format.ts';
+import { detailLine, formatMoney, formatMoneyByCurrency } from './report/format.ts';
 
 /**
  * The one verdict of an invariant, which the exit code, junit.xml, plain Vitest and the console
@@ -23,13 +23,6 @@ export function exitCodeFor(findings: Findings): 0 | 1 | 2 {
   return findings.invariants.some((r) => verdictOf(r) === 'error') ? 1 : 0;
 }
 
-/** `USD 12.00, EUR 3.40`; empty when nothing is priced. */
-export function moneyText(byCurrency: Record<string, bigint>): string {
-  return Object.entries(byCurrency)
-    .map(([cur, amount]) => formatMoney(amount, cur))
-    .join(', ');
-}
-
 const TALLY: Array<[Verdict, string]> = [['pass', 'PASS'], ['warn', 'WARN'], ['error', 'ERROR'], ['skip', 'SKIP'], ['waived', 'WAIVED']];
 
 /**
@@ -49,8 +42,8 @@ export function tallyText(findings: Findings): string {
   }
   const sorted = (m: Record<string, bigint>) => Object.fromEntries(Object.entries(m).sort(([a], [b]) => a.localeCompare(b)));
   const parts = [TALLY.map(([v, name]) => `${name}=${counts.get(v) ?? 0}`).join(' ')];
-  const errorMoney = moneyText(sorted(money.error));
-  const warnMoney = moneyText(sorted(money.warn));
+  const errorMoney = formatMoneyByCurrency(sorted(money.error));
+  const warnMoney = formatMoneyByCurrency(sorted(money.warn));
   if (errorMoney) parts.push(`errors: ${errorMoney}`);
   if (warnMoney) parts.push(`warnings: ${warnMoney}`);
   return parts.join('  ');
@@ -66,7 +59,7 @@ export function oneLineSummary(r: InvariantResult): string {
   if (r.error !== undefined) return `the check could not run: ${r.error.replace(/\s+/g, ' ')}`;
   if (r.status === 'skipped') return `skipped: ${r.skipped_reason ?? 'not run'}`;
   const parts = [plural(r.violations, 'violation')];
-  const money = moneyText(r.amount_minor_by_currency);
+  const money = formatMoneyByCurrency(r.amount_minor_by_currency);
   if (money) parts[0] += `, ${money}`;
   const first = r.sample.find((v) => !v.waived);
   if (first) parts.push(`e.g. ${first.entity_id}`);
@@ -97,7 +90,7 @@ export function violationLine(v: Violation): string {
     field('correlation_id', v.correlation_id),
     field('trace_id', v.trace_id),
     v.waived ? `waived=${v.waiver_reason ?? 'yes'}` : undefined,
-    field('detail', v.detail),
+    v.detail === null || v.detail === undefined ? undefined : `what=${detailLine(v.detail, v.currency)}`,
   ]
     .filter((p): p is string => p !== undefined)
     .join('  ');

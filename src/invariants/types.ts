@@ -188,6 +188,15 @@ export interface Findings {
     error_violations: number;
     warn_violations: number;
     waived_violations: number;
+    /** Money at stake, each money movement counted once (CONTRACT.md §3; src/money.ts). */
     amount_minor_by_currency: Record<string, bigint>;
+    /** The part of it priced by error-severity violations. */
+    error_amount_minor_by_currency: Record<string, bigint>;
+    /** The part priced by warnings only (movements no error prices). */
+    warn_amount_minor_by_currency: Record<string, bigint>;
+    /** Money movements counted in the totals. */
+    money_items: number;
+    /** The per-invariant sums added up: overlapping, so larger than the total; a cross-check only. */
+    overlapping_amount_minor_by_currency: Record<string, bigint>;
   };
 }
