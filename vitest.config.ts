@@ -21,7 +21,7 @@ export default defineConfig({
         },
       },
       {
-        // The audit itself: RECON_EXPORTS=DIR npx vitest run tests/invariants
+        // The audit itself, exactly: RECON_EXPORTS=DIR npx vitest run --project invariants
         test: {
           name: 'invariants',
           include: ['tests/invariants/**/*.test.ts'],

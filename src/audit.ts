@@ -1,10 +1,10 @@
 import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
-import { loadConfig, type LoadedConfig } from './config.ts';
+import { discoverConfig, durationSeconds, loadConfig, type LoadedConfig } from './config.ts';
 import { Db, type ScratchOptions } from './db.ts';
 import { ConfigError, UsageError, errorMessage } from './errors.ts';
 import { parseExact } from './json.ts';
 import { firstRowPerKey, isoSql, sqlString } from './sql.ts';
-import { CATALOG } from './invariants/index.ts';
+import { ALL_CHECKS } from './invariants/index.ts';
 import { createInvariantContext } from './invariants/setup.ts';
 import {
   VIOLATION_COLUMNS,
@@ -20,8 +20,12 @@ import { applyScopeTo, normaliseScope, scopeRecord, validateScopeAgainstExports,
 import { blastRadius, followUps } from './triage.ts';
 import { narrowToIncident } from './incident/link.ts';
 import type { TimelineIds } from './snapshot/timeline.ts';
+import { moneyTotals } from './money.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
 import { TOOL } from './version.ts';
+import { exitCodeFor, judge, matchesPattern } from './verdict.ts';
+
+export { exitCodeFor };
 
 export type { Scope } from './scope.ts';
 
@@ -50,6 +54,18 @@ export interface AuditOptions {
   dbPath?: string;
   memory?: ScratchOptions;
   onProgress?: LoadOptions['onProgress'];
+  /** Called as each check's query finishes (a CI log shows the audit moving). */
+  onCheck?: (id: string, ms: number) => void;
+  /** Invariant ids, families or globs to run; the rest are skipped with the reason. Default: all. */
+  select?: string[];
+  /** Invariant ids, families or globs not to run. */
+  exclude?: string[];
+  /** Warnings count as errors: in the findings, the exit code, junit.xml and Vitest. */
+  warnError?: boolean;
+  /** Restrict violations to usage and ledger activity in [since, until) (ISO-8601 instants). */
+  window?: { since?: string; until?: string };
+  /** The real clock, for freshness (tests pin it). */
+  now?: () => Date;
 }
 
 export interface AuditRun {
@@ -58,20 +74,22 @@ export interface AuditRun {
   load: LoadResult;
   config: LoadedConfig;
   scope: Scope;
-  /** Wall time of loading and of each invariant, in ms: for the benchmark, never in the findings. */
+  /** Wall time of loading and of each invariant, in ms (the benchmark; `recon audit` puts totals in findings). */
   timings: { loadMs: number; invariantsMs: Record<string, number> };
+  /** Rows per loaded table, the denominator of percentage thresholds. */
+  tableRows: Partial<Record<TableName, number>>;
 }
 
 const VIOLATIONS_DDL = `CREATE OR REPLACE TABLE violations (${VIOLATION_COLUMNS.map((c) => `${c.name} ${c.sql}`).join(', ')})`;
 
 /** Same rules as the loaders: a text instant the contract accepts, read as UTC. */
-async function normaliseAsOf(db: Db, asOf: string): Promise<string> {
+async function normaliseAsOf(db: Db, asOf: string, flag = '--as-of'): Promise<string> {
   const row = await db.one<{ t: string | null }>(
     `SELECT ${isoSql('TRY_CAST($v AS TIMESTAMPTZ)')} AS t
      WHERE regexp_full_match($v, '\\d{4}-\\d{2}-\\d{2}([T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?)?([Zz]| ?[+-]\\d{2}(:?\\d{2})?| UTC)?')`,
     { v: asOf },
   );
-  if (!row?.t) throw new UsageError(`--as-of: "${asOf}" is not an ISO-8601 instant (e.g. 2026-11-20T12:00:00Z)`);
+  if (!row?.t) throw new UsageError(`${flag}: "${asOf}" is not an ISO-8601 instant (e.g. 2026-11-20T12:00:00Z)`);
   return row.t;
 }
 
@@ -90,10 +108,13 @@ async function latestTimestamp(db: Db, tables: ReadonlySet<TableName>): Promise<
 }
 
 function checkConfigAgainstCatalog(loaded: LoadedConfig): void {
-  const ids = new Set(CATALOG.map((i) => i.id));
+  const ids = new Set(ALL_CHECKS.map((i) => i.id));
   const problems: string[] = [];
   for (const id of Object.keys(loaded.config.severity)) {
     if (!ids.has(id)) problems.push(`severity.${id}: unknown invariant`);
+  }
+  for (const id of Object.keys(loaded.config.invariants)) {
+    if (!ids.has(id)) problems.push(`invariants.${id}: unknown invariant`);
   }
   loaded.config.waivers.forEach((w, i) => {
     if (!ids.has(w.invariant)) problems.push(`waivers.${i}.invariant: unknown invariant "${w.invariant}"`);
@@ -117,6 +138,101 @@ async function tagControlPlane(db: Db): Promise<void> {
   await db.run(`UPDATE violations v SET control_plane_component = u.control_plane_component
     FROM (${firstRowPerKey('usage_records', 'usage_record_id', `usage_record_id IN (SELECT usage_record_id FROM violations)`)}) u
     WHERE v.usage_record_id = u.usage_record_id`);
+}
+
+/** Why a check is not run (config `off`, `--select`, `--exclude`), or undefined to run it. */
+function selectionSkip(inv: Invariant, config: LoadedConfig['config'], select: string[], exclude: string[]): string | undefined {
+  const setting = config.invariants[inv.id]?.severity ?? config.severity[inv.id];
+  if (setting === 'off') return `disabled in the config (severity: off)`;
+  if (select.length > 0 && !select.some((p) => matchesPattern(p, inv.id, inv.family))) {
+    return `not selected (--select ${select.join(',')})`;
+  }
+  const ex = exclude.find((p) => matchesPattern(p, inv.id, inv.family));
+  return ex ? `excluded (--exclude ${ex})` : undefined;
+}
+
+function checkPatterns(flag: string, patterns: string[]): void {
+  const unknown = patterns.filter((p) => !ALL_CHECKS.some((i) => matchesPattern(p, i.id, i.family)));
+  if (unknown.length > 0) throw new UsageError(`${flag} ${unknown.join(', ')}: matches no invariant (see recon list)`);
+}
+
+const ENTITY_TABLE: Partial<Record<Invariant['entity'], TableName>> = {
+  allocation: 'allocations',
+  usage_record: 'usage_records',
+  ledger_entry: 'ledger_entries',
+  payment_session: 'payment_sessions',
+  app_instance: 'app_instances',
+  balance: 'balances',
+};
+
+/**
+ * Freshness (`contract.stale_export`): the newest timestamp of each configured table against the
+ * real clock. A table that is absent or has no timestamp is stale too: nothing proves it arrived.
+ */
+async function createFreshness(db: Db, loaded: LoadedConfig, tables: ReadonlySet<TableName>, now: Date): Promise<void> {
+  await db.run(
+    `CREATE OR REPLACE TABLE recon_freshness (table_name VARCHAR, max_age VARCHAR, max_age_seconds BIGINT,
+       present BOOLEAN, newest TIMESTAMPTZ, checked_at TIMESTAMPTZ)`,
+  );
+  for (const [table, maxAge] of Object.entries(loaded.config.freshness) as Array<[TableName, string]>) {
+    const cols = TABLES[table].columns.filter((c) => c.type === 'timestamp').map((c) => `max(${quoteIdent(c.name)})`);
+    const newest = tables.has(table) && cols.length > 0 ? `(SELECT greatest(${cols.join(', ')}) FROM ${quoteIdent(table)})` : 'NULL::TIMESTAMPTZ';
+    await db.run(
+      `INSERT INTO recon_freshness SELECT $table, $max_age, $seconds, $present, ${newest}, $now::TIMESTAMPTZ`,
+      { table, max_age: maxAge, seconds: durationSeconds(maxAge), present: tables.has(table), now: now.toISOString() },
+    );
+  }
+}
+
+/**
+ * A windowed audit keeps the violations of entities with usage or ledger activity in
+ * [since, until): the checks themselves still read every row, so a debit posted inside the window
+ * for usage closed before it is judged against its real usage, and the result is exactly the
+ * full audit restricted to the window. State checks (an allocation, an app instance, a balance,
+ * a row that could not be read) have no activity time and are kept whole, flagged.
+ */
+const WINDOWED: Partial<Record<Invariant['entity'], { id: string; sql: string; note: string }>> = {
+  usage_record: {
+    id: 'usage_record_id',
+    note: 'violations of usage records metering inside the window (start before its end, open or ending after its start)',
+    sql: `EXISTS (SELECT 1 FROM usage_records u WHERE u.usage_record_id = violations.usage_record_id
+            AND ($until IS NULL OR u.start_time < $until::TIMESTAMPTZ)
+            AND ($since IS NULL OR u.end_time IS NULL OR u.end_time >= $since::TIMESTAMPTZ))`,
+  },
+  ledger_entry: {
+    id: 'ledger_entry_id',
+    note: 'violations of ledger entries created inside the window',
+    sql: `EXISTS (SELECT 1 FROM ledger_entries l WHERE l.ledger_entry_id = violations.ledger_entry_id
+            AND ($since IS NULL OR l.created_at >= $since::TIMESTAMPTZ)
+            AND ($until IS NULL OR l.created_at < $until::TIMESTAMPTZ))`,
+  },
+  payment_session: {
+    id: 'payment_session_id',
+    note: 'violations of payment sessions created, completed or credited inside the window',
+    sql: `(EXISTS (SELECT 1 FROM payment_sessions p WHERE p.payment_session_id = violations.payment_session_id
+             AND ((($since IS NULL OR p.created_at >= $since::TIMESTAMPTZ) AND ($until IS NULL OR p.created_at < $until::TIMESTAMPTZ))
+               OR (($since IS NULL OR p.completed_at >= $since::TIMESTAMPTZ) AND ($until IS NULL OR p.completed_at < $until::TIMESTAMPTZ))))
+          OR EXISTS (SELECT 1 FROM ledger_entries l WHERE l.payment_session_id = violations.payment_session_id
+             AND ($since IS NULL OR l.created_at >= $since::TIMESTAMPTZ) AND ($until IS NULL OR l.created_at < $until::TIMESTAMPTZ)))`,
+  },
+};
+
+function windowNote(inv: Invariant): { windowed: boolean; note: string } {
+  const w = WINDOWED[inv.entity];
+  if (w) return { windowed: true, note: w.note };
+  return { windowed: false, note: `not windowed: a ${inv.entity.replace('_', ' ')} has no activity time, so every violation is kept` };
+}
+
+async function applyWindow(db: Db, window: { since: string | null; until: string | null }, tables: ReadonlySet<TableName>): Promise<void> {
+  for (const [entity, w] of Object.entries(WINDOWED)) {
+    if (!tables.has(ENTITY_TABLE[entity as Invariant['entity']]!)) continue;
+    // A violation whose entity has no key cannot be placed in time: it is kept, never hidden.
+    await db.run(`DELETE FROM violations WHERE entity_type = $entity AND ${w.id} IS NOT NULL AND NOT (${w.sql})`, {
+      entity,
+      since: window.since,
+      until: window.until,
+    });
+  }
 }
 
 /**
@@ -150,14 +266,44 @@ async function runInvariant(db: Db, inv: Invariant, severity: Severity, tables: 
   }
 }
 
-async function applyWaivers(db: Db, loaded: LoadedConfig, asOf: string): Promise<void> {
-  for (const w of loaded.config.waivers) {
+/**
+ * Marks waived violations and records, per waiver, what it matched (before scope and window, so a
+ * waiver is judged stale only against the whole export) in `recon_waivers`, which the
+ * `waivers.*` checks read.
+ */
+async function applyWaivers(db: Db, loaded: LoadedConfig, asOf: string, judged: (invariant: string) => boolean): Promise<void> {
+  await db.run(
+    `CREATE OR REPLACE TABLE recon_waivers (waiver VARCHAR, invariant VARCHAR, entity_id VARCHAR, reason VARCHAR,
+       owner VARCHAR, ticket VARCHAR, expires DATE, expired BOOLEAN, matched BIGINT, matching BIGINT, judged BOOLEAN)`,
+  );
+  for (const [i, w] of loaded.config.waivers.entries()) {
+    const expired = (await db.one<{ e: boolean }>(`SELECT coalesce($expires::DATE < $as_of::TIMESTAMPTZ::DATE, false) AS e`, {
+      expires: w.expires ?? null,
+      as_of: asOf,
+    }))!.e;
     // An expired waiver no longer hides anything: the violation fails the audit again.
+    const matched = expired
+      ? 0
+      : await db.change(
+          `UPDATE violations SET waived = true, waiver_reason = $reason
+           WHERE invariant_id = $invariant AND ($entity IS NULL OR entity_id = $entity)`,
+          { invariant: w.invariant, entity: w.entity_id ?? null, reason: [w.reason, w.ticket, w.owner && `owner ${w.owner}`].filter(Boolean).join(' · ') },
+        );
     await db.run(
-      `UPDATE violations SET waived = true, waiver_reason = $reason
-       WHERE invariant_id = $invariant AND ($entity IS NULL OR entity_id = $entity)
-         AND ($expires IS NULL OR $expires::DATE >= $as_of::TIMESTAMPTZ::DATE)`,
-      { reason: w.reason, invariant: w.invariant, entity: w.entity_id ?? null, expires: w.expires ?? null, as_of: asOf },
+      `INSERT INTO recon_waivers SELECT $waiver, $invariant, $entity, $reason, $owner, $ticket, $expires::DATE, $expired,
+         $matched, (SELECT count(*) FROM violations WHERE invariant_id = $invariant AND ($entity IS NULL OR entity_id = $entity)), $judged`,
+      {
+        waiver: `waivers[${i}]`,
+        invariant: w.invariant,
+        entity: w.entity_id ?? null,
+        reason: w.reason,
+        owner: w.owner ?? null,
+        ticket: w.ticket ?? null,
+        expires: w.expires ?? null,
+        expired,
+        matched,
+        judged: judged(w.invariant),
+      },
     );
   }
 }
@@ -169,20 +315,27 @@ export function toViolation(row: Record<string, unknown>): Violation {
   return v;
 }
 
+interface Outcome {
+  severity: Severity;
+  skipped?: string;
+  error?: string;
+}
+
 async function buildFindings(
   db: Db,
   loaded: LoadedConfig,
   asOf: string,
   scope: Scope,
   load: LoadResult,
-  outcomes: Map<string, { severity: Severity; skipped?: string; error?: string }>,
+  outcomes: Map<string, Outcome>,
+  extra: { tableRows: Partial<Record<TableName, number>>; warnError: boolean; window?: { since: string | null; until: string | null } },
 ): Promise<Findings> {
   const counts = await db.all<{ invariant_id: string; open: bigint; waived: bigint }>(
     `SELECT invariant_id, count(*) FILTER (WHERE NOT waived) AS open, count(*) FILTER (WHERE waived) AS waived
      FROM violations GROUP BY invariant_id`,
   );
   const money = await db.all<{ invariant_id: string; currency: string; amount: bigint }>(
-    `SELECT invariant_id, currency, sum(amount_minor) AS amount FROM violations
+    `SELECT invariant_id, currency, sum(amount_minor)::HUGEINT AS amount FROM violations
      WHERE NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
      GROUP BY ALL ORDER BY invariant_id, currency`,
   );
@@ -192,39 +345,61 @@ async function buildFindings(
      WHERE rn <= $n ORDER BY invariant_id, rn`,
     { n: loaded.config.sample_size },
   );
+  const allRows = Object.values(extra.tableRows).reduce((a, b) => a + b, 0);
 
-  const invariants: InvariantResult[] = CATALOG.map((inv) => {
+  const invariants: InvariantResult[] = [];
+  for (const inv of ALL_CHECKS) {
     const outcome = outcomes.get(inv.id)!;
     const c = counts.find((r) => r.invariant_id === inv.id);
     const open = Number(c?.open ?? 0n);
     const waived = Number(c?.waived ?? 0n);
     const byCurrency: Record<string, bigint> = {};
     for (const m of money) if (m.invariant_id === inv.id) byCurrency[m.currency] = m.amount;
+    let severity = outcome.severity;
+    let failing = open > 0;
+    let threshold: InvariantResult['threshold'];
+    const rule = loaded.config.invariants[inv.id];
+    if (open > 0 && !outcome.error && (rule?.warn_above || rule?.fail_above)) {
+      const table = ENTITY_TABLE[inv.entity];
+      const judgement = judge(rule, open, byCurrency, table ? (extra.tableRows[table] ?? 0) : allRows);
+      threshold = { outcome: judgement.outcome, reason: judgement.reason };
+      failing = judgement.outcome !== 'tolerated';
+      if (failing) severity = judgement.severity;
+    }
+    if (extra.warnError && severity === 'warn') severity = 'error';
+    if (severity !== outcome.severity) {
+      await db.run(`UPDATE violations SET severity = $severity WHERE invariant_id = $id`, { severity, id: inv.id });
+    }
     const result: InvariantResult = {
       id: inv.id,
       title: inv.title,
       family: inv.family,
-      severity: outcome.severity,
+      severity,
       entity: inv.entity,
-      status: outcome.skipped ? 'skipped' : outcome.error || open > 0 ? 'fail' : waived > 0 ? 'waived' : 'pass',
+      status: outcome.skipped ? 'skipped' : outcome.error || failing ? 'fail' : waived > 0 ? 'waived' : 'pass',
       violations: open,
       waived_violations: waived,
       amount_minor_by_currency: byCurrency,
-      sample: samples.filter((s) => s['invariant_id'] === inv.id).map(toViolation),
+      sample: samples.filter((s) => s['invariant_id'] === inv.id).map((s) => toViolation({ ...s, severity })),
     };
     if (outcome.skipped) result.skipped_reason = outcome.skipped;
     if (outcome.error) result.error = outcome.error;
-    return result;
-  });
+    if (threshold) result.threshold = threshold;
+    if (extra.window && !outcome.skipped) result.window = windowNote(inv);
+    invariants.push(result);
+  }
 
-  const total: Record<string, bigint> = {};
-  for (const m of money) total[m.currency] = (total[m.currency] ?? 0n) + m.amount;
-  const sortedTotal = Object.fromEntries(Object.entries(total).sort(([a], [b]) => a.localeCompare(b)));
+  // Per-invariant sums overlap (one defect, several angles); kept only as a labelled cross-check.
+  const overlapping: Record<string, bigint> = {};
+  for (const m of money) overlapping[m.currency] = (overlapping[m.currency] ?? 0n) + m.amount;
+  const deduplicated = await moneyTotals(db);
   const sum = (f: (r: InvariantResult) => number) => invariants.reduce((acc, r) => acc + f(r), 0);
   return {
     schema_version: 1,
     tool: { ...TOOL },
     as_of: asOf,
+    ...(extra.warnError ? { warn_error: true } : {}),
+    ...(extra.window ? { window: extra.window } : {}),
     config_sha256: loaded.sha256,
     scope: scopeRecord(scope, ['orgs', 'app_instances']) as Findings['scope'],
     blast_radius: await blastRadius(db, load.tables),
@@ -239,10 +414,14 @@ async function buildFindings(
       waived: invariants.filter((r) => r.status === 'waived').length,
       errored: invariants.filter((r) => r.error !== undefined).length,
       violations: sum((r) => r.violations),
-      error_violations: sum((r) => (r.severity === 'error' ? r.violations : 0)),
-      warn_violations: sum((r) => (r.severity === 'warn' ? r.violations : 0)),
+      error_violations: sum((r) => (r.severity === 'error' && r.status === 'fail' ? r.violations : 0)),
+      warn_violations: sum((r) => (r.severity === 'warn' && r.status === 'fail' ? r.violations : 0)),
       waived_violations: sum((r) => r.waived_violations),
-      amount_minor_by_currency: sortedTotal,
+      amount_minor_by_currency: deduplicated.total,
+      error_amount_minor_by_currency: deduplicated.error,
+      warn_amount_minor_by_currency: deduplicated.warn,
+      money_items: deduplicated.items,
+      overlapping_amount_minor_by_currency: Object.fromEntries(Object.entries(overlapping).sort(([a], [b]) => a.localeCompare(b))),
     },
   };
 }
@@ -253,12 +432,17 @@ function exportsDirOf(opts: AuditOptions): string {
 }
 
 /**
- * The audit: load the exports, run every invariant of the catalog into one `violations` table,
- * and derive the findings from it. The caller owns `run.db` and must close it.
+ * The audit: load the exports, run every invariant of the catalog (and the checks of the audit
+ * itself) into one `violations` table, and derive the findings from it. The caller owns `run.db`
+ * and must close it.
  */
 export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
-  const config = opts.config ?? (await loadConfig(opts.configPath));
+  const config = opts.config ?? (await loadConfig(discoverConfig(opts.configPath)));
   checkConfigAgainstCatalog(config);
+  const select = opts.select ?? [];
+  const exclude = opts.exclude ?? [];
+  checkPatterns('--select', select);
+  checkPatterns('--exclude', exclude);
   const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
   try {
     const loadStarted = performance.now();
@@ -271,36 +455,60 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
     const asOf = opts.asOf
       ? await normaliseAsOf(db, opts.asOf)
       : ((await latestTimestamp(db, load.tables)) ?? (await normaliseAsOf(db, new Date().toISOString())));
+    const window =
+      opts.window && (opts.window.since || opts.window.until)
+        ? {
+            since: opts.window.since ? await normaliseAsOf(db, opts.window.since, '--since') : null,
+            until: opts.window.until ? await normaliseAsOf(db, opts.window.until, '--until') : null,
+          }
+        : undefined;
+    if (window?.since && window.until && Date.parse(window.since) >= Date.parse(window.until)) {
+      throw new UsageError(`--since ${window.since} is not before --until ${window.until}`);
+    }
+    const tableRows: Partial<Record<TableName, number>> = {};
+    for (const t of load.tables) {
+      tableRows[t] = Number((await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${quoteIdent(t)}`))!.n);
+    }
     await createInvariantContext(db, config.config, asOf);
+    await createFreshness(db, config, load.tables, opts.now?.() ?? new Date());
     await db.run(VIOLATIONS_DDL);
 
-    const outcomes = new Map<string, { severity: Severity; skipped?: string; error?: string }>();
-    for (const inv of CATALOG) {
-      const severity = config.config.severity[inv.id] ?? inv.severity;
+    const outcomes = new Map<string, Outcome>();
+    const run = async (inv: Invariant) => {
+      const setting = config.config.invariants[inv.id]?.severity ?? config.config.severity[inv.id];
+      const severity: Severity = setting === 'error' || setting === 'warn' ? setting : inv.severity;
+      const deselected = selectionSkip(inv, config.config, select, exclude);
+      if (deselected) return void outcomes.set(inv.id, { severity, skipped: deselected });
       const absent = inv.needs.filter((t) => !load.tables.has(t));
       if (absent.length > 0) {
-        outcomes.set(inv.id, { severity, skipped: `table${absent.length > 1 ? 's' : ''} ${absent.join(', ')} not in the export` });
-        continue;
+        return void outcomes.set(inv.id, { severity, skipped: `table${absent.length > 1 ? 's' : ''} ${absent.join(', ')} not in the export` });
       }
       const started = performance.now();
       const error = await runInvariant(db, inv, severity, load.tables);
       timings.invariantsMs[inv.id] = performance.now() - started;
+      opts.onCheck?.(inv.id, timings.invariantsMs[inv.id]!);
       outcomes.set(inv.id, error === undefined ? { severity } : { severity, error });
-    }
+    };
+    for (const inv of ALL_CHECKS) if (inv.phase !== 'after_waivers') await run(inv);
     await tagControlPlane(db);
+    // A waiver is judged stale only if its invariant ran, over the whole export.
+    await applyWaivers(db, config, asOf, (id) => {
+      const o = outcomes.get(id);
+      return o !== undefined && !o.skipped && !o.error;
+    });
+    if (window) await applyWindow(db, window, load.tables);
     if (opts.incident) await narrowToIncident(db, load.tables, { correlationIds: scope.correlation_ids, traceIds: scope.trace_ids });
     else await applyScopeTo(db, 'violations', scope);
-    await applyWaivers(db, config, asOf);
-    const findings = await buildFindings(db, config, asOf, scope, load, outcomes);
-    return { db, findings, load, config, scope, timings };
+    for (const inv of ALL_CHECKS) if (inv.phase === 'after_waivers') await run(inv);
+    const findings = await buildFindings(db, config, asOf, scope, load, outcomes, {
+      tableRows,
+      warnError: opts.warnError ?? false,
+      ...(window ? { window } : {}),
+    });
+    if (select.length > 0 || exclude.length > 0) findings.selection = { select, exclude };
+    return { db, findings, load, config, scope, timings, tableRows };
   } catch (err) {
     db.close();
     throw err;
   }
-}
-
-/** CONTRACT.md §4: 2 if any check could not run, 1 on error-severity violations, else 0. */
-export function exitCodeFor(findings: Findings): 0 | 1 | 2 {
-  if (findings.invariants.some((r) => r.error !== undefined)) return 2;
-  return findings.invariants.some((r) => r.severity === 'error' && r.violations > 0) ? 1 : 0;
 }

@@ -2,14 +2,16 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { auditExports, exitCodeFor, type AuditOptions, type AuditRun } from './audit.ts';
+import { AuditConsole } from './console.ts';
+import { appendHistory, compareWithHistory, newRunId } from './history.ts';
 import { TABLE_NAMES } from './contract/tables.ts';
 import { ReconError, UsageError, errorMessage } from './errors.ts';
 import { generateCommand } from './generate/cli.ts';
 import { incidentCommand } from './incident/cli.ts';
 import { diffCommand, snapshotCommand, verifyCommand } from './snapshot/cli.ts';
-import { CATALOG, findInvariant } from './invariants/index.ts';
+import { ALL_CHECKS, findCheck } from './invariants/index.ts';
 import { stageOutputFolder } from './out-dir.ts';
-import { writeAuditOutputs } from './outputs.ts';
+import { findingsJson, writeAuditOutputs } from './outputs.ts';
 import { renderReports } from './report/render.ts';
 import { SCOPE_OPTIONS_HELP, SCOPE_PARSE_OPTIONS, scopeFromArgs } from './scope.ts';
 import { TOOL } from './version.ts';
@@ -30,6 +32,11 @@ export const AUDIT_OPTIONS = {
   ...SCOPE_PARSE_OPTIONS,
   'memory-limit': { type: 'string' },
   'temp-dir': { type: 'string' },
+  select: { type: 'string', multiple: true },
+  exclude: { type: 'string', multiple: true },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  'warn-error': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options;
 
@@ -37,6 +44,14 @@ export const AUDIT_OPTIONS_HELP = `  --exports DIR           export directory (o
   --as-of INSTANT         audit time (default: the latest timestamp in the exports)
   --config FILE           recon.config.json (column mapping, thresholds, severities, waivers)
 ${SCOPE_OPTIONS_HELP}
+  --select PATTERN        run only these invariants: an id, a family (ledger) or a glob (ledger.*,
+                          *.duplicate_*); repeatable or comma-separated; the rest are skipped, saying why
+  --exclude PATTERN       do not run these invariants (same patterns)
+  --since INSTANT, --until INSTANT
+                          keep violations of usage and ledger activity in [since, until); state
+                          checks (allocations, app instances, balances, unreadable rows) are kept whole
+                          and say so
+  --warn-error            warnings fail like errors: exit code, junit.xml and Vitest
   --memory-limit SIZE     DuckDB memory limit, e.g. 4GB (default: a quarter of RAM, at most 2GB);
                           beyond it tables spill to disk
   --temp-dir DIR          where the audit's scratch database and spill files go (default: OS temp)
@@ -59,6 +74,9 @@ export function parseCommandArgs<O extends Options>(command: string, argv: strin
 
 type AuditValues = { [K in keyof typeof AUDIT_OPTIONS]?: (typeof AUDIT_OPTIONS)[K] extends { multiple: true } ? string[] : string | boolean };
 
+/** `--select a,b --select c` → [a, b, c]. */
+const patterns = (values: string[] | undefined) => (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+
 /** Turns parsed audit options into AuditOptions, refusing what this build cannot do. */
 export function auditOptionsFrom(command: string, values: AuditValues): AuditOptions {
   if (values.engine !== undefined && values.engine !== 'duckdb') {
@@ -69,6 +87,9 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
   const opts: AuditOptions = {
     scope: scopeFromArgs(values),
     command,
+    select: patterns(values.select),
+    exclude: patterns(values.exclude),
+    warnError: values['warn-error'] === true,
   };
   if (typeof values.bigquery === 'string') {
     if (values.exports !== undefined) throw new UsageError(`recon ${command}: give --exports DIR or --bigquery PROJECT.DATASET, not both`);
@@ -84,11 +105,20 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
     };
   } else if (typeof values.exports === 'string') {
     opts.exportsDir = values.exports;
+  } else if (process.env['RECON_EXPORTS']) {
+    opts.exportsDir = process.env['RECON_EXPORTS'];
   } else {
-    throw new UsageError(`recon ${command}: --exports DIR (or --bigquery PROJECT.DATASET) is required`);
+    throw new UsageError(`recon ${command}: --exports DIR (or RECON_EXPORTS, or --bigquery PROJECT.DATASET) is required`);
   }
   if (typeof values.config === 'string') opts.configPath = values.config;
-  if (typeof values['as-of'] === 'string') opts.asOf = values['as-of'];
+  const asOf = typeof values['as-of'] === 'string' ? values['as-of'] : process.env['RECON_AS_OF'];
+  if (asOf) opts.asOf = asOf;
+  if (typeof values.since === 'string' || typeof values.until === 'string') {
+    opts.window = {
+      ...(typeof values.since === 'string' ? { since: values.since } : {}),
+      ...(typeof values.until === 'string' ? { until: values.until } : {}),
+    };
+  }
   const memoryLimit = values['memory-limit'];
   if (typeof memoryLimit === 'string' && !/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryLimit)) {
     throw new UsageError(`recon ${command}: --memory-limit: "${memoryLimit}" is not a size such as 512MB or 4GB`);
@@ -115,8 +145,19 @@ findings.json, violations.csv, violations.parquet, junit.xml, summary.md and HTM
 
 ${AUDIT_OPTIONS_HELP}
   --out DIR               output folder (default: reports)
+  --history PATH          append this run to a history folder (Parquet) and show a trend per
+                          invariant (default: history.path in the config)
+  --baseline history|DIR  mark violations new since the last run in the history, or since an
+                          earlier audit output folder (default with a history: history)
+  --quiet                 print only the verdict
+  --json                  print findings.json on stdout; every other line goes to stderr
 
-Exit codes: 0 no error-severity violation, 1 error-severity violations found, 2 the audit could not run.`;
+Config: --config FILE, else $RECON_CONFIG, else ./recon.config.json or ./recon.config.yaml.
+Environment: RECON_EXPORTS (--exports), RECON_AS_OF (--as-of), RECON_CONFIG (--config), NO_COLOR.
+
+Exit codes: 0 no error-severity violation (warnings pass), 1 error-severity violations found (with
+--warn-error, warnings too), 2 the audit could not run.
+What each output holds and how money is totalled: docs/contract.md`;
 
 /** Writes every output of an audit into outDir (CONTRACT.md §4) and returns the files written. */
 export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<string[]> {
@@ -130,15 +171,38 @@ export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<st
   return files;
 }
 
+const AUDIT_COMMAND_OPTIONS = {
+  ...AUDIT_OPTIONS,
+  history: { type: 'string' },
+  baseline: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  json: { type: 'boolean' },
+} as const satisfies Options;
+
 async function auditCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommandArgs('audit', argv, AUDIT_OPTIONS);
+  const { values } = parseCommandArgs('audit', argv, AUDIT_COMMAND_OPTIONS);
   if (values.help) {
     console.log(AUDIT_HELP);
     return 0;
   }
+  const started = performance.now();
+  const generatedAt = new Date();
+  const out = new AuditConsole({ quiet: values.quiet ?? false, json: values.json ?? false });
   const opts = auditOptionsFrom('audit', values);
-  const onProgress = progressReporter();
+  const onProgress = out.interactive && !out.quiet ? progressReporter() : undefined;
   if (onProgress) opts.onProgress = onProgress;
+  else {
+    let current = '';
+    opts.onProgress = ({ table, file }) => {
+      if (table !== current) out.stage(`loading ${table} (${file})`);
+      current = table;
+    };
+    let announced = false;
+    opts.onCheck = () => {
+      if (!announced) out.stage('running the invariants');
+      announced = true;
+    };
+  }
   const outDir = values.out ?? 'reports';
   // Checked before the audit, which may take minutes: a bad --out is found at once.
   const staged = await stageOutputFolder(outDir);
@@ -147,33 +211,51 @@ async function auditCommand(argv: string[]): Promise<number> {
     run = await auditExports(opts);
     if (onProgress) process.stderr.write('\n');
     try {
+      const findings = run.findings;
+      findings.run_id = newRunId(generatedAt);
+      findings.generated_at = generatedAt.toISOString();
+      findings.durations_ms = {
+        total: Math.round(performance.now() - started),
+        load: Math.round(run.timings.loadMs),
+        invariants: Math.round(Object.values(run.timings.invariantsMs).reduce((a, b) => a + b, 0)),
+      };
+      const history = values.history ?? run.config.config.history.path;
+      const baseline = values.baseline ?? (history ? 'history' : undefined);
+      await compareWithHistory(run, {
+        ...(history ? { history } : {}),
+        ...(baseline ? { baseline } : {}),
+        trendRuns: run.config.config.history.trend_runs,
+      });
+      out.invariants(findings);
+      out.summary(findings);
+      out.stage(`writing ${outDir}/`);
       await writeAllOutputs(run, staged.dir);
+      await staged.commit();
+      out.info(`recon audit: wrote ${outDir}/ (findings.json, violations.csv, violations.parquet, junit.xml, summary.md); open ${path.join(outDir, 'index.html')}`);
+      // Only a run whose outputs were written joins the history.
+      if (history) {
+        await appendHistory(run, history);
+        out.stage(`appended run ${findings.run_id} to the history ${history}`);
+      }
     } finally {
       run.db.close();
     }
-    await staged.commit();
   } finally {
     await staged.discard();
   }
+  if (values.json) process.stdout.write(findingsJson(run.findings));
   const code = exitCodeFor(run.findings);
-  const t = run.findings.totals;
-  console.log(`recon audit: wrote ${outDir}/ (findings.json, violations.csv, violations.parquet, junit.xml, summary.md); open ${path.join(outDir, 'index.html')}`);
-  console.log(`as of ${run.findings.as_of}: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped, ${t.waived} waived; ${t.violations} violations`);
-  if (code === 1) console.error(`recon audit: ${t.error_violations} error-severity violation(s) found; see ${path.join(outDir, 'summary.md')}`);
-  if (code === 2) {
-    const failed = run.findings.invariants.filter((r) => r.error !== undefined);
-    console.error(`recon audit: ${failed.length} check(s) could not run: ${failed.map((r) => `${r.id}: ${r.error}`).join('; ')}`);
-  }
+  out.verdict(code, run.findings, path.join(outDir, 'summary.md'));
   return code;
 }
 
 function listCommand(argv: string[]): number {
   const { values } = parseCommandArgs('list', argv, { help: { type: 'boolean', short: 'h' } });
   if (values.help) {
-    console.log('Usage: recon list\n\nLists every invariant of the catalog: id, severity, entity, tables needed, title.');
+    console.log('Usage: recon list\n\nLists every invariant of the catalog, then the checks of the audit itself (freshness, waivers): id, severity, entity, tables needed, title.');
     return 0;
   }
-  const rows = CATALOG.map((i) => [i.id, i.severity, i.entity, i.needs.join(',') || '-', i.title]);
+  const rows = ALL_CHECKS.map((i) => [i.id, i.severity, i.entity, i.needs.join(',') || '-', i.title]);
   const head = ['id', 'severity', 'entity', 'needs', 'title'];
   const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));
   for (const r of [head, ...rows]) console.log(r.map((c, k) => (k < r.length - 1 ? c.padEnd(widths[k]!) : c)).join('  '));
@@ -188,7 +270,7 @@ function explainCommand(argv: string[]): number {
   }
   const [id] = positionals;
   if (!id || positionals.length > 1) throw new UsageError('recon explain: give exactly one invariant id (see recon list)');
-  const inv = findInvariant(id);
+  const inv = findCheck(id);
   if (!inv) throw new UsageError(`recon explain: unknown invariant "${id}" (see recon list)`);
   console.log(`${inv.id}: ${inv.title}
 severity: ${inv.severity}    entity: ${inv.entity}    needs: ${inv.needs.join(', ') || '(always runs)'}
@@ -217,7 +299,8 @@ Commands:
   list        list the invariants
   explain ID  explain one invariant and show its SQL
 
-Run recon <command> --help for a command's options.`;
+Run recon <command> --help for a command's options.
+The contract (inputs, invariants, outputs, money totals, exit codes): docs/contract.md`;
 
 const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   audit: auditCommand,

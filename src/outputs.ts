@@ -2,18 +2,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'lossless-json';
 import type { AuditRun } from './audit.ts';
-import { exitCodeFor } from './audit.ts';
 import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
 import { writeCustomerSummaries } from './customer.ts';
 import { parseExact } from './json.ts';
 import { describeScope, isNarrowed, normaliseScope } from './scope.ts';
 import { blastRadiusMarkdown, followUpsMarkdown } from './triage.ts';
-
-/** Money per currency in minor units, e.g. `1234 USD, 50 EUR` (the HTML reports show major units). */
-export function formatMinorUnits(byCurrency: Record<string, bigint>): string {
-  const parts = Object.entries(byCurrency).map(([cur, amount]) => `${amount} ${cur}`);
-  return parts.length ? parts.join(', ') : '';
-}
+import { majorUnitsSql } from './money.ts';
+import { formatMoneyByCurrency } from './report/format.ts';
+import { exitCodeFor, tallyText, verdictOf, type Verdict } from './verdict.ts';
 
 /** findings.json: bigints are written as JSON integers, never as floats or strings. */
 export function findingsJson(findings: Findings): string {
@@ -25,12 +21,18 @@ export function parseFindings(text: string): Findings {
   return parseExact(text) as Findings;
 }
 
-const STATUS_MARK: Record<InvariantResult['status'], string> = {
+const VERDICT_MARK: Record<Verdict, string> = {
   pass: 'pass',
-  fail: 'FAIL',
-  skipped: 'skipped',
+  warn: 'WARN',
+  error: 'FAIL',
+  skip: 'skipped',
   waived: 'waived',
 };
+
+/** `3 → 5 → 2`: violations over the last runs, this one last. */
+function trendText(r: InvariantResult): string {
+  return (r.trend ?? []).map((p) => (p.status === 'skipped' ? '–' : String(p.violations))).join(' → ');
+}
 
 function mdCell(text: string): string {
   return text.replaceAll('\\', '\\\\').replaceAll('|', '\\|').replaceAll('\n', ' ');
@@ -46,19 +48,51 @@ export function summaryMarkdown(findings: Findings): string {
     `# billing-recon audit: ${verdict}`,
     '',
     ...blastRadiusMarkdown(findings.blast_radius),
+    `\`${tallyText(findings)}\``,
+    '',
     `As of **${findings.as_of}** · ${t.invariants} invariants: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped, ${t.waived} waived · ` +
       `${t.violations} violations (${t.error_violations} error, ${t.warn_violations} warn, ${t.waived_violations} waived)`,
     '',
   ];
   if (Object.keys(t.amount_minor_by_currency).length > 0) {
-    lines.push(`Money at stake (minor units): ${formatMinorUnits(t.amount_minor_by_currency)}`, '');
+    lines.push(
+      `Money at stake, each money movement counted once (${t.money_items} movements): **${formatMoneyByCurrency(t.amount_minor_by_currency)}**` +
+        ` — errors ${formatMoneyByCurrency(t.error_amount_minor_by_currency) || 'none'}; warnings only ${formatMoneyByCurrency(t.warn_amount_minor_by_currency) || 'none'}.`,
+      '',
+      `The per-invariant amounts below overlap (one defect is priced by every invariant that sees it; together ${formatMoneyByCurrency(t.overlapping_amount_minor_by_currency)}), so they do not add up to the total.`,
+      '',
+    );
   }
   if (isNarrowed(normaliseScope(findings.scope))) lines.push(`Scope: ${describeScope(findings.scope)}`, '');
-  lines.push('| status | invariant | severity | violations | money at stake (minor units) | note |', '|---|---|---|---:|---|---|');
-  for (const r of findings.invariants) {
-    const note = r.error ? `query failed: ${r.error}` : r.skipped_reason ?? (r.waived_violations ? `${r.waived_violations} waived` : '');
+  const baseline = findings.baseline !== undefined;
+  const trend = findings.invariants.some((r) => (r.trend?.length ?? 0) > 1);
+  if (findings.baseline) {
+    const n = findings.invariants.reduce((a, r) => a + (r.baseline?.new ?? 0), 0);
+    const p = findings.invariants.reduce((a, r) => a + (r.baseline?.persisting ?? 0), 0);
+    const gone = findings.invariants.reduce((a, r) => a + (r.baseline?.resolved ?? 0), 0);
     lines.push(
-      `| ${STATUS_MARK[r.status]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} | ${formatMinorUnits(r.amount_minor_by_currency)} | ${mdCell(note)} |`,
+      `Since the baseline (${findings.baseline.source}${findings.baseline.as_of ? `, as of ${findings.baseline.as_of}` : ''}): **${n} new**, ${p} persisting, ${gone} resolved`,
+      '',
+    );
+  }
+  if (findings.window) lines.push(`Window: ${findings.window.since ?? '…'} to ${findings.window.until ?? '…'} (usage and ledger activity)`, '');
+  lines.push(
+    `| status | invariant | severity | violations |${baseline ? ' new | persisting |' : ''}${trend ? ' trend |' : ''} money at stake (overlapping) | note |`,
+    `|---|---|---|---:|${baseline ? '---:|---:|' : ''}${trend ? '---|' : ''}---|---|`,
+  );
+  for (const r of findings.invariants) {
+    const notes = [
+      r.error ? `query failed: ${r.error}` : r.skipped_reason,
+      r.waived_violations ? `${r.waived_violations} waived` : undefined,
+      r.threshold?.reason,
+      r.window && !r.window.windowed ? r.window.note : undefined,
+    ].filter(Boolean);
+    const b = r.baseline;
+    lines.push(
+      `| ${VERDICT_MARK[verdictOf(r)]} | \`${r.id}\` ${mdCell(r.title)} | ${r.severity} | ${r.violations} |` +
+        (baseline ? ` ${b ? b.new : '–'} | ${b ? b.persisting : '–'} |` : '') +
+        (trend ? ` ${trendText(r)} |` : '') +
+        ` ${formatMoneyByCurrency(r.amount_minor_by_currency)} | ${mdCell(notes.join('; '))} |`,
     );
   }
   lines.push('', ...followUpsMarkdown(findings.follow_ups));
@@ -91,8 +125,12 @@ export async function writeAuditOutputs(run: AuditRun, outDir: string): Promise<
   };
   await writeFile(files.findings, findingsJson(run.findings));
   const order = 'ORDER BY invariant_id, entity_id, ledger_entry_id, usage_record_id';
-  const select = `SELECT ${VIOLATION_COLUMNS.map((c) => c.name).join(', ')} FROM violations ${order}`;
-  const csvSelect = `SELECT ${VIOLATION_COLUMNS.map((c) => (c.sql === 'VARCHAR' ? `${neutralisedCell(c.name)} AS ${c.name}` : c.name)).join(', ')} FROM violations ${order}`;
+  // amount_major: the same money as exact decimal text in major units, beside the minor units.
+  const major = `${majorUnitsSql('amount_minor', 'currency')} AS amount_major`;
+  const columns = (cell: (c: (typeof VIOLATION_COLUMNS)[number]) => string) =>
+    VIOLATION_COLUMNS.map((c) => (c.name === 'amount_minor' ? `amount_minor, ${major}` : cell(c))).join(', ');
+  const select = `SELECT ${columns((c) => c.name)} FROM violations ${order}`;
+  const csvSelect = `SELECT ${columns((c) => (c.sql === 'VARCHAR' ? `${neutralisedCell(c.name)} AS ${c.name}` : c.name))} FROM violations ${order}`;
   await run.db.run(`COPY (${csvSelect}) TO $path (FORMAT csv, HEADER true)`, { path: files.csv });
   await run.db.run(`COPY (${select}) TO $path (FORMAT parquet, COMPRESSION zstd)`, { path: files.parquet });
   await writeFile(files.summary, summaryMarkdown(run.findings));

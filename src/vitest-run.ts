@@ -1,34 +1,36 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Reporter, TestCase } from 'vitest/node';
 import { startVitest } from 'vitest/node';
 import { DatabaseError } from './errors.ts';
 import type { Findings } from './invariants/types.ts';
+import { junitXml, type CaseOutcome } from './junit.ts';
 import { findingsJson } from './outputs.ts';
+import { verdictOf } from './verdict.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-type CaseState = 'passed' | 'failed' | 'skipped' | 'pending';
-
-/** Ours: keeps each invariant test's outcome, so the CLI can check Vitest and findings agree. */
+/** Ours: keeps each invariant test's outcome, for junit.xml and to check Vitest and findings agree. */
 class OutcomeReporter implements Reporter {
-  readonly outcomes = new Map<string, CaseState>();
+  readonly outcomes = new Map<string, CaseOutcome>();
   onTestCaseResult(testCase: TestCase): void {
-    this.outcomes.set(testCase.name, testCase.result().state);
+    this.outcomes.set(testCase.name, { state: testCase.result().state, durationMs: testCase.diagnostic()?.duration ?? 0 });
   }
 }
 
-function expectedState(r: Findings['invariants'][number]): CaseState {
-  if (r.status === 'skipped') return 'skipped';
-  return r.error !== undefined || r.violations > 0 ? 'failed' : 'passed';
+/** One verdict: errors fail, skips skip, warnings, waivers and tolerated counts pass. */
+function expectedState(r: Findings['invariants'][number]): CaseOutcome['state'] {
+  const v = verdictOf(r);
+  return v === 'skip' ? 'skipped' : v === 'error' ? 'failed' : 'passed';
 }
 
 /**
- * Runs tests/invariants programmatically against findings the CLI already computed, writing
- * junit.xml with Vitest's own JUnit reporter: one implementation of every check, whichever door
- * the user came in by. Throws if a test's outcome disagrees with the findings, which would
+ * Runs tests/invariants programmatically against findings the CLI already computed and writes
+ * junit.xml from its outcomes: one implementation of every check, whichever door the user came
+ * in by. Only our reporter is attached, so nothing of Vitest's reaches the console. Throws if a test's outcome disagrees with the findings, which would
  * mean the suite and the audit no longer read the same results.
  */
 export async function runInvariantSuite(findings: Findings, junitFile: string): Promise<void> {
@@ -36,12 +38,27 @@ export async function runInvariantSuite(findings: Findings, junitFile: string): 
   const findingsFile = path.join(work, 'findings.json');
   await writeFile(findingsFile, findingsJson(findings));
   const reporter = new OutcomeReporter();
+  // Vitest's own console output (cursor codes on a terminal, banners) never reaches ours; what it
+  // says is kept to explain a run that went wrong.
+  let said = '';
+  const sink = new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      if (said.length < 20_000) said += chunk.toString();
+      done();
+    },
+  });
   // Vitest and our config (which pins TZ) run in this process: put back what they change.
-  const savedEnv = { RECON_FINDINGS: process.env['RECON_FINDINGS'], NO_COLOR: process.env['NO_COLOR'], TZ: process.env['TZ'] };
+  const savedEnv = {
+    RECON_FINDINGS: process.env['RECON_FINDINGS'],
+    NO_COLOR: process.env['NO_COLOR'],
+    TZ: process.env['TZ'],
+    FORCE_COLOR: process.env['FORCE_COLOR'],
+  };
   const savedExitCode = process.exitCode;
   process.env['RECON_FINDINGS'] = findingsFile;
-  // Failure messages go into junit.xml; colour codes would be noise there.
+  // Failure messages go into junit.xml; colour and cursor codes would be noise there.
   process.env['NO_COLOR'] = '1';
+  delete process.env['FORCE_COLOR'];
   try {
     const vitest = await startVitest(
       'test',
@@ -52,8 +69,10 @@ export async function runInvariantSuite(findings: Findings, junitFile: string): 
         project: 'invariants',
         run: true,
         watch: false,
-        reporters: [['junit', { outputFile: junitFile, suiteName: 'billing-recon invariants' }], reporter],
+        reporters: [reporter],
       },
+      undefined,
+      { stdout: sink, stderr: sink },
     );
     await vitest.close();
   } finally {
@@ -65,10 +84,12 @@ export async function runInvariantSuite(findings: Findings, junitFile: string): 
     process.exitCode = savedExitCode;
     await rm(work, { recursive: true, force: true });
   }
-  const disagree = findings.invariants.filter((r) => reporter.outcomes.get(r.id) !== expectedState(r));
+  await writeFile(junitFile, junitXml(findings, reporter.outcomes));
+  const disagree = findings.invariants.filter((r) => reporter.outcomes.get(r.id)?.state !== expectedState(r));
   if (disagree.length > 0) {
     throw new DatabaseError(
-      `the Vitest suite and the findings disagree on ${disagree.map((r) => `${r.id} (test ${reporter.outcomes.get(r.id) ?? 'missing'}, findings ${r.status})`).join(', ')}`,
+      `the Vitest suite and the findings disagree on ${disagree.map((r) => `${r.id} (test ${reporter.outcomes.get(r.id)?.state ?? 'missing'}, findings ${r.status})`).join(', ')}` +
+        (said.trim() ? `\nVitest said:\n${said.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trim()}` : ''),
     );
   }
 }

@@ -46,6 +46,9 @@ interface DiffJson {
   introduced: Array<{ invariant_id: string; entity_id: string; severity: string }>;
   checks: Record<string, { passed: boolean; details: string }>;
   money: Record<string, Record<string, unknown>>;
+  money_by_severity: Record<string, Record<string, Record<string, unknown>>>;
+  money_overlapping: Record<string, Record<string, unknown>>;
+  reconciliation: { by_currency: unknown[]; explanations: Array<{ item: string; amount_minor: number; reason: string }> };
   corrective_entries: { available: boolean; reason?: string; unaudited: number; entries: Array<{ ledger_entry_id: string; entry_type: string; actor: string | null; correlation_id: string | null; missing: string[] }> };
   exit_code: number;
   strict: boolean;
@@ -101,7 +104,21 @@ describe('recon diff of two snapshots', () => {
     expect(keys(d.introduced)).toEqual(['ledger.duplicate_credit ps_5', 'ledger.unaudited_adjustment le_13']);
     expect(verdicts(d)).toEqual({ no_duplicates_introduced: false, no_unresolved_drift: false, no_new_drift: false, every_check_comparable: true });
     expect(d.checks['no_duplicates_introduced']!.details).toMatch(/ledger\.duplicate_credit ps_5/);
+    // Each money movement once: ur_7's double debit (duplicate_debit and debit_mismatch, EUR 2.50
+    // each) is one movement; ps_5 was uncredited before and is credited twice after, so its USD
+    // 40.00 is still at stake (persisting), not resolved and introduced again.
     expect(d.money).toEqual({
+      before: { EUR: 2050, USD: 4000 },
+      after: { EUR: 500, USD: 4000 },
+      resolved: { EUR: 1800 },
+      persisting_before: { EUR: 250, USD: 4000 },
+      persisting_after: { EUR: 250, USD: 4000 },
+      introduced: { EUR: 250 },
+    });
+    // the goodwill credit le_13 is a warning only; the per-violation sums overlap
+    expect(d.money_by_severity['warn']!['introduced']).toEqual({ EUR: 250 });
+    expect(d.money_by_severity['error']!['introduced']).toEqual({});
+    expect(d.money_overlapping).toEqual({
       before: { EUR: 2300, USD: 4000 },
       after: { EUR: 750, USD: 4000 },
       resolved: { EUR: 1800, USD: 4000 },
@@ -109,6 +126,13 @@ describe('recon diff of two snapshots', () => {
       persisting_after: { EUR: 500 },
       introduced: { EUR: 250, USD: 4000 },
     });
+    // EUR 18.00 resolved (ur_9, billed by a re-posted debit, not a corrective entry) against the
+    // EUR 2.50 goodwill credit, which corrects nothing resolved: both reasons are listed.
+    expect(d.reconciliation.by_currency).toEqual([{ currency: 'EUR', resolved_minor: 1800, corrective_minor: 250, difference_minor: 1550 }]);
+    expect(d.reconciliation.explanations.map((e) => [e.item, e.amount_minor])).toEqual([
+      ['ledger_entry:le_13', -250],
+      ['usage_record:ur_9', 1800],
+    ]);
     // The goodwill credit was posted without an actor: listed and flagged.
     expect(d.corrective_entries.available).toBe(true);
     expect(d.corrective_entries.entries).toEqual([

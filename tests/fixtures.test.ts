@@ -86,7 +86,7 @@ test('the demo through the CLI: the same outcome, its exit code, and a junit.xml
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   let code: number;
   try {
-    code = await main(['audit', '--exports', path.join(FIXTURES, 'demo'), '--out', out]);
+    code = await main(['audit', '--exports', path.join(FIXTURES, 'demo'), '--out', out, '--quiet']);
   } finally {
     log.mockRestore();
     err.mockRestore();

@@ -266,15 +266,14 @@ describe('ledger.duplicate_credit', () => {
 });
 
 describe('ledger.duplicate_idempotency_key', () => {
-  test('reports every entry of a reused key, reversed ones too; money only on effective repeats', async () => {
+  test('reports every effective entry of a reused key; a reuse whose extra entry was reversed is resolved', async () => {
     const got = await violations('retry', 'ledger.duplicate_idempotency_key');
+    // credit:ps_1 (le_3, le_10) is not reported: le_10 was reversed by le_11, only le_3 is effective.
     expect(got.map((v) => [v.entity_id, v.amount_minor, v.currency, (v.detail as { role: string }).role])).toEqual([
-      ['le_10', null, null, 'not effective (a reversal or reversed)'],
-      ['le_3', null, null, 'first effective entry of the key'],
       ['le_4', null, null, 'first effective entry of the key'],
       ['le_9', 5000n, 'EUR', 'repeats effective entry le_4'],
     ]);
-    expect(got[0]?.detail).toMatchObject({ idempotency_key: 'credit:ps_1', uses: 2, ledger_entry_ids: ['le_3', 'le_10'] });
+    expect(got[0]?.detail).toMatchObject({ idempotency_key: 'credit:ps_2', effective_uses: 2, ledger_entry_ids: ['le_4', 'le_9'] });
   });
 });
 

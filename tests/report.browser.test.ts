@@ -9,7 +9,7 @@ import { auditExports, type AuditRun } from '../src/audit.ts';
 import { parseConfig } from '../src/config.ts';
 import { formatInt, formatMoney } from '../src/report/format.ts';
 import { safeFileName } from '../src/report/paths.ts';
-import { renderReports } from '../src/report/render.ts';
+import { anchorFor, renderReports } from '../src/report/render.ts';
 import { launchBrowser } from './helpers/browser.ts';
 
 /**
@@ -80,7 +80,7 @@ describe('reports in headless Chromium', () => {
     // The invariant table lists every invariant with its own count.
     for (const inv of run.findings.invariants.filter((i) => i.violations > 0)) {
       const row = page.locator('#invariant-table tbody tr', { has: page.locator('code', { hasText: new RegExp(`^${inv.id.replace('.', '\\.')}$`) }) });
-      expect(await row.locator('td.num').first().textContent()).toBe(formatInt(inv.violations));
+      expect(await row.locator('td[data-label="Violations"]').textContent()).toBe(formatInt(inv.violations));
     }
     // The inline stylesheet was allowed by its CSP hash (a refused one leaves cards unstyled).
     const borderStyle = await page.locator('.card').first().evaluate(
@@ -104,7 +104,7 @@ describe('reports in headless Chromium', () => {
     expect(total).toBeGreaterThanOrEqual(2);
     await page.locator('#tenant-table-q').fill('org_b');
     await expect.poll(() => page.locator('#tenant-table tbody tr:visible').count()).toBe(1);
-    expect(await page.locator('#tenant-table tbody tr:visible a').textContent()).toBe('org_b');
+    expect(await page.locator('#tenant-table tbody tr:visible td:nth-child(2) a').textContent()).toBe('org_b');
     expect(await page.locator('#tenant-table-status').textContent()).toBe(`1 of ${total} rows match`);
     await page.locator('#tenant-table-q').fill('no such tenant');
     await expect.poll(() => page.locator('#tenant-table tbody tr:visible').count()).toBe(0);
@@ -130,7 +130,7 @@ describe('reports in headless Chromium', () => {
     );
     expect(expected.length).toBeGreaterThan(0);
     for (const e of expected) {
-      const section = page.locator(`section.invariant#inv-${safeFileName(e.invariant_id)}`);
+      const section = page.locator(`section.invariant#${anchorFor(e.invariant_id)}`);
       expect(await section.locator('h3 code').textContent()).toBe(e.invariant_id);
       expect(await section.locator('tbody td.entity').count()).toBe(Number(e.n));
     }

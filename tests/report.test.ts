@@ -6,7 +6,7 @@ import { HtmlValidate } from 'html-validate';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports } from '../src/audit.ts';
 import { assertSafeSvg, barChart } from '../src/report/charts.ts';
-import { fillLinkTemplate, formatMoney, logQueries, logqlFor, logqlString } from '../src/report/format.ts';
+import { fillLinkTemplate, formatMoney, logQueries, minorToDecimal, violationTimeRange, logqlFor, logqlString } from '../src/report/format.ts';
 import { resolveInside, safeFileName } from '../src/report/paths.ts';
 import { renderReports } from '../src/report/render.ts';
 import { BUSY_COUNT, BUSY_ORG, HOSTILE, HOSTILE_APP, HOSTILE_CORRELATION, HOSTILE_PROJECT, hostileWorld, insertViolations, type World } from './report-fixtures/world.ts';
@@ -54,9 +54,13 @@ async function walk(dir: string): Promise<string[]> {
 const sha = (s: string) => `'sha256-${createHash('sha256').update(s, 'utf8').digest('base64')}'`;
 
 describe('safeFileName', () => {
-  test('an ASCII slug of the id plus a 16-hex sha256, never a path', () => {
-    expect(safeFileName('org_a')).toBe(`org_a-${createHash('sha256').update('org_a').digest('hex').slice(0, 16)}`);
-    for (const id of Object.values(HOSTILE)) {
+  test('a safe, portable id is the file name itself (orgs/org_8.html)', () => {
+    for (const id of ['org_8', 'org_a', 'app_113', 'org-1.eu', '0']) expect(safeFileName(id)).toBe(id);
+  });
+
+  test('any other id: an ASCII slug plus a 16-hex sha256, never a path', () => {
+    expect(safeFileName('Org_A')).toBe(`org_a-${createHash('sha256').update('Org_A').digest('hex').slice(0, 16)}`);
+    for (const id of Object.values(HOSTILE).filter((h) => h !== HOSTILE.caseB && h !== HOSTILE.punctA)) {
       const name = safeFileName(id);
       expect(name).toMatch(/^[a-z0-9_-]+-[0-9a-f]{16}$/);
       expect(name.length).toBeLessThanOrEqual(48 + 1 + 16);
@@ -64,10 +68,15 @@ describe('safeFileName', () => {
     }
     expect(safeFileName('Zürich-公司')).toMatch(/^zurich-[0-9a-f]{16}$/);
     expect(safeFileName('')).toMatch(/^id-[0-9a-f]{16}$/);
+    // unsafe or unportable as they are: dot names, Windows device names, too long, hash-shaped
+    for (const id of ['.', '..', '.hidden', 'a..b', 'a.', 'con', 'nul.txt', 'lpt1', 'a'.repeat(65), 'x-0123456789abcdef', 'org 8', 'org/8']) {
+      expect(safeFileName(id), id).toMatch(/-[0-9a-f]{16}$/);
+    }
   });
 
   test('ids differing only in case, punctuation or letters the slug drops never share a name', () => {
-    const ids = ['Org-Case', 'org-case', 'ORG-CASE', 'org.case', 'org/case', 'org case', 'org_case', '公司', '公园', 'a'.repeat(200), `${'a'.repeat(200)}b`];
+    const ids = ['Org-Case', 'org-case', 'ORG-CASE', 'org.case', 'org/case', 'org case', 'org_case', '公司', '公园', 'a'.repeat(200), `${'a'.repeat(200)}b`,
+      'x', `x-${createHash('sha256').update('X').digest('hex').slice(0, 16)}`, 'X'];
     const names = ids.map(safeFileName);
     expect(new Set(names).size).toBe(ids.length);
     // also on case-insensitive file systems
@@ -102,14 +111,25 @@ describe('templates', () => {
 });
 
 describe('formatting', () => {
-  test('money is exact in minor units and respects the currency exponent', () => {
-    expect(formatMoney(123456789012345678901n, 'USD')).toBe('USD 1,234,567,890,123,456,789.01');
+  test('money is exact in minor units and respects the ISO-4217 exponent', () => {
+    expect(formatMoney(48360n, 'EUR')).toBe('EUR 483.60');
+    expect(formatMoney(2534n, 'GBP')).toBe('GBP 25.34');
     expect(formatMoney(5n, 'EUR')).toBe('EUR 0.05');
-    expect(formatMoney(-1500n, 'USD')).toBe('−USD 15.00');
     expect(formatMoney(1500n, 'JPY')).toBe('JPY 1,500');
+    expect(formatMoney(-1500n, 'JPY')).toBe('-JPY 1,500');
+    expect(formatMoney(-480n, 'EUR')).toBe('-EUR 4.80');
+    expect(formatMoney(-5n, 'GBP')).toBe('-GBP 0.05');
     expect(formatMoney(1500n, 'BHD')).toBe('BHD 1.500');
+    expect(formatMoney(1500n, 'ISK')).toBe('ISK 1,500');
+    // above 2^53 a float would already have lost the last digit
+    expect(formatMoney(2n ** 53n + 1n, 'EUR')).toBe('EUR 90,071,992,547,409.93');
+    expect(formatMoney(-(2n ** 63n - 1n), 'JPY')).toBe('-JPY 9,223,372,036,854,775,807');
+    expect(formatMoney(123456789012345678901n, 'USD')).toBe('USD 1,234,567,890,123,456,789.01');
     expect(formatMoney(1500n, 'xx')).toBe('xx 15.00');
+    expect(formatMoney(5n, null)).toBe('??? 0.05');
     expect(formatMoney(null, 'USD')).toBe('—');
+    expect(minorToDecimal(-(2n ** 53n + 1n), 'EUR')).toBe('-90071992547409.93');
+    expect(minorToDecimal(7n, 'JPY')).toBe('7');
   });
 
   test('LogQL strings are escaped so an id cannot end the string or the query', () => {
@@ -135,6 +155,19 @@ describe('formatting', () => {
     ]);
     expect(q[0]!.links[0]!.href).toBe(`https://g.example/explore?left=${encodeURIComponent(logqlFor('correlation_id', 'c1'))}`);
     expect(logQueries({ correlation_id: null, trace_id: null }, {})).toEqual([]);
+  });
+
+  test("log links carry the violation's time range: an hour around its own timestamps, else the day before the audit", () => {
+    const range = violationTimeRange({ start_time: '2026-11-20T09:00:00Z', end_time: '2026-11-20T10:00:00Z', entries: [{ created_at: '2026-11-20T08:30:00Z' }] }, '2026-11-20T12:00:00Z');
+    expect(range).toEqual({ from: '2026-11-20T07:30:00Z', to: '2026-11-20T11:00:00Z' });
+    expect(violationTimeRange({ accrued_cost_minor: 5 }, '2026-11-20T12:00:00Z')).toEqual({ from: '2026-11-19T12:00:00Z', to: '2026-11-20T12:00:00Z' });
+    const [from, to] = [Date.parse(range.from), Date.parse(range.to)];
+    const q = logQueries({ correlation_id: 'c1', trace_id: null }, { grafana: 'https://g.example/explore?left={query}', loki: 'https://l.example/q?f={from}&t={to}&c={correlation_id}' }, range);
+    expect(q[0]!.range).toEqual(range);
+    expect(q[0]!.links.map((l) => l.href)).toEqual([
+      `https://g.example/explore?left=${encodeURIComponent(logqlFor('correlation_id', 'c1'))}&from=${from}&to=${to}`,
+      `https://l.example/q?f=${from}&t=${to}&c=c1`,
+    ]);
   });
 });
 
@@ -201,7 +234,10 @@ describe('renderReports over hostile identifiers', () => {
   test('writes only inside outDir: the index, one page per tenant and per app instance, all names unique', async () => {
     expect(await readdir(parent)).toEqual(['out']);
     expect(await walk(out)).toEqual([...files].sort());
-    for (const f of files) expect(relative(out, f).split(sep)[0]).toMatch(/^(index\.html|orgs|app-instances)$/);
+    for (const f of files) expect(relative(out, f).split(sep)[0]).toMatch(/^(index\.html|no-tenant\.html|orgs|app-instances|invariants)$/);
+    // one page per failing invariant, each naming the tenants it affects
+    const invariantPages = files.filter((f) => f.includes(`${sep}invariants${sep}`)).map((f) => basename(f)).sort();
+    expect(invariantPages).toEqual(world.findings.invariants.filter((r) => r.violations + r.waived_violations > 0).map((r) => `${r.id}.html`).sort());
     const orgFiles = files.filter((f) => f.includes(`${sep}orgs${sep}`));
     expect(orgFiles).toHaveLength(world.orgs.length);
     expect(new Set(orgFiles.map((f) => basename(f).toLowerCase())).size).toBe(world.orgs.length);
@@ -245,8 +281,9 @@ describe('renderReports over hostile identifiers', () => {
 
   test('violation tables are bounded, with "N more — see violations.csv"', () => {
     const html = orgPage(BUSY_ORG);
-    const section = html.slice(html.indexOf('id="inv-ledger-duplicate_credit'), html.indexOf('</section>', html.indexOf('id="inv-ledger-duplicate_credit')));
-    expect(section.match(/<td class="entity">/g)?.length).toBe(50);
+    const start = html.indexOf('id="inv-ledger-duplicate_credit');
+    const section = html.slice(start, html.indexOf('<section class="invariant', start));
+    expect(section.match(/<td class="entity"/g)?.length).toBe(50);
     // the most money at stake first: amounts are 100 + i, so 119 … 070 are listed, 069 … 000 are not
     expect(section).toContain('>ps_busy_119<');
     expect(section).toContain('>ps_busy_070<');
@@ -260,8 +297,12 @@ describe('renderReports over hostile identifiers', () => {
     const t = text(orgPage(HOSTILE.unicode));
     expect(t).toMatch(/Error violations 2 Warnings 0 Waived 0 Failing invariants 2/);
     // debit_mismatch with debited 1300 > accrued 1000: an over-charge of EUR 3.00
-    expect(t).toContain('Money at stake, EUR EUR 3.00 Unbilled EUR 0.00 Over-charged EUR 3.00 Under-charged EUR 0.00 Duplicated credit EUR 0.00');
-    expect(t).toContain('Money at stake, USD USD 10.06 Unbilled USD 10.06');
+    expect(t).toContain(
+      'Money at stake, EUR EUR 3.00 Each money movement counted once (1 movement). Errors EUR 3.00 Warnings only EUR 0.00 ' +
+        'Per invariant (overlapping): EUR 3.00 One defect is priced by every invariant that sees it, so these add up to more than the total. ' +
+        'Unbilled EUR 0.00 Over-charged EUR 3.00 Under-charged EUR 0.00 Duplicated credit EUR 0.00',
+    );
+    expect(t).toContain('Money at stake, USD USD 10.06 Each money movement counted once (1 movement). Errors USD 10.06');
     expect(t).toContain('Runbook step:');
     expect(t).toContain('Open items by age');
     expect(t).toMatch(/open payment session 1–7d 1 EUR 25\.00/);
@@ -284,8 +325,8 @@ describe('renderReports over hostile identifiers', () => {
     expect(t).toContain('{service=~"gpuaas-(api|billing-worker|app-runtime-worker|webhook-worker)"} | json | correlation_id="c\\"} |= \\"x\\\\"');
     expect(t).toContain(logqlFor('trace_id', 'trace-0'));
     const grafana = `https://grafana.example/explore?left=${encodeURIComponent(logqlFor('correlation_id', HOSTILE_CORRELATION))}`;
-    expect(html).toContain(`href="${grafana.replace(/&/g, '&amp;')}"`);
-    expect(html).toContain('href="https://tempo.example/trace/trace-0"');
+    expect(html).toContain(`href="${grafana.replace(/&/g, '&amp;')}&amp;from=`);
+    expect(html).toContain('href="https://tempo.example/trace/trace-0?from=');
   });
 
   test('charts are inline SVG built from data, with hostile labels escaped', () => {
@@ -362,12 +403,24 @@ describe('renderReports over a drifted fixture audit', () => {
     try {
       await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, dir);
       const t = text(await readFile(join(dir, 'orgs', `${safeFileName('org_c')}.html`), 'utf8'));
+      // 12 money movements: ur_c1's double debit is one movement although duplicate_debit and
+      // debit_mismatch both price it (USD 10.00 each), so the total is USD 10.00 below the
+      // per-invariant sum; the warnings (unaudited adjustments le_c11, le_c12) are apart.
       expect(t).toContain(
-        'Money at stake, USD USD 88.50 Unbilled USD 10.00 Over-charged USD 12.00 Under-charged USD 10.00 Duplicated credit USD 0.00 Other findings USD 56.50',
+        'Money at stake, USD USD 78.50 Each money movement counted once (12 movements). Errors USD 73.50 Warnings only USD 5.00 ' +
+          'Per invariant (overlapping): USD 88.50',
       );
+      expect(t).toContain('Unbilled USD 10.00 Over-charged USD 12.00 Under-charged USD 10.00 Duplicated credit USD 0.00 Other findings USD 56.50');
       const index = text(await readFile(join(dir, 'index.html'), 'utf8'));
       expect(index).toContain(`Error violations ${run.findings.totals.error_violations} `);
-      expect(index).toContain('Money at stake, USD USD 88.50');
+      expect(index).toContain('Money at stake, USD USD 78.50 Errors USD 73.50 Warnings only USD 5.00 Per invariant (overlapping) USD 88.50');
+      expect(run.findings.totals).toMatchObject({
+        amount_minor_by_currency: { USD: 7850n },
+        error_amount_minor_by_currency: { USD: 7350n },
+        warn_amount_minor_by_currency: { USD: 500n },
+        overlapping_amount_minor_by_currency: { USD: 8850n },
+        money_items: 12,
+      });
     } finally {
       run.db.close();
       await rm(dir, { recursive: true, force: true });

@@ -173,7 +173,9 @@ describe('recon snapshot', () => {
     ]);
     const findings = JSON.parse(await readFile(path.join(dir, 'findings.json'), 'utf8'));
     expect(findings.totals.violations).toBe(2);
-    expect(findings.totals.amount_minor_by_currency).toEqual({ EUR: 500 });
+    // one money movement (ur_7's extra EUR 2.50 debit), priced by both invariants
+    expect(findings.totals.amount_minor_by_currency).toEqual({ EUR: 250 });
+    expect(findings.totals.overlapping_amount_minor_by_currency).toEqual({ EUR: 500 });
     expect(findings.invariants.find((r: { id: string }) => r.id === 'usage.unbilled_closed')).toMatchObject({ status: 'pass', violations: 0 });
     expect((await manifestOf(dir)).scope).toEqual({ orgs: [], app_instances: [], correlation_ids: ['corr-app2'] });
     expect(await idsIn(path.join(dir, 'evidence', 'usage_records.parquet'), 'usage_record_id')).toEqual(['ur_7']);

@@ -107,16 +107,12 @@ function logViews(ids: TimelineIds, range: IncidentModel['range'], templates: Li
   for (const [kind, list] of [['correlation_id', ids.correlationIds], ['trace_id', ids.traceIds]] as const) {
     for (const id of list) {
       const logql = logqlFor(kind, id);
-      const values = {
-        [kind]: id,
-        query: logql,
-        ...(range ? { from: range.from, to: range.to, from_ms: String(Date.parse(range.from)), to_ms: String(Date.parse(range.to)) } : {}),
-      };
+      const values = { [kind]: id, query: logql };
       const links: ObservabilityLink[] = [];
       for (const [name, label] of names) {
         const template = templates[name];
         if (!template || !(template.includes('{query}') || template.includes(`{${kind}}`))) continue;
-        const href = fillLinkTemplate(template, values);
+        const href = fillLinkTemplate(template, values, range);
         if (href !== null) links.push({ label, href });
       }
       out.push({ kind, id, logql, logcli: range ? `logcli query --from=${range.from} --to=${range.to} ${shellQuote(logql)}` : null, links });

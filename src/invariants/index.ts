@@ -3,6 +3,7 @@ import { contractInvariants } from './contract.ts';
 import { eventsInvariants } from './events.ts';
 import { ledgerInvariants } from './ledger.ts';
 import { paymentsInvariants } from './payments.ts';
+import { RUN_CHECKS } from './run-checks.ts';
 import type { Invariant } from './types.ts';
 import { usageInvariants } from './usage.ts';
 
@@ -16,6 +17,10 @@ export const CATALOG: readonly Invariant[] = [
   ...eventsInvariants,
 ];
 
-export function findInvariant(id: string): Invariant | undefined {
-  return CATALOG.find((i) => i.id === id);
+/** The catalog plus the checks of the audit itself (RUN_CHECKS): everything an audit reports. */
+export const ALL_CHECKS: readonly Invariant[] = [...CATALOG, ...RUN_CHECKS];
+
+/** An invariant of the catalog or a check of the audit itself, by id. */
+export function findCheck(id: string): Invariant | undefined {
+  return ALL_CHECKS.find((i) => i.id === id);
 }

@@ -169,29 +169,21 @@ export const ledgerInvariants: readonly Invariant[] = [
       'Billing runbook: an idempotency key on more than one ledger entry means the ledger did not deduplicate a ' +
       'retry; find every entry of the key and keep one.',
     explanation:
-      'Several ledger entries carry the same idempotency key, so the protection against double posting did not ' +
-      'work. Every entry of the key is reported, including reversed ones and reversals, because the broken ' +
-      'deduplication is the defect whatever happened afterwards. Money is at stake only on an entry that is still ' +
-      'effective and repeats an earlier effective entry of the same key: its amount is reported; the first ' +
-      'effective entry, and entries already reversed, carry no amount. A ledger row the export repeats is one ' +
-      'entry (contract.duplicate_key reports it), so it neither uses a key twice nor repeats itself.',
+      'Several effective ledger entries carry the same idempotency key, so the protection against double posting ' +
+      'did not work and the money moved more than once. Every effective entry of the key is reported; reversals ' +
+      'and reversed entries are not counted (CONTRACT.md §1), so a reuse whose extra entry was reversed during ' +
+      'remediation is resolved. Money is at stake on each entry that repeats an earlier effective entry of the ' +
+      'key: its amount is reported; the first effective entry carries no amount. A ledger row the export repeats ' +
+      'is one entry (contract.duplicate_key reports it), so it neither uses a key twice nor repeats itself.',
     sql: () => `WITH reused AS (
-        -- Only keys on more than one row need the per-entry analysis below.
+        -- Only keys on more than one effective row need the per-entry analysis below.
         SELECT idempotency_key
-        FROM ledger_entries
+        FROM effective_ledger_entries
         WHERE idempotency_key IS NOT NULL
         GROUP BY idempotency_key
         HAVING count(*) > 1),
-      key_rows AS (
-        -- Effective or not, matched row by row: an id may repeat or be missing.
-        SELECT l.*, e.__line IS NOT NULL AS effective
-        FROM ledger_entries l
-        LEFT JOIN (SELECT __file, __line FROM effective_ledger_entries
-                   WHERE idempotency_key IN (SELECT idempotency_key FROM reused)) e
-          ON e.__file = l.__file AND e.__line = l.__line
-        WHERE l.idempotency_key IN (SELECT idempotency_key FROM reused)),
       entries AS (
-        ${firstRowPerKey('key_rows', 'ledger_entry_id')}),
+        ${firstRowPerKey('effective_ledger_entries', 'ledger_entry_id', 'idempotency_key IN (SELECT idempotency_key FROM reused)')}),
       keys AS (
         SELECT idempotency_key, count(*) AS uses,
                list(${entryEntity()} ORDER BY created_at, ledger_entry_id, __file, __line) AS key_entries
@@ -200,25 +192,23 @@ export const ledgerInvariants: readonly Invariant[] = [
         HAVING count(*) > 1),
       judged AS (
         SELECT e.*, k.uses, k.key_entries,
-               first_value(${entryEntity('e')}) OVER kind AS first_of_kind,
-               e.effective AND row_number() OVER kind > 1 AS repeats
+               first_value(${entryEntity('e')}) OVER key_order AS first_entry,
+               row_number() OVER key_order > 1 AS repeats
         FROM entries e
         JOIN keys k ON k.idempotency_key = e.idempotency_key
-        WINDOW kind AS (PARTITION BY e.idempotency_key, e.effective ORDER BY e.created_at, e.ledger_entry_id, e.__file, e.__line))
+        WINDOW key_order AS (PARTITION BY e.idempotency_key ORDER BY e.created_at, e.ledger_entry_id, e.__file, e.__line))
       SELECT ${entryEntity('j')} AS entity_id, ${ENTRY_SCOPE('j')},
              CASE WHEN j.repeats THEN j.amount_minor END AS amount_minor,
              CASE WHEN j.repeats THEN j.currency END AS currency,
              json_object(
                'idempotency_key', j.idempotency_key,
-               'uses', j.uses,
+               'effective_uses', j.uses,
                'ledger_entry_ids', j.key_entries[1:${DETAIL_LIST_LIMIT}],
                'entry_type', j.entry_type,
                'amount_minor', j.amount_minor,
                'entry_currency', j.currency,
-               'role', CASE
-                 WHEN NOT j.effective THEN 'not effective (a reversal or reversed)'
-                 WHEN j.repeats THEN 'repeats effective entry ' || j.first_of_kind
-                 ELSE 'first effective entry of the key' END) AS detail
+               'role', CASE WHEN j.repeats THEN 'repeats effective entry ' || j.first_entry
+                            ELSE 'first effective entry of the key' END) AS detail
       FROM judged j`,
   },
   {

@@ -6,7 +6,7 @@ export type Severity = 'error' | 'warn';
 
 /** How many entries a list in a `detail` keeps: enough to act on, bounded for the reports. */
 export const DETAIL_LIST_LIMIT = 20;
-export type Family = 'contract' | 'usage' | 'ledger' | 'payments' | 'app_runtime' | 'events';
+export type Family = 'contract' | 'usage' | 'ledger' | 'payments' | 'app_runtime' | 'events' | 'waivers';
 export type EntityType =
   | 'source_row'
   | 'table_row'
@@ -16,7 +16,11 @@ export type EntityType =
   | 'ledger_entry'
   | 'payment_session'
   | 'app_instance'
-  | 'balance';
+  | 'balance'
+  /** A whole table of the export (`contract.stale_export`). */
+  | 'table'
+  /** A waiver of the config, `waivers[i]` (`waivers.expired`, `waivers.stale`). */
+  | 'waiver';
 
 /** What an invariant's SQL may look at besides the tables it needs. */
 export interface SqlContext {
@@ -46,6 +50,11 @@ export interface Invariant {
   readonly sql: (ctx: SqlContext) => string;
   /** Where the runbooks send the follow-up, refined per violation where they distinguish. */
   readonly owner: OwnerRule;
+  /**
+   * `after_waivers`: a check of the audit itself, run once waivers have been matched (it reads
+   * `recon_waivers`). Default: with the catalog.
+   */
+  readonly phase?: 'after_waivers';
 }
 
 /**
@@ -143,6 +152,14 @@ export interface InvariantResult {
   skipped_reason?: string;
   /** Set when the invariant's query failed; the other invariants still ran. */
   error?: string;
+  /** Set when config thresholds judged the violations: what tripped, or why they were tolerated. */
+  threshold?: { outcome: 'tolerated' | 'warn' | 'fail'; reason: string };
+  /** Set on a windowed audit (`--since/--until`): how this invariant was restricted, or why it was not. */
+  window?: { windowed: boolean; note: string };
+  /** Set when a baseline was given: violations new since it, still there, and gone. */
+  baseline?: { new: number; persisting: number; resolved: number; new_sample: string[] };
+  /** Set when a history is kept: the last runs (oldest first, this one last). */
+  trend?: Array<{ run_id: string; as_of: string; status: InvariantStatus; violations: number }>;
   sample: Violation[];
 }
 
@@ -160,10 +177,30 @@ export interface InputFile {
   lines?: { physical: number; header: number; loaded: number; rejected: number; blank: number; continuation: number };
 }
 
+export interface PreviousRun {
+  run_id: string;
+  generated_at: string;
+  as_of: string;
+  invariants: Record<string, { status: InvariantStatus; violations: number }>;
+}
+
 export interface Findings {
   schema_version: 1;
   tool: { name: string; version: string };
+  /** Set by `recon audit`, never by snapshots (whose bytes must repeat): which run this was. */
+  run_id?: string;
+  generated_at?: string;
+  durations_ms?: { total: number; load: number; invariants: number };
+  /** Where new-vs-persisting was measured against, and that run's counts. */
+  baseline?: { source: string; run_id?: string; as_of?: string };
+  previous_run?: PreviousRun;
   as_of: string;
+  /** `--warn-error`: every warning counted as an error. */
+  warn_error?: boolean;
+  /** `--since/--until`: the activity window the violations were restricted to. */
+  window?: { since: string | null; until: string | null };
+  /** `--select/--exclude` as given. */
+  selection?: { select: string[]; exclude: string[] };
   config_sha256: string;
   /** `orgs` and `app_instances` always; every other dimension of src/scope.ts only when it narrows. */
   scope: { orgs: string[]; app_instances: string[] } & Partial<Record<ScopeKey, string[]>>;
@@ -184,6 +221,15 @@ export interface Findings {
     error_violations: number;
     warn_violations: number;
     waived_violations: number;
+    /** Money at stake, each money movement counted once (CONTRACT.md §3; src/money.ts). */
     amount_minor_by_currency: Record<string, bigint>;
+    /** The part of it priced by error-severity violations. */
+    error_amount_minor_by_currency: Record<string, bigint>;
+    /** The part priced by warnings only (movements no error prices). */
+    warn_amount_minor_by_currency: Record<string, bigint>;
+    /** Money movements counted in the totals. */
+    money_items: number;
+    /** The per-invariant sums added up: overlapping, so larger than the total; a cross-check only. */
+    overlapping_amount_minor_by_currency: Record<string, bigint>;
   };
 }

@@ -34,7 +34,8 @@ const COMMON_CONFIG = {
   font: 'sans-serif',
   view: { stroke: null },
   axis: { labelFontSize: 11, titleFontSize: 11, labelColor: '#333', titleColor: '#333', grid: false, tickCount: 4, labelOverlap: false },
-  axisY: { labelLimit: 290, labelOverlap: false },
+  // Wide enough for every invariant id (node has no canvas, so vega estimates text widths generously).
+  axisY: { labelLimit: 400, labelOverlap: false },
   legend: { labelFontSize: 11, titleFontSize: 11, orient: 'bottom' },
 } as const;
 

@@ -1,6 +1,7 @@
 import { listValue, type DuckDBListValue } from '@duckdb/node-api';
 import type { Db } from '../db.ts';
 import type { Violation } from '../invariants/types.ts';
+import { moneyItemsSql, moneyTotalsSql } from '../money.ts';
 
 /**
  * The SQL behind the reports. Every query aggregates or bounds in DuckDB (GROUP BY, window
@@ -18,13 +19,16 @@ export const T = {
   apps: '__report_apps',
   appMoney: '__report_app_money',
   aging: '__report_aging',
+  currencies: '__report_currencies',
+  orgLargest: '__report_org_largest',
+  appLargest: '__report_app_largest',
 } as const;
 
 export type EntityKind = 'org' | 'app';
 
-const ENTITY: Record<EntityKind, { col: 'org_id' | 'app_instance_id'; rank: string; money: string }> = {
-  org: { col: 'org_id', rank: T.orgs, money: T.orgMoney },
-  app: { col: 'app_instance_id', rank: T.apps, money: T.appMoney },
+const ENTITY: Record<EntityKind, { col: 'org_id' | 'app_instance_id'; rank: string; money: string; largest: string }> = {
+  org: { col: 'org_id', rank: T.orgs, money: T.orgMoney, largest: T.orgLargest },
+  app: { col: 'app_instance_id', rank: T.apps, money: T.appMoney, largest: T.appLargest },
 };
 
 export interface Money {
@@ -101,16 +105,30 @@ export async function prepare(db: Db, findingsAsOf: string, batchSize: number): 
   await db.run(`CREATE OR REPLACE TEMP TABLE ${T.v} AS
     SELECT * REPLACE (coalesce(waived, false) AS waived), ${MONEY_KIND_SQL} AS money_kind FROM violations`);
 
+  // Currencies are never converted: an entity's ranking key lists its money per currency in the
+  // order of the currencies' weight in this audit (most money movements first), so tenants are
+  // ranked by the main currency, then the next, and so on.
+  await db.run(`CREATE OR REPLACE TEMP TABLE ${T.currencies} AS
+    SELECT currency, row_number() OVER (ORDER BY count(*) DESC, sum(coalesce(error_minor, warn_minor)) DESC, currency) - 1 AS prio
+    FROM (${moneyItemsSql(T.v)}) GROUP BY currency`);
   for (const kind of ['org', 'app'] as const) {
     const { col, rank, money } = ENTITY[kind];
     await db.run(`CREATE OR REPLACE TEMP TABLE ${money} AS
       WITH m AS (
-        SELECT ${col} AS id, currency, sum(amount_minor)::HUGEINT AS amount
-        FROM ${T.v} WHERE ${col} IS NOT NULL AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
-        GROUP BY ALL)
-      SELECT *, rank() OVER (PARTITION BY currency ORDER BY amount DESC) AS currency_rank FROM m`);
-    // Tenants are ranked by money at stake *within each currency* (a tenant's best rank in any
-    // currency), then by violation count: different currencies are never added together.
+        SELECT ${col} AS id, currency, total_minor AS amount, error_minor, warn_minor, items
+        FROM (${moneyTotalsSql(T.v, [col], `${col} IS NOT NULL`)})),
+      o AS (
+        SELECT ${col} AS id, currency, sum(amount_minor)::HUGEINT AS overlapping FROM ${T.v}
+        WHERE ${col} IS NOT NULL AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL GROUP BY ALL)
+      SELECT m.*, o.overlapping, c.prio, rank() OVER (PARTITION BY m.currency ORDER BY m.amount DESC) AS currency_rank
+      FROM m JOIN o USING (id, currency) JOIN ${T.currencies} c USING (currency)`);
+    // The largest money item of each entity (in its main currency): the "largest issue".
+    await db.run(`CREATE OR REPLACE TEMP TABLE ${ENTITY[kind].largest} AS
+      SELECT ${col} AS id, arg_min({'item': i.item, 'currency': i.currency, 'amount': coalesce(i.error_minor, i.warn_minor)::HUGEINT,
+                                     'invariant_ids': i.invariant_ids},
+                                    (c.prio, -abs(coalesce(i.error_minor, i.warn_minor)::HUGEINT), i.item)) AS largest
+      FROM (${moneyItemsSql(T.v, [col], `${col} IS NOT NULL`)}) i JOIN ${T.currencies} c USING (currency)
+      GROUP BY 1`);
     await db.run(`CREATE OR REPLACE TEMP TABLE ${rank} AS
       WITH c AS (
         SELECT ${col} AS id,
@@ -118,11 +136,14 @@ export async function prepare(db: Db, findingsAsOf: string, batchSize: number): 
                count(*) FILTER (WHERE NOT waived AND severity = 'error') AS errors,
                count(*) FILTER (WHERE NOT waived AND severity <> 'error') AS warns,
                count(*) FILTER (WHERE waived) AS waived,
-               count(DISTINCT invariant_id) AS invariants
+               count(DISTINCT invariant_id) AS invariants,
+               list(DISTINCT invariant_id ORDER BY invariant_id) AS invariant_ids
         FROM ${T.v} WHERE ${col} IS NOT NULL GROUP BY 1),
-      r AS (SELECT id, min(currency_rank) AS best_rank FROM ${money} WHERE amount > 0 GROUP BY 1),
+      r AS (SELECT id, min(currency_rank) FILTER (WHERE amount > 0) AS best_rank,
+                   list({'p': prio, 'a': -amount} ORDER BY prio) FILTER (WHERE amount > 0) AS money_key
+            FROM ${money} GROUP BY 1),
       p AS (SELECT c.*, r.best_rank,
-                   row_number() OVER (ORDER BY r.best_rank ASC NULLS LAST, c.open DESC, c.waived DESC, c.id) AS pos
+                   row_number() OVER (ORDER BY r.money_key ASC NULLS LAST, c.open DESC, c.waived DESC, c.id) AS pos
             FROM c LEFT JOIN r USING (id))
       SELECT *, (pos - 1) // $batch AS batch FROM p`, { batch: batchSize });
   }
@@ -158,6 +179,14 @@ export async function dropReportTables(db: Db): Promise<void> {
 
 // --- ranking lists ------------------------------------------------------------------------------
 
+export interface LargestIssue {
+  /** `usage_record:ur_1`, `payment_session:ps_2`, ... (src/money.ts) */
+  item: string;
+  currency: string;
+  amount: bigint;
+  invariant_ids: string[];
+}
+
 export interface RankedEntity {
   id: string;
   pos: number;
@@ -166,8 +195,10 @@ export interface RankedEntity {
   warns: number;
   waived: number;
   invariants: number;
-  /** Per currency, with the entity's rank within that currency. */
-  money: Array<Money & { rank: number }>;
+  invariant_ids: string[];
+  /** De-duplicated money per currency (each money movement once), with the entity's rank within that currency. */
+  money: Array<Money & { rank: number; error: bigint; warn: bigint; overlapping: bigint }>;
+  largest: LargestIssue | null;
 }
 
 export async function countEntities(db: Db, kind: EntityKind): Promise<number> {
@@ -175,16 +206,24 @@ export async function countEntities(db: Db, kind: EntityKind): Promise<number> {
   return Number(row?.n ?? 0n);
 }
 
+/** The currencies of this audit's money, main one first (see prepare). */
+export async function currencies(db: Db): Promise<string[]> {
+  return (await db.all<{ currency: string }>(`SELECT currency FROM ${T.currencies} ORDER BY prio`)).map((r) => r.currency);
+}
+
 /** Entities ranked `from`..`to` (1-based, inclusive). */
 export async function rankedEntities(db: Db, kind: EntityKind, from: number, to: number): Promise<RankedEntity[]> {
-  const { rank, money } = ENTITY[kind];
-  const rows = await db.all<{ id: string; pos: bigint; open: bigint; errors: bigint; warns: bigint; waived: bigint; invariants: bigint }>(
-    `SELECT id, pos, open, errors, warns, waived, invariants FROM ${rank} WHERE pos BETWEEN $from AND $to ORDER BY pos`,
+  const { rank, money, largest } = ENTITY[kind];
+  const rows = await db.all<{ id: string; pos: bigint; open: bigint; errors: bigint; warns: bigint; waived: bigint; invariants: bigint;
+    invariant_ids: { items: unknown[] }; l_item: string | null; l_currency: string | null; l_amount: bigint | null; l_invariants: { items: unknown[] } | null }>(
+    `SELECT r.id, r.pos, r.open, r.errors, r.warns, r.waived, r.invariants, r.invariant_ids,
+            l.largest.item AS l_item, l.largest.currency AS l_currency, l.largest.amount AS l_amount, l.largest.invariant_ids AS l_invariants
+     FROM ${rank} r LEFT JOIN ${largest} l USING (id) WHERE r.pos BETWEEN $from AND $to ORDER BY r.pos`,
     { from, to },
   );
-  const m = await db.all<{ id: string; currency: string; amount: bigint; currency_rank: bigint }>(
-    `SELECT m.id, m.currency, m.amount::BIGINT AS amount, m.currency_rank FROM ${money} m JOIN ${rank} r USING (id)
-     WHERE r.pos BETWEEN $from AND $to ORDER BY m.currency_rank, m.currency`,
+  const m = await db.all<{ id: string; currency: string; amount: bigint; error_minor: bigint; warn_minor: bigint; overlapping: bigint; currency_rank: bigint }>(
+    `SELECT m.id, m.currency, m.amount, m.error_minor, m.warn_minor, m.overlapping, m.currency_rank FROM ${money} m JOIN ${rank} r USING (id)
+     WHERE r.pos BETWEEN $from AND $to ORDER BY m.prio`,
     { from, to },
   );
   const byId = new Map<string, RankedEntity>();
@@ -197,12 +236,19 @@ export async function rankedEntities(db: Db, kind: EntityKind, from: number, to:
       warns: Number(r.warns),
       waived: Number(r.waived),
       invariants: Number(r.invariants),
+      invariant_ids: r.invariant_ids.items.map(String),
       money: [],
+      largest:
+        r.l_item !== null && r.l_currency !== null && r.l_amount !== null
+          ? { item: r.l_item, currency: r.l_currency, amount: BigInt(r.l_amount), invariant_ids: (r.l_invariants?.items ?? []).map(String) }
+          : null,
     };
     byId.set(r.id, e);
     return e;
   });
-  for (const x of m) byId.get(x.id)?.money.push({ currency: x.currency, amount: x.amount, rank: Number(x.currency_rank) });
+  for (const x of m) {
+    byId.get(x.id)?.money.push({ currency: x.currency, amount: BigInt(x.amount), error: BigInt(x.error_minor), warn: BigInt(x.warn_minor), overlapping: BigInt(x.overlapping), rank: Number(x.currency_rank) });
+  }
   return out;
 }
 
@@ -232,14 +278,80 @@ export async function withPages(db: Db, kind: EntityKind, ids: readonly string[]
 export interface Unattributed {
   invariant_id: string;
   n: number;
+  money: Money[];
 }
 
-/** Violations that name no tenant (e.g. unreadable rows): listed on the index by invariant. */
+/** Violations that name no tenant (e.g. unreadable rows), per invariant: listed on the index. */
 export async function unattributed(db: Db): Promise<Unattributed[]> {
   const rows = await db.all<{ invariant_id: string; n: bigint }>(
     `SELECT invariant_id, count(*) AS n FROM ${T.v} WHERE org_id IS NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 100`,
   );
-  return rows.map((r) => ({ invariant_id: r.invariant_id, n: Number(r.n) }));
+  const money = await db.all<{ invariant_id: string; currency: string; amount: bigint }>(
+    `SELECT invariant_id, currency, sum(amount_minor)::HUGEINT AS amount FROM ${T.v}
+     WHERE org_id IS NULL AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`,
+  );
+  return rows.map((r) => ({
+    invariant_id: r.invariant_id,
+    n: Number(r.n),
+    money: money.filter((m) => m.invariant_id === r.invariant_id).map((m) => ({ currency: m.currency, amount: BigInt(m.amount) })),
+  }));
+}
+
+/** Violations without a tenant, most money first, capped: the rows of the no-tenant page. */
+export async function unattributedRows(db: Db, maxRows: number, detailChars: number): Promise<{ rows: ViolationRow[]; total: number }> {
+  const n = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${T.v} WHERE org_id IS NULL`);
+  const rows = await db.all<ViolationRow>(
+    `SELECT '' AS entity, invariant_id, severity, entity_type, entity_id, org_id, project_id,
+            requested_by_user_id, allocation_id, app_instance_id, usage_record_id, ledger_entry_id,
+            payment_session_id, usage_source, amount_minor, currency, correlation_id, trace_id,
+            left(detail, $chars) AS detail, length(detail) > $chars AS detail_truncated, waived, waiver_reason
+     FROM ${T.v} WHERE org_id IS NULL
+     ORDER BY waived, abs(amount_minor::HUGEINT) DESC NULLS LAST, invariant_id, entity_id LIMIT $max`,
+    { max: maxRows, chars: detailChars },
+  );
+  return { rows, total: Number(n?.n ?? 0n) };
+}
+
+export interface InvariantTenant {
+  invariant_id: string;
+  org_id: string | null;
+  open: number;
+  waived: number;
+  money: Money[];
+  /** Rank of this tenant within the invariant (violations), for the cap. */
+  tenants: number;
+}
+
+/**
+ * Per invariant, the tenants it affects (violations and its own, overlapping, money per
+ * currency), most money first; `limit` tenants per invariant, plus how many there are.
+ */
+export async function invariantTenants(db: Db, limit: number): Promise<InvariantTenant[]> {
+  const rows = await db.all<{ invariant_id: string; org_id: string | null; open: bigint; waived: bigint; tenants: bigint; currency: string | null; amount: bigint | null }>(
+    `WITH g AS (
+       SELECT invariant_id, org_id, count(*) FILTER (WHERE NOT waived) AS open, count(*) FILTER (WHERE waived) AS waived,
+              max(abs(amount_minor::HUGEINT)) FILTER (WHERE NOT waived) AS biggest
+       FROM ${T.v} GROUP BY 1, 2),
+     r AS (SELECT *, row_number() OVER (PARTITION BY invariant_id ORDER BY biggest DESC NULLS LAST, open DESC, org_id NULLS LAST) AS rn,
+                  count(*) OVER (PARTITION BY invariant_id) AS tenants FROM g),
+     m AS (SELECT invariant_id, org_id, currency, sum(amount_minor)::HUGEINT AS amount FROM ${T.v}
+           WHERE NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL GROUP BY 1, 2, 3)
+     SELECT r.invariant_id, r.org_id, r.open, r.waived, r.tenants, m.currency, m.amount
+     FROM r LEFT JOIN m ON m.invariant_id = r.invariant_id AND m.org_id IS NOT DISTINCT FROM r.org_id
+     WHERE r.rn <= $limit ORDER BY r.invariant_id, r.rn, m.currency`,
+    { limit },
+  );
+  const out = new Map<string, InvariantTenant>();
+  for (const r of rows) {
+    const key = `${r.invariant_id}\u0000${r.org_id ?? '\u0001'}`;
+    let t = out.get(key);
+    if (!t) {
+      t = { invariant_id: r.invariant_id, org_id: r.org_id, open: Number(r.open), waived: Number(r.waived), money: [], tenants: Number(r.tenants) };
+      out.set(key, t);
+    }
+    if (r.amount !== null) t.money.push({ currency: r.currency, amount: BigInt(r.amount) });
+  }
+  return [...out.values()];
 }
 
 // --- per-entity pages, one batch at a time ------------------------------------------------------
@@ -264,6 +376,12 @@ export type ViolationRow = Omit<Violation, 'detail'> & {
 export interface MoneySplit {
   entity: string;
   currency: string;
+  /** Each money movement once (src/money.ts). */
+  deduplicated: bigint;
+  error: bigint;
+  warn: bigint;
+  items: bigint;
+  /** The per-invariant amounts added up: overlapping, the sum the kinds below split. */
   total: bigint;
   unbilled: bigint;
   over: bigint;
@@ -304,7 +422,7 @@ export async function invariantTotals(db: Db, kind: EntityKind, batch: number): 
               count(*) FILTER (WHERE NOT waived) AS open, count(*) FILTER (WHERE waived) AS waived
        FROM ${T.v} WHERE ${batchFilter(kind)} GROUP BY 1, 2),
      m AS (
-       SELECT ${col} AS entity, invariant_id, currency, sum(amount_minor)::BIGINT AS amount
+       SELECT ${col} AS entity, invariant_id, currency, sum(amount_minor)::HUGEINT AS amount
        FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
        GROUP BY 1, 2, 3)
      SELECT g.*, m.currency, m.amount FROM g LEFT JOIN m USING (entity, invariant_id)
@@ -341,16 +459,20 @@ export async function violationRows(db: Db, kind: EntityKind, batch: number, max
   );
 }
 
-/** Money at stake per currency split by kind (unbilled, over-/under-charged, duplicated credit). */
+/** Money at stake per currency: de-duplicated, and the overlapping per-invariant sum split by kind. */
 export async function moneySplit(db: Db, kind: EntityKind, batch: number): Promise<MoneySplit[]> {
-  const { col } = ENTITY[kind];
-  const f = (k: MoneyKind) => `coalesce(sum(abs(amount_minor)) FILTER (WHERE money_kind = '${k}'), 0)::BIGINT AS ${k}`;
+  const { col, money } = ENTITY[kind];
+  const f = (k: MoneyKind) => `coalesce(sum(abs(amount_minor)) FILTER (WHERE money_kind = '${k}'), 0)::HUGEINT AS ${k}`;
   return db.all<MoneySplit>(
-    `SELECT ${col} AS entity, currency, sum(amount_minor)::BIGINT AS total,
-            ${f('unbilled')}, ${f('over')}, ${f('under')}, ${f('currency_mismatch')}, ${f('mismatch')}, ${f('duplicate_credit')}
-     FROM ${T.v}
-     WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
-     GROUP BY 1, 2 ORDER BY 1, 2`,
+    `WITH s AS (
+       SELECT ${col} AS entity, currency, sum(amount_minor)::HUGEINT AS total,
+              ${f('unbilled')}, ${f('over')}, ${f('under')}, ${f('currency_mismatch')}, ${f('mismatch')}, ${f('duplicate_credit')}
+       FROM ${T.v}
+       WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
+       GROUP BY 1, 2)
+     SELECT s.*, m.amount AS deduplicated, m.error_minor AS error, m.warn_minor AS warn, m.items
+     FROM s JOIN ${money} m ON m.id = s.entity AND m.currency = s.currency
+     ORDER BY m.prio, 1`,
     { b: batch },
   );
 }
@@ -375,7 +497,7 @@ export async function impact(
        FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived ${by === 'app_instance_id' ? 'AND app_instance_id IS NOT NULL' : ''}
        GROUP BY 1, 2),
      m AS (
-       SELECT ${col} AS entity, ${by} AS key, currency, sum(amount_minor)::BIGINT AS amount
+       SELECT ${col} AS entity, ${by} AS key, currency, sum(amount_minor)::HUGEINT AS amount
        FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
        GROUP BY 1, 2, 3)
      SELECT k.entity, k.key, k.n, k.keys, m.currency, m.amount
@@ -400,7 +522,7 @@ export async function impact(
 
 export async function aging(db: Db, batch: number): Promise<AgingRow[]> {
   const rows = await db.all<{ org_id: string; item: string; bucket: number; currency: string | null; n: bigint; amount: bigint | null }>(
-    `SELECT org_id, item, bucket, currency, n, amount::BIGINT AS amount FROM ${T.aging}
+    `SELECT org_id, item, bucket, currency, n, amount FROM ${T.aging}
      WHERE org_id IN (SELECT id FROM ${T.orgs} WHERE batch = $b) ORDER BY org_id, item, bucket, currency`,
     { b: batch },
   );
@@ -456,7 +578,7 @@ export async function usageSplit(db: Db, env: Environment, batch: number): Promi
   if (!env.hasUsage) return [];
   const rows = await db.all<UsageSplit & { n: bigint; open: bigint }>(
     `SELECT app_instance_id, usage_source, control_plane_component, currency,
-            count(*) AS n, count(*) FILTER (WHERE end_time IS NULL) AS open, sum(accrued_cost_minor)::BIGINT AS accrued
+            count(*) AS n, count(*) FILTER (WHERE end_time IS NULL) AS open, sum(accrued_cost_minor)::HUGEINT AS accrued
      FROM usage_records WHERE ${batchFilter('app')}
      GROUP BY ALL ORDER BY 1, 2, 3 DESC NULLS LAST, 4`,
     { b: batch },
@@ -514,7 +636,7 @@ export async function ledgerBacking(
   const debits = env.hasLedger
     ? `SELECT l.usage_record_id,
               count(*) FILTER (WHERE eff) AS debits,
-              sum(l.amount_minor) FILTER (WHERE eff AND l.currency IS NOT DISTINCT FROM uc.currency)::BIGINT AS debited,
+              sum(l.amount_minor) FILTER (WHERE eff AND l.currency IS NOT DISTINCT FROM uc.currency)::HUGEINT AS debited,
               count(*) FILTER (WHERE eff AND l.currency IS DISTINCT FROM uc.currency) AS other_currency,
               count(*) FILTER (WHERE NOT eff) AS reversed,
               list(l.ledger_entry_id ORDER BY l.created_at, l.ledger_entry_id)[1:5] AS ledger_ids

@@ -3,22 +3,21 @@
  * escape it with `<%=` like any other data value.
  */
 
-const fractionDigitsCache = new Map<string, number>();
+/**
+ * ISO 4217 minor-unit exponents that are not 2 (ISO 4217 list one, 2024). Written out rather
+ * than taken from ICU, whose CLDR data rounds some currencies differently from the standard
+ * (e.g. ISK, IDR); any other 3-letter code has 2.
+ */
+export const ISO_4217_EXPONENT: Readonly<Record<string, number>> = {
+  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0,
+  VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
+  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
+  CLF: 4, UYW: 4,
+};
 
 /** Minor-unit exponent of an ISO-4217 code (JPY 0, USD 2, BHD 3); 2 for anything unknown. */
 export function fractionDigits(currency: string): number {
-  let digits = fractionDigitsCache.get(currency);
-  if (digits === undefined) {
-    try {
-      digits = /^[A-Z]{3}$/.test(currency)
-        ? (new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2)
-        : 2;
-    } catch {
-      digits = 2;
-    }
-    fractionDigitsCache.set(currency, digits);
-  }
-  return digits;
+  return ISO_4217_EXPONENT[currency] ?? 2;
 }
 
 function groupThousands(digits: string): string {
@@ -34,18 +33,50 @@ export function formatInt(n: bigint | number | null | undefined): string {
 }
 
 /**
- * Money in minor units → `USD 1,234.56`, exactly (string arithmetic on the bigint, never a
- * float). A null amount is `—`; a null currency is shown as `???`.
+ * Minor units as an exact decimal string in major units: `48360n, 'EUR'` → `483.60`,
+ * `-5n, 'EUR'` → `-0.05`, `1500n, 'JPY'` → `1500`. Built from the bigint's digits, so any
+ * size stays exact; violations.csv's `amount_major` is the same text.
+ */
+export function minorToDecimal(minor: bigint, currency: string): string {
+  const digits = fractionDigits(currency);
+  const neg = minor < 0n;
+  const abs = (neg ? -minor : minor).toString().padStart(digits + 1, '0');
+  const whole = abs.slice(0, abs.length - digits);
+  return `${neg ? '-' : ''}${whole}${digits > 0 ? `.${abs.slice(abs.length - digits)}` : ''}`;
+}
+
+const formatters = new Map<string, Intl.NumberFormat>();
+
+function formatterFor(currency: string): Intl.NumberFormat {
+  let f = formatters.get(currency);
+  if (!f) {
+    const digits = fractionDigits(currency);
+    const options: Intl.NumberFormatOptions = { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: true };
+    try {
+      f = new Intl.NumberFormat('en', /^[A-Z]{3}$/.test(currency) ? { ...options, style: 'currency', currency, currencyDisplay: 'code' } : options);
+    } catch {
+      f = new Intl.NumberFormat('en', options);
+    }
+    formatters.set(currency, f);
+  }
+  return f;
+}
+
+/**
+ * Money in minor units → `EUR 483.60`, `JPY 1,500`, `-EUR 4.80`: the one money formatter of
+ * every output (reports, diff, summary.md, JUnit and Vitest tables). Exact at any size: the
+ * bigint becomes a decimal string (ISO-4217 exponent) and Intl.NumberFormat formats that string,
+ * which it reads as an exact decimal, never through a float. A null amount is `—`; a null
+ * currency is `???`; a code that is not three capital letters is shown as given before the
+ * number. Spaces are plain spaces, so the text greps and pastes the same everywhere.
  */
 export function formatMoney(minor: bigint | null | undefined, currency: string | null | undefined): string {
   if (minor === null || minor === undefined) return '—';
   const code = currency ?? '???';
-  const digits = fractionDigits(code);
-  const neg = minor < 0n;
-  const abs = (neg ? -minor : minor).toString().padStart(digits + 1, '0');
-  const whole = abs.slice(0, abs.length - digits);
-  const frac = digits > 0 ? `.${abs.slice(abs.length - digits)}` : '';
-  return `${neg ? '−' : ''}${code} ${groupThousands(whole)}${frac}`;
+  const f = formatterFor(code);
+  // Intl.NumberFormat v3 takes a decimal string exactly; its TypeScript type still says number.
+  const text = f.format(minorToDecimal(minor, code) as unknown as number).replace(/\u00a0/g, ' ');
+  return f.resolvedOptions().style === 'currency' ? text : `${minor < 0n ? '-' : ''}${code} ${text.replace(/^-/, '')}`;
 }
 
 /** Money as a plain number for a chart axis (charts are approximate; tables stay exact). */
@@ -112,6 +143,38 @@ export interface LogQuery {
   id: string;
   logql: string;
   links: ObservabilityLink[];
+  /** The window to search: around the violation's own timestamps (see violationTimeRange). */
+  range: TimeRange | null;
+}
+
+/** A search window, ISO-8601 UTC instants. */
+export interface TimeRange {
+  from: string;
+  to: string;
+}
+
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$/;
+const HOUR_MS = 3_600_000;
+
+/**
+ * The time range a violation's logs are searched in: from an hour before its earliest timestamp
+ * to an hour after its latest (start/end of a usage row, creation of an entry, ... as its detail
+ * gives them); without any, the 24 hours before the audit time. Log stores search a bounded
+ * window, and a query without one searches only the last hour or so.
+ */
+export function violationTimeRange(detail: unknown, asOf: string): TimeRange {
+  const times: number[] = [];
+  const visit = (v: unknown): void => {
+    if (typeof v === 'string' && ISO_INSTANT.test(v)) {
+      const t = Date.parse(v);
+      if (Number.isFinite(t)) times.push(t);
+    } else if (Array.isArray(v)) v.forEach(visit);
+    else if (v !== null && typeof v === 'object') Object.values(v).forEach(visit);
+  };
+  visit(detail);
+  const end = Date.parse(asOf);
+  const [from, to] = times.length > 0 ? [Math.min(...times) - HOUR_MS, Math.max(...times) + HOUR_MS] : [end - 24 * HOUR_MS, end];
+  return { from: new Date(from).toISOString().replace('.000Z', 'Z'), to: new Date(to).toISOString().replace('.000Z', 'Z') };
 }
 
 const LINK_LABELS: ReadonlyArray<[keyof LinkTemplates, string]> = [
@@ -121,19 +184,25 @@ const LINK_LABELS: ReadonlyArray<[keyof LinkTemplates, string]> = [
 ];
 
 /**
- * What a link template may name. `{from}`/`{to}` (ISO-8601) and `{from_ms}`/`{to_ms}` (Unix ms)
- * are an incident's time range; a page without one gives no link from such a template.
- */
-export type LinkPlaceholder = 'correlation_id' | 'trace_id' | 'query' | 'from' | 'to' | 'from_ms' | 'to_ms';
-
-/**
  * Fills a URL template. Every `{correlation_id}`, `{trace_id}` and `{query}` is replaced by the
  * URL-encoded value; a template that needs a value this violation lacks gives no link, and
  * only http(s) URLs are ever produced (a template is config, but a link is still a link).
  */
-export function fillLinkTemplate(template: string, values: Partial<Record<LinkPlaceholder, string | null>>): string | null {
+export function fillLinkTemplate(
+  template: string,
+  values: Partial<Record<'correlation_id' | 'trace_id' | 'query', string | null>>,
+  range?: TimeRange | null,
+): string | null {
   let missing = false;
-  const href = template.replace(/\{(correlation_id|trace_id|query|from|to|from_ms|to_ms)\}/g, (_, name: LinkPlaceholder) => {
+  const ms = range ? { from: String(Date.parse(range.from)), to: String(Date.parse(range.to)) } : null;
+  const withRange = template.replace(/\{(from|to)\}/g, (_, name: 'from' | 'to') => {
+    if (!ms) {
+      missing = true;
+      return '';
+    }
+    return ms[name];
+  });
+  const href = withRange.replace(/\{(correlation_id|trace_id|query)\}/g, (_, name: 'correlation_id' | 'trace_id' | 'query') => {
     const v = values[name];
     if (v === null || v === undefined || v === '') {
       missing = true;
@@ -144,7 +213,15 @@ export function fillLinkTemplate(template: string, values: Partial<Record<LinkPl
   if (missing) return null;
   try {
     const url = new URL(href);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+    // A template without {from}/{to} still gets the range, as the from/to (epoch ms) parameters
+    // Grafana reads.
+    if (ms && !/\{(from|to)\}/.test(template)) {
+      // Appended as text: re-serialising searchParams would re-encode the query the template built.
+      const [base, hash] = [url.href.split('#')[0]!, url.hash];
+      return `${base}${url.search ? '&' : '?'}from=${ms.from}&to=${ms.to}${hash}`;
+    }
+    return url.href;
   } catch {
     return null;
   }
@@ -154,6 +231,7 @@ export function fillLinkTemplate(template: string, values: Partial<Record<LinkPl
 export function logQueries(
   ids: { correlation_id: string | null; trace_id: string | null },
   templates: LinkTemplates,
+  range: TimeRange | null = null,
 ): LogQuery[] {
   const out: LogQuery[] = [];
   const seen = new Set<string>();
@@ -167,13 +245,86 @@ export function logQueries(
       if (!template) continue;
       // A template naming the *other* id still works when the violation has it; the query is
       // always the one for this id, so each id gets its own link.
-      const href = fillLinkTemplate(template, { correlation_id: ids.correlation_id, trace_id: ids.trace_id, query: logql });
+      const href = fillLinkTemplate(template, { correlation_id: ids.correlation_id, trace_id: ids.trace_id, query: logql }, range);
       if (href === null || seen.has(href)) continue;
       if (!template.includes('{query}') && !template.includes(`{${kind}}`)) continue;
       seen.add(href);
       links.push({ label, href });
     }
-    out.push({ kind, id, logql, links });
+    out.push({ kind, id, logql, links, range });
   }
   return out;
+}
+
+/** Money per currency, each through formatMoney: `EUR 474.00, GBP 25.34`; empty when none. */
+export function formatMoneyByCurrency(byCurrency: Readonly<Record<string, bigint>>): string {
+  return Object.entries(byCurrency)
+    .map(([currency, amount]) => formatMoney(amount, currency))
+    .join(', ');
+}
+
+// --- a violation's detail, for people ----------------------------------------------------------
+
+export interface DetailField {
+  label: string;
+  value: string;
+}
+
+function isInteger(v: unknown): v is bigint | number | string {
+  return typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^-?\d+$/.test(v));
+}
+
+function currencyOf(o: Record<string, unknown>, fallback: string | null): string | null {
+  for (const k of ['currency', 'entry_currency', 'usage_currency']) {
+    const c = o[k];
+    if (typeof c === 'string' && c !== '') return c;
+  }
+  return fallback;
+}
+
+/** One value of a detail as text; `*_minor` integers are money in `currency`. */
+function detailValue(key: string, v: unknown, currency: string | null): string {
+  if (v === null || v === undefined) return '—';
+  if (key.endsWith('_minor') && isInteger(v)) return formatMoney(BigInt(v), currency);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (typeof v === 'bigint' || typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return v.length === 0 ? 'none' : v.map((x) => detailValue(key, x, currency)).join(', ');
+  if (typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const c = currencyOf(o, currency);
+    return `(${Object.entries(o)
+      .filter(([k]) => !(k === 'currency' && Object.keys(o).some((x) => x.endsWith('_minor'))))
+      .map(([k, x]) => `${labelOf(k)}: ${detailValue(k, x, c)}`)
+      .join(', ')})`;
+  }
+  return String(v);
+}
+
+function labelOf(key: string): string {
+  return key.replace(/_minor$/, '').replaceAll('_', ' ');
+}
+
+/**
+ * A violation's `detail` as labelled values for people (reports, diff, Vitest/JUnit tables):
+ * `accrued_cost_minor = 480` becomes `accrued cost: EUR 4.80`, money through formatMoney in the
+ * detail's own currency (else the violation's). A `currency` key that only qualifies the amounts
+ * is folded into them. Anything that is not a JSON object is one `detail` field.
+ */
+export function detailFields(detail: unknown, violationCurrency: string | null): DetailField[] {
+  if (detail === null || detail === undefined) return [];
+  if (typeof detail !== 'object' || Array.isArray(detail)) return [{ label: 'detail', value: detailValue('detail', detail, violationCurrency) }];
+  const o = detail as Record<string, unknown>;
+  const currency = currencyOf(o, violationCurrency);
+  const hasMoney = Object.entries(o).some(([k, v]) => k.endsWith('_minor') && isInteger(v));
+  return Object.entries(o)
+    .filter(([k]) => !(hasMoney && k === 'currency'))
+    .map(([k, v]) => ({ label: labelOf(k), value: detailValue(k, v, currency) }));
+}
+
+/** detailFields as one line: `accrued cost: EUR 4.80; debited: EUR 9.60`. */
+export function detailLine(detail: unknown, violationCurrency: string | null): string {
+  return detailFields(detail, violationCurrency)
+    .map((f) => `${f.label}: ${f.value}`)
+    .join('; ');
 }

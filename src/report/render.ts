@@ -7,10 +7,11 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { CATALOG } from '../invariants/index.ts';
 import type { Findings } from '../invariants/types.ts';
+import { parseExact } from '../json.ts';
 import { barChart, type BarDatum, type Chart } from './charts.ts';
 import * as data from './data.ts';
 import type { Money } from './data.ts';
-import { formatInstant, formatInt, formatMoney, logQueries, moneyAsNumber, truncate, type LinkTemplates, type LogQuery } from './format.ts';
+import { detailFields, violationTimeRange, formatInstant, formatInt, formatMoney, logQueries, type DetailField, moneyAsNumber, truncate, type LinkTemplates, type LogQuery } from './format.ts';
 import { resolveInside, safeFileName } from './paths.ts';
 import { describeScope, isNarrowed, normaliseScope } from '../scope.ts';
 import { BLAST_RADIUS_LABEL } from '../triage.ts';
@@ -192,7 +193,7 @@ interface ViolationView {
   entity_id: string;
   amount_minor: bigint | null;
   currency: string | null;
-  detail: string;
+  detail: DetailField[];
   waived: boolean;
   waiver_reason: string | null;
   scope: ScopeField[];
@@ -213,25 +214,17 @@ interface SectionView {
   more: number;
 }
 
-/** `key = value; …` for a flat JSON object, else the JSON text; capped for a table cell. */
-function detailText(detail: string | null, truncated: boolean): string {
-  if (detail === null) return '';
+/** Labelled values of a violation's detail (money formatted); a cut-off detail is shown as its text. */
+function detailView(detail: string | null, truncated: boolean, currency: string | null): DetailField[] {
+  if (detail === null) return [];
   if (!truncated) {
     try {
-      const parsed: unknown = JSON.parse(detail);
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
-        return truncate(
-          Object.entries(parsed)
-            .map(([k, v]) => `${k} = ${typeof v === 'string' ? v : JSON.stringify(v)}`)
-            .join('; '),
-          DETAIL_CHARS,
-        );
-      }
+      return detailFields(parseExact(detail), currency).map((f) => ({ label: f.label, value: truncate(f.value, DETAIL_CHARS) }));
     } catch {
       // not JSON: shown as text
     }
   }
-  return truncated ? `${detail}…` : detail;
+  return [{ label: 'detail', value: truncated ? `${detail}… (cut; violations.csv has all of it)` : detail }];
 }
 
 interface Links {
@@ -249,7 +242,7 @@ function linksFrom(root: string): Links {
   };
 }
 
-function violationView(r: data.ViolationRow, links: Links, templates: LinkTemplates, omit: 'org_id' | 'app_instance_id'): ViolationView {
+function violationView(r: data.ViolationRow, links: Links, templates: LinkTemplates, omit: 'org_id' | 'app_instance_id', asOf: string): ViolationView {
   const scope: ScopeField[] = [];
   const add = (label: string, value: string | null, href?: string) => {
     if (value === null || value === '') return;
@@ -271,19 +264,29 @@ function violationView(r: data.ViolationRow, links: Links, templates: LinkTempla
     entity_id: r.entity_id,
     amount_minor: r.amount_minor,
     currency: r.currency,
-    detail: detailText(r.detail, r.detail_truncated),
+    detail: detailView(r.detail, r.detail_truncated, r.currency),
     waived: r.waived,
     waiver_reason: r.waiver_reason,
     scope,
-    logs: logQueries({ correlation_id: r.correlation_id, trace_id: r.trace_id }, templates),
+    logs: logQueries({ correlation_id: r.correlation_id, trace_id: r.trace_id }, templates, violationTimeRange(parsedDetail(r), asOf)),
   };
 }
 
-function anchorFor(invariantId: string): string {
-  return `inv-${safeFileName(invariantId)}`;
+function parsedDetail(r: data.ViolationRow): unknown {
+  if (r.detail === null || r.detail_truncated) return null;
+  try {
+    return parseExact(r.detail);
+  } catch {
+    return null;
+  }
 }
 
-function sections(totals: data.InvariantTotals[], rows: data.ViolationRow[], links: Links, tpl: LinkTemplates, omit: 'org_id' | 'app_instance_id'): SectionView[] {
+/** An invariant's anchor on a page, e.g. `inv-ledger-duplicate_debit` (no dot, so it is also a plain CSS id selector). */
+export function anchorFor(invariantId: string): string {
+  return `inv-${safeFileName(invariantId).replaceAll('.', '-')}`;
+}
+
+function sections(totals: data.InvariantTotals[], rows: data.ViolationRow[], links: Links, tpl: LinkTemplates, omit: 'org_id' | 'app_instance_id', asOf: string): SectionView[] {
   const byInvariant = new Map<string, data.ViolationRow[]>();
   for (const r of rows) {
     const list = byInvariant.get(r.invariant_id) ?? [];
@@ -295,7 +298,7 @@ function sections(totals: data.InvariantTotals[], rows: data.ViolationRow[], lin
     .sort((a, b) => (CATALOG_ORDER.get(a.invariant_id) ?? 1e9) - (CATALOG_ORDER.get(b.invariant_id) ?? 1e9) || a.invariant_id.localeCompare(b.invariant_id))
     .map((t) => {
       const inv = CATALOG.find((i) => i.id === t.invariant_id);
-      const shown = (byInvariant.get(t.invariant_id) ?? []).map((r) => violationView(r, links, tpl, omit));
+      const shown = (byInvariant.get(t.invariant_id) ?? []).map((r) => violationView(r, links, tpl, omit, asOf));
       return {
         id: t.invariant_id,
         anchor: anchorFor(t.invariant_id),
@@ -312,7 +315,7 @@ function sections(totals: data.InvariantTotals[], rows: data.ViolationRow[], lin
     });
 }
 
-const SPLIT_LABELS: ReadonlyArray<[keyof Omit<data.MoneySplit, 'entity' | 'currency' | 'total'>, string]> = [
+const SPLIT_LABELS: ReadonlyArray<[keyof Omit<data.MoneySplit, 'entity' | 'currency' | 'total' | 'deduplicated' | 'error' | 'warn' | 'items'>, string]> = [
   ['unbilled', 'Unbilled'],
   ['over', 'Over-charged'],
   ['under', 'Under-charged'],
@@ -326,7 +329,16 @@ interface Cards {
   warns: number;
   waived: number;
   invariants: number;
-  money: Array<{ currency: string; total: bigint; parts: Array<{ label: string; amount: bigint }> }>;
+  money: Array<{
+    currency: string;
+    /** Each money movement once. */
+    total: bigint;
+    items: number;
+    counted: Array<{ label: string; amount: bigint }>;
+    /** The per-invariant amounts (overlapping) by kind; they add up to `overlapping`. */
+    overlapping: bigint;
+    parts: Array<{ label: string; amount: bigint }>;
+  }>;
 }
 
 function cards(totals: data.InvariantTotals[], split: data.MoneySplit[]): Cards {
@@ -345,28 +357,38 @@ function cards(totals: data.InvariantTotals[], split: data.MoneySplit[]): Cards 
     invariants: totals.filter((t) => t.open > 0).length,
     money: split.map((s) => {
       // Unbilled, over/under-charge and duplicated credit are always shown, even at 0; the
-      // rarer kinds only when they occur; the rest of the total (other invariants) last, so the
-      // card adds up.
+      // rarer kinds only when they occur; the rest of the per-invariant sum (other invariants)
+      // last, so the split adds up to the overlapping sum it splits.
       const parts = SPLIT_LABELS.filter(([k]) => s[k] !== 0n || ['unbilled', 'over', 'under', 'duplicate_credit'].includes(k)).map(([k, label]) => ({
         label,
         amount: s[k],
       }));
       const other = s.total - SPLIT_LABELS.reduce((acc, [k]) => acc + s[k], 0n);
       if (other !== 0n) parts.push({ label: 'Other findings', amount: other });
-      return { currency: s.currency, total: s.total, parts };
+      return {
+        currency: s.currency,
+        total: s.deduplicated,
+        items: Number(s.items),
+        counted: [
+          { label: 'Errors', amount: s.error },
+          { label: 'Warnings only', amount: s.warn },
+        ],
+        overlapping: s.total,
+        parts,
+      };
     }),
   };
 }
 
-async function severityChart(totals: data.InvariantTotals[], alt: string): Promise<Chart | null> {
+async function severityChart(totals: data.InvariantTotals[], alt: string, bars = CHART_BARS, byCount = true): Promise<Chart | null> {
   const rows: BarDatum[] = [];
-  const ranked = totals.slice().sort((a, b) => b.open + b.waived - (a.open + a.waived)).slice(0, CHART_BARS);
+  const ranked = (byCount ? totals.slice().sort((a, b) => b.open + b.waived - (a.open + a.waived)) : totals).slice(0, bars);
   for (const t of ranked) {
     if (t.open > 0) rows.push({ label: t.invariant_id, value: t.open, group: t.severity === 'error' ? 'error' : 'warn' });
     if (t.waived > 0) rows.push({ label: t.invariant_id, value: t.waived, group: 'waived' });
   }
   if (ranked.length < 2) return null; // one bar says nothing the table does not
-  return barChart('severity', rows, { xTitle: 'violations', yTitle: 'invariant', alt });
+  return barChart('severity', rows, { xTitle: 'violations', yTitle: 'invariant', alt, sortByValue: byCount });
 }
 
 /** One chart per currency (never mixing currencies), top projects by money at stake. */
@@ -440,43 +462,127 @@ class Writer {
 
 // --- pages --------------------------------------------------------------------------------------
 
-function entityRows(list: data.RankedEntity[], href: (id: string) => string) {
-  return list.map((e) => ({
-    ...e,
-    href: href(e.id),
-    filterText: [e.id, ...e.money.map((m) => m.currency)].join(' ').toLowerCase(),
-  }));
+/** The text a filter box matches: ids, invariants and every amount as shown (with and without grouping). */
+function filterText(parts: Array<string | null | undefined>): string {
+  const text = parts.filter((p): p is string => !!p).join(' ').toLowerCase();
+  return `${text} ${text.replaceAll(',', '')}`;
 }
 
+function largestView(l: data.LargestIssue | null, root: string) {
+  if (l === null) return null;
+  const [type, ...rest] = l.item.split(':');
+  const id = rest.join(':');
+  const what = type === 'usage_record' ? 'usage record' : type === 'payment_session' ? 'payment session' : type === 'ledger_entry' ? 'ledger entry' : 'violation';
+  return {
+    money: formatMoney(l.amount, l.currency),
+    what: type === 'usage_record' || type === 'payment_session' || type === 'ledger_entry' ? `${what} ${id}` : l.item,
+    invariants: l.invariant_ids.map((inv) => ({ id: inv, href: `${root}invariants/${safeFileName(inv)}.html` })),
+  };
+}
+
+function entityRows(list: data.RankedEntity[], href: (id: string) => string, root: string) {
+  return list.map((e) => {
+    const largest = largestView(e.largest, root);
+    return {
+      ...e,
+      href: href(e.id),
+      largest,
+      filterText: filterText([
+        e.id,
+        ...e.invariant_ids,
+        ...e.money.flatMap((m) => [m.currency, formatMoney(m.amount, m.currency), formatMoney(m.overlapping, m.currency ?? '')]),
+        largest?.what,
+        largest?.money,
+      ]),
+    };
+  });
+}
+
+/** Money per currency as a bigint list in the audit's currency order, for ranking without FX. */
+function moneyKey(byCurrency: Record<string, bigint>, currencies: readonly string[]): bigint[] {
+  const extra = Object.keys(byCurrency).filter((c) => !currencies.includes(c)).sort();
+  return [...currencies, ...extra].map((c) => byCurrency[c] ?? 0n);
+}
+
+function compareKeysDesc(a: bigint[], b: bigint[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0n;
+    const y = b[i] ?? 0n;
+    if (x !== y) return x > y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** Bars of the index chart; beyond this the chart says "top N of M". */
+const INDEX_CHART_BARS = 40;
+/** Tenants listed per invariant page. */
+const INVARIANT_PAGE_TENANTS = 1000;
+/** Violations listed on the page of violations without a tenant. */
+const NO_TENANT_ROWS = 500;
+
 async function renderIndex(input: RenderInput, env: data.Environment, w: Writer, o: Required<RenderOptions>): Promise<void> {
-  const { db, findings } = input;
+  const { db, findings, config } = input;
   const links = linksFrom('');
   const [orgTotal, appTotal] = [await data.countEntities(db, 'org'), await data.countEntities(db, 'app')];
   const orgs = await data.rankedEntities(db, 'org', 1, o.indexRows);
   const apps = await data.rankedEntities(db, 'app', 1, o.indexRows);
   const unattributed = await data.unattributed(db);
+  const currencies = await data.currencies(db);
+  const affected = groupBy(await data.invariantTenants(db, INVARIANT_PAGE_TENANTS), (r) => r.invariant_id);
 
-  const failing = findings.invariants.filter((r) => r.violations + r.waived_violations > 0);
+  // Invariants ranked by their (overlapping) money at stake, currency by currency in the audit's
+  // currency order, never converted; then by violations.
+  const ranked = findings.invariants
+    .map((r, i) => ({ r, i, key: moneyKey(r.amount_minor_by_currency, currencies) }))
+    .sort((a, b) => compareKeysDesc(a.key, b.key) || b.r.violations + b.r.waived_violations - (a.r.violations + a.r.waived_violations) || a.i - b.i)
+    .map((x) => x.r);
+  const failing = ranked.filter((r) => r.violations + r.waived_violations > 0);
+  const charted = failing.slice(0, INDEX_CHART_BARS);
+  const chartTitle =
+    charted.length === failing.length
+      ? `Violations per invariant, all ${failing.length} invariants with violations, most money at stake first.`
+      : `Violations per invariant: top ${charted.length} of ${failing.length} invariants with violations, by money at stake; the table lists all.`;
   const chart = await severityChart(
-    failing.map((r) => ({ entity: '', invariant_id: r.id, severity: r.severity, open: r.violations, waived: r.waived_violations, money: [] })),
-    `Violations per invariant for the ${failing.length} invariants with violations.`,
+    charted.map((r) => ({ entity: '', invariant_id: r.id, severity: r.severity, open: r.violations, waived: r.waived_violations, money: [] })),
+    chartTitle,
+    INDEX_CHART_BARS,
+    false,
   );
-  const totalMoney = Object.entries(findings.totals.amount_minor_by_currency).map(([currency, amount]) => ({ currency, amount }));
+  const t = findings.totals;
+  const totalMoney = Object.entries(t.amount_minor_by_currency)
+    .sort(([a], [b]) => (currencies.indexOf(a) + 1 || 1e9) - (currencies.indexOf(b) + 1 || 1e9) || a.localeCompare(b))
+    .map(([currency, amount]) => ({
+      currency,
+      amount,
+      error: t.error_amount_minor_by_currency[currency] ?? 0n,
+      warn: t.warn_amount_minor_by_currency[currency] ?? 0n,
+      overlapping: t.overlapping_amount_minor_by_currency[currency] ?? 0n,
+    }));
+  const invariantRows = ranked.map((r) => {
+    const money = Object.entries(r.amount_minor_by_currency).map(([currency, amount]) => ({ currency, amount }));
+    const tenants = affected.get(r.id) ?? [];
+    return {
+      ...r,
+      href: `invariants/${safeFileName(r.id)}.html`,
+      anchor: anchorFor(r.id),
+      money,
+      tenants: tenants[0]?.tenants ?? 0,
+      filterText: filterText([r.id, r.title, r.severity, r.status, ...money.map((m) => formatMoney(m.amount, m.currency))]),
+    };
+  });
   const body = template('index')({
     h: helpers,
-    totals: findings.totals,
+    totals: t,
     blast: { ...findings.blast_radius, label: BLAST_RADIUS_LABEL[findings.blast_radius.class] },
     followUps: findings.follow_ups,
     totalMoney: totalMoney.slice(0, 12),
     totalMoneyMore: Math.max(0, totalMoney.length - 12),
     chart,
+    chartCaption: chartTitle,
     severityLegend: SEVERITY_LEGEND,
-    invariants: findings.invariants.map((r) => ({
-      ...r,
-      money: Object.entries(r.amount_minor_by_currency).map(([currency, amount]) => ({ currency, amount })),
-    })),
-    tenants: { total: orgTotal, rows: entityRows(orgs, links.org), more: orgTotal - orgs.length, allHref: 'lists/tenants-1.html' },
-    apps: { total: appTotal, rows: entityRows(apps, links.app), more: appTotal - apps.length, allHref: 'lists/app-instances-1.html' },
+    invariants: invariantRows,
+    tenants: { total: orgTotal, rows: entityRows(orgs, links.org, ''), more: orgTotal - orgs.length, allHref: 'lists/tenants-1.html' },
+    apps: { total: appTotal, rows: entityRows(apps, links.app, ''), more: appTotal - apps.length, allHref: 'lists/app-instances-1.html' },
     unattributed,
     inputs: findings.inputs.slice(0, 100),
     inputsMore: Math.max(0, findings.inputs.length - 100),
@@ -484,8 +590,75 @@ async function renderIndex(input: RenderInput, env: data.Environment, w: Writer,
   });
   await w.write(
     ['index.html'],
-    page({ title: 'Billing drift report', heading: 'Billing drift report', crumbs: [{ label: 'Drift report' }], root: '', body, script: orgs.length + apps.length > 0, findings }),
+    page({ title: 'Billing drift report', heading: 'Billing drift report', crumbs: [{ label: 'Drift report' }], root: '', body, script: true, findings }),
   );
+
+  // One page per invariant with violations: every tenant it affects.
+  const sub = linksFrom('../');
+  for (const r of failing) {
+    const inv = CATALOG.find((i) => i.id === r.id);
+    const tenants = affected.get(r.id) ?? [];
+    const rows = tenants.map((x) => ({
+      org: x.org_id,
+      href: x.org_id === null ? '../no-tenant.html' : `${sub.org(x.org_id)}#${anchorFor(r.id)}`,
+      open: x.open,
+      waived: x.waived,
+      money: x.money,
+      filterText: filterText([x.org_id ?? 'no tenant', ...x.money.map((m) => formatMoney(m.amount, m.currency))]),
+    }));
+    const invBody = template('invariant')({
+      h: helpers,
+      r,
+      explanation: inv?.explanation ?? '',
+      runbook: inv?.runbook ?? '',
+      money: Object.entries(r.amount_minor_by_currency).map(([currency, amount]) => ({ currency, amount })),
+      rows,
+      total: tenants[0]?.tenants ?? 0,
+    });
+    await w.write(
+      ['invariants', `${safeFileName(r.id)}.html`],
+      page({
+        title: `${r.id} — billing drift`,
+        heading: `Invariant ${r.id}`,
+        crumbs: [{ label: 'Drift report', href: '../index.html' }, { label: 'Invariant' }],
+        root: '../',
+        body: invBody,
+        script: true,
+        findings,
+      }),
+    );
+  }
+
+  // The violations that name no tenant, which no tenant page shows.
+  if (unattributed.length > 0) {
+    const { rows, total } = await data.unattributedRows(db, NO_TENANT_ROWS, DETAIL_CHARS);
+    const totals: data.InvariantTotals[] = unattributed.map((u) => ({
+      entity: '',
+      invariant_id: u.invariant_id,
+      severity: findings.invariants.find((x) => x.id === u.invariant_id)?.severity ?? 'error',
+      open: u.n,
+      waived: 0,
+      money: u.money,
+    }));
+    const noTenantBody = template('no-tenant')({
+      h: helpers,
+      total,
+      shown: rows.length,
+      sections: sections(totals, rows, linksFrom(''), config.links, 'org_id', env.asOf),
+    });
+    await w.write(
+      ['no-tenant.html'],
+      page({
+        title: 'Violations without a tenant — billing drift',
+        heading: 'Violations without a tenant',
+        crumbs: [{ label: 'Drift report', href: 'index.html' }, { label: 'Without a tenant' }],
+        root: '',
+        body: noTenantBody,
+        script: false,
+        findings,
+      }),
+    );
+  }
 
   // Every tenant and app instance is reachable from the index: the ones beyond its cap through
   // ranked list pages.
@@ -495,7 +668,6 @@ async function renderIndex(input: RenderInput, env: data.Environment, w: Writer,
     const pages = Math.ceil(total / o.listPageSize);
     const base = kind === 'org' ? 'tenants' : 'app-instances';
     const noun = kind === 'org' ? 'tenant' : 'app instance';
-    const sub = linksFrom('../');
     for (let p = 1; p <= pages; p++) {
       const from = (p - 1) * o.listPageSize + 1;
       const to = Math.min(total, p * o.listPageSize);
@@ -508,7 +680,7 @@ async function renderIndex(input: RenderInput, env: data.Environment, w: Writer,
         noun,
         idHeading: kind === 'org' ? 'Tenant (org_id)' : 'App instance',
         caption: `${kind === 'org' ? 'Tenants' : 'App instances'} ranked ${from}–${to} of ${total}`,
-        rows: entityRows(rows, kind === 'org' ? sub.org : sub.app),
+        rows: entityRows(rows, kind === 'org' ? sub.org : sub.app, '../'),
         pages: Array.from({ length: pages }, (_, i) => ({ label: String(i + 1), href: `${base}-${i + 1}.html`, current: i + 1 === p })),
       });
       const heading = `${kind === 'org' ? 'Tenants' : 'App instances'} with violations, page ${p} of ${pages}`;
@@ -550,7 +722,7 @@ async function renderOrgBatch(input: RenderInput, env: data.Environment, w: Writ
         asOf: formatInstant(env.asOf),
         cards: cards(t, split.get(id) ?? []),
         charts,
-        sections: sections(t, rows.get(id) ?? [], links, config.links, 'org_id'),
+        sections: sections(t, rows.get(id) ?? [], links, config.links, 'org_id', env.asOf),
         projects: impactView(projectRows.get(id) ?? [], projects.keys.get(id), 'project'),
         apps: impactView(appRows.get(id) ?? [], apps.keys.get(id), 'app instance', links.app),
         aging: agingRows,
@@ -685,7 +857,7 @@ async function renderAppBatch(input: RenderInput, env: data.Environment, w: Writ
             ...backingLabel(b),
           })),
         },
-        sections: sections(t, rows.get(id) ?? [], links, config.links, 'app_instance_id'),
+        sections: sections(t, rows.get(id) ?? [], links, config.links, 'app_instance_id', env.asOf),
       });
       await w.write(
         ['app-instances', `${safeFileName(id)}.html`],

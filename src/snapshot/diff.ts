@@ -15,6 +15,7 @@ import { renderDiffHtml } from './render.ts';
 import { describeVerify, verifySnapshot } from './verify.ts';
 import { isoSql, sqlList } from '../sql.ts';
 import { applyScopeTo, scopeRecord, validateScopeAgainstViolations } from '../scope.ts';
+import { moneyItemsSql } from '../money.ts';
 
 export type SideKind = 'snapshot' | 'audit';
 
@@ -80,6 +81,22 @@ export interface CorrectiveEntry {
 
 export type MoneyByCurrency = Record<string, bigint>;
 
+export interface DiffMoneyItem {
+  item: string;
+  currency: string;
+  amount_minor: bigint;
+  severity: 'error' | 'warn';
+  invariant_ids: string[];
+}
+
+export interface Reconciliation {
+  available: boolean;
+  /** Per currency: resolved money (each movement once), corrective entries' amounts, and the difference. */
+  by_currency: Array<{ currency: string; resolved_minor: bigint; corrective_minor: bigint; difference_minor: bigint }>;
+  /** Why resolved money and corrective entries differ, item by item. */
+  explanations: Array<{ item: string; currency: string; amount_minor: bigint; reason: string }>;
+}
+
 export interface DiffDocument {
   schema_version: 1;
   tool: { name: string; version: string };
@@ -102,6 +119,12 @@ export interface DiffDocument {
     lists_truncated: boolean;
     by_invariant: Array<{ invariant_id: string; severity: string; resolved: number; persisting: number; introduced: number }>;
   };
+  /**
+   * Money at stake, each money movement counted once (CONTRACT.md §3, src/money.ts): a money item
+   * is resolved when no violation prices it any more, introduced when nothing priced it before,
+   * persisting otherwise. In a tenant-scoped diff, violations without a tenant are left out
+   * (see `without_tenant`).
+   */
   money: {
     before: MoneyByCurrency;
     after: MoneyByCurrency;
@@ -110,6 +133,20 @@ export interface DiffDocument {
     persisting_after: MoneyByCurrency;
     introduced: MoneyByCurrency;
   };
+  /** The same, error-priced and warning-only money apart. */
+  money_by_severity: Record<'error' | 'warn', DiffDocument['money']>;
+  /** The per-violation sums (overlapping: one movement priced by several invariants counts several times). */
+  money_overlapping: DiffDocument['money'];
+  /** The money items resolved and introduced, largest first (capped at LIST_LIMIT). */
+  money_items: { resolved: DiffMoneyItem[]; introduced: DiffMoneyItem[] };
+  /** Resolved money against the corrective ledger entries, per currency, with every difference explained. */
+  reconciliation: Reconciliation;
+  /**
+   * In a diff scoped to tenants (--org), the violations that name no tenant: they stay in every
+   * scoped audit, but cannot belong to the tenants in scope, so they are listed here and neither
+   * fail a recovery check nor the exit code.
+   */
+  without_tenant: { applies: boolean; resolved: number; persisting: number; introduced: number; violations: Array<{ invariant_id: string; entity_id: string; status: string; severity: string }> };
   checks: Record<CheckName, CheckResult>;
   corrective_entries: {
     available: boolean;
@@ -302,7 +339,7 @@ const SCOPE_COLUMNS = VIOLATION_COLUMNS.map((c) => c.name).filter(
  * severity and scope of its latest side, and the money and detail before and after. A key is
  * `open` when its latest side is not waived.
  */
-async function matchViolations(db: Db, notComparable: readonly string[]): Promise<MatchCounts> {
+async function matchViolations(db: Db, notComparable: readonly string[], inScope: string): Promise<MatchCounts> {
   // A check that did not run on one side says nothing there: its violations are neither resolved nor introduced.
   await db.run(`CREATE TABLE d AS
     SELECT coalesce(a.invariant_id, b.invariant_id) AS invariant_id, coalesce(a.entity_id, b.entity_id) AS entity_id,
@@ -316,12 +353,12 @@ async function matchViolations(db: Db, notComparable: readonly string[]): Promis
       b.detail AS before_detail, a.detail AS after_detail
     FROM v_before b FULL OUTER JOIN v_after a ON a.invariant_id = b.invariant_id AND a.entity_id IS NOT DISTINCT FROM b.entity_id`);
   const c = await db.one<Record<keyof MatchCounts, bigint>>(`SELECT
-      count(*) FILTER (WHERE status = 'not_comparable') AS not_comparable,
-      count(*) FILTER (WHERE status = 'resolved') AS resolved,
-      count(*) FILTER (WHERE status = 'persisting') AS persisting,
-      count(*) FILTER (WHERE status = 'introduced') AS introduced,
-      count(*) FILTER (WHERE status = 'introduced' AND open AND severity = 'error') AS open_error_introduced,
-      count(*) FILTER (WHERE status = 'persisting' AND open AND severity = 'error') AS open_error_persisting
+      count(*) FILTER (WHERE status = 'not_comparable' AND ${inScope}) AS not_comparable,
+      count(*) FILTER (WHERE status = 'resolved' AND ${inScope}) AS resolved,
+      count(*) FILTER (WHERE status = 'persisting' AND ${inScope}) AS persisting,
+      count(*) FILTER (WHERE status = 'introduced' AND ${inScope}) AS introduced,
+      count(*) FILTER (WHERE status = 'introduced' AND open AND severity = 'error' AND ${inScope}) AS open_error_introduced,
+      count(*) FILTER (WHERE status = 'persisting' AND open AND severity = 'error' AND ${inScope}) AS open_error_persisting
     FROM d`);
   return {
     not_comparable: Number(c?.not_comparable ?? 0n),
@@ -333,11 +370,13 @@ async function matchViolations(db: Db, notComparable: readonly string[]): Promis
   };
 }
 
-/** Money at stake per currency, summed in DuckDB (waived violations excluded, as in the audit). */
-async function moneyAtStake(db: Db): Promise<DiffDocument['money']> {
+const emptyMoney = (): DiffDocument['money'] => ({ before: {}, after: {}, resolved: {}, persisting_before: {}, persisting_after: {}, introduced: {} });
+
+/** Per-violation sums per currency (overlapping), summed in DuckDB; waived violations excluded, as in the audit. */
+async function overlappingMoney(db: Db, inScope: string): Promise<DiffDocument['money']> {
   const side = (name: string, prefix: 'before' | 'after', statuses: string) =>
     `SELECT '${name}' AS k, ${prefix}_currency AS currency, sum(${prefix}_amount_minor)::HUGEINT AS amount FROM d
-     WHERE status IN (${statuses}) AND NOT ${prefix}_waived AND ${prefix}_amount_minor IS NOT NULL AND ${prefix}_currency IS NOT NULL
+     WHERE status IN (${statuses}) AND NOT ${prefix}_waived AND ${prefix}_amount_minor IS NOT NULL AND ${prefix}_currency IS NOT NULL AND ${inScope}
      GROUP BY ${prefix}_currency`;
   const rows = await db.all<{ k: keyof DiffDocument['money']; currency: string; amount: bigint }>(
     [
@@ -349,9 +388,103 @@ async function moneyAtStake(db: Db): Promise<DiffDocument['money']> {
       side('introduced', 'after', `'introduced'`),
     ].join('\nUNION ALL\n') + '\nORDER BY k, currency',
   );
-  const money: DiffDocument['money'] = { before: {}, after: {}, resolved: {}, persisting_before: {}, persisting_after: {}, introduced: {} };
+  const money = emptyMoney();
   for (const r of rows) money[r.k][r.currency] = BigInt(r.amount);
   return money;
+}
+
+/**
+ * Table `items`: the money items of both sides (src/money.ts), each priced once per side, with
+ * its status: resolved (priced only before), introduced (only after), persisting (both).
+ */
+async function matchMoneyItems(db: Db, inScope: string): Promise<void> {
+  await db.run(`CREATE TABLE items AS
+    WITH b AS (${moneyItemsSql('v_before', [], inScope)}),
+         a AS (${moneyItemsSql('v_after', [], inScope)})
+    SELECT coalesce(a.item, b.item) AS item, coalesce(a.currency, b.currency) AS currency,
+           CASE WHEN b.item IS NULL THEN 'introduced' WHEN a.item IS NULL THEN 'resolved' ELSE 'persisting' END AS status,
+           coalesce(b.error_minor, b.warn_minor) AS before_minor, CASE WHEN b.error_minor IS NOT NULL THEN 'error' WHEN b.item IS NOT NULL THEN 'warn' END AS before_severity,
+           coalesce(a.error_minor, a.warn_minor) AS after_minor, CASE WHEN a.error_minor IS NOT NULL THEN 'error' WHEN a.item IS NOT NULL THEN 'warn' END AS after_severity,
+           coalesce(a.invariant_ids, b.invariant_ids) AS invariant_ids
+    FROM b FULL OUTER JOIN a ON a.item = b.item AND a.currency = b.currency`);
+}
+
+/** Money at stake per currency from \`items\`, each movement once; with \`severity\`, only the items priced at it. */
+async function itemMoney(db: Db, severity?: 'error' | 'warn'): Promise<DiffDocument['money']> {
+  const sev = (side: 'before' | 'after') => (severity ? `AND ${side}_severity = '${severity}'` : '');
+  const part = (name: string, side: 'before' | 'after', statuses: string) =>
+    `SELECT '${name}' AS k, currency, sum(${side}_minor)::HUGEINT AS amount FROM items
+     WHERE status IN (${statuses}) AND ${side}_minor IS NOT NULL ${sev(side)} GROUP BY currency`;
+  const rows = await db.all<{ k: keyof DiffDocument['money']; currency: string; amount: bigint }>(
+    [
+      part('before', 'before', `'resolved', 'persisting'`),
+      part('after', 'after', `'persisting', 'introduced'`),
+      part('resolved', 'before', `'resolved'`),
+      part('persisting_before', 'before', `'persisting'`),
+      part('persisting_after', 'after', `'persisting'`),
+      part('introduced', 'after', `'introduced'`),
+    ].join('\nUNION ALL\n') + '\nORDER BY k, currency',
+  );
+  const money = emptyMoney();
+  for (const r of rows) money[r.k][r.currency] = BigInt(r.amount);
+  return money;
+}
+
+async function itemList(db: Db, status: 'resolved' | 'introduced'): Promise<DiffMoneyItem[]> {
+  const side = status === 'resolved' ? 'before' : 'after';
+  const rows = await db.all<{ item: string; currency: string; amount_minor: bigint; severity: 'error' | 'warn'; invariant_ids: { items: unknown[] } }>(
+    `SELECT item, currency, ${side}_minor::HUGEINT AS amount_minor, ${side}_severity AS severity, invariant_ids FROM items
+     WHERE status = '${status}' ORDER BY currency, abs(${side}_minor::HUGEINT) DESC, item LIMIT ${LIST_LIMIT}`,
+  );
+  return rows.map((r) => ({ ...r, amount_minor: BigInt(r.amount_minor), invariant_ids: r.invariant_ids.items.map(String) }));
+}
+
+/**
+ * Resolved money against the corrective entries (adjustments and reversals that appeared), per
+ * currency. Each entry is matched to the money item it corrects: a reversal to the item of the
+ * entry it reverses, an adjustment to the usage record or payment session it names, else to
+ * itself. Whatever does not match is listed with the reason, so the two figures reconcile.
+ */
+async function reconcile(db: Db, corrective: DiffDocument['corrective_entries'], afterLedger: string | null): Promise<Reconciliation> {
+  if (!corrective.available || afterLedger === null) return { available: false, by_currency: [], explanations: [] };
+  const ids = corrective.entries.map((e) => e.ledger_entry_id);
+  await db.run(`CREATE TABLE corrections AS
+    SELECT c.ledger_entry_id, c.entry_type, c.amount_minor, c.currency,
+           coalesce('usage_record:' || coalesce(c.usage_record_id, t.usage_record_id),
+                    'payment_session:' || coalesce(c.payment_session_id, t.payment_session_id),
+                    'ledger_entry:' || coalesce(t.ledger_entry_id, c.ledger_entry_id)) AS item
+    FROM (SELECT * FROM read_parquet($after) WHERE list_contains(from_json($ids, '["VARCHAR"]'), ledger_entry_id)
+          QUALIFY row_number() OVER (PARTITION BY ledger_entry_id ORDER BY __file, __line) = 1) c
+    LEFT JOIN (SELECT * FROM read_parquet($after) QUALIFY row_number() OVER (PARTITION BY ledger_entry_id ORDER BY __file, __line) = 1) t
+      ON t.ledger_entry_id = c.reverses_ledger_entry_id`, { after: afterLedger, ids: JSON.stringify(ids) });
+  const byCurrency = await db.all<{ currency: string; resolved_minor: bigint; corrective_minor: bigint }>(
+    `WITH r AS (SELECT currency, sum(before_minor)::HUGEINT AS amount FROM items WHERE status = 'resolved' AND before_minor IS NOT NULL GROUP BY 1),
+          c AS (SELECT currency, sum(abs(amount_minor::HUGEINT))::HUGEINT AS amount FROM corrections WHERE currency IS NOT NULL AND amount_minor IS NOT NULL GROUP BY 1)
+     SELECT coalesce(r.currency, c.currency) AS currency, coalesce(r.amount, 0)::HUGEINT AS resolved_minor, coalesce(c.amount, 0)::HUGEINT AS corrective_minor
+     FROM r FULL OUTER JOIN c USING (currency) ORDER BY 1`,
+  );
+  const explanations = await db.all<{ item: string; currency: string; amount_minor: bigint; reason: string }>(
+    `WITH c AS (SELECT item, currency, sum(abs(amount_minor::HUGEINT))::HUGEINT AS amount, string_agg(ledger_entry_id, ', ' ORDER BY ledger_entry_id) AS entries
+                FROM corrections WHERE currency IS NOT NULL AND amount_minor IS NOT NULL GROUP BY 1, 2),
+          r AS (SELECT item, currency, before_minor AS amount FROM items WHERE status = 'resolved' AND before_minor IS NOT NULL)
+     SELECT coalesce(r.item, c.item) AS item, coalesce(r.currency, c.currency) AS currency,
+            CASE WHEN c.item IS NULL THEN r.amount WHEN r.item IS NULL THEN -c.amount ELSE r.amount - c.amount END::HUGEINT AS amount_minor,
+            CASE WHEN c.item IS NULL THEN 'resolved without a corrective entry (an adjustment or reversal): fixed by a re-posted debit or credit, or by a change to the data'
+                 WHEN r.item IS NULL THEN 'corrective entry ' || c.entries || ' corrects no money item this diff resolved (a goodwill or other adjustment, or a movement still at stake)'
+                 ELSE 'corrective entry ' || c.entries || ' differs from the money resolved for this item' END AS reason
+     FROM r FULL OUTER JOIN c ON c.item = r.item AND c.currency = r.currency
+     WHERE c.item IS NULL OR r.item IS NULL OR r.amount <> c.amount
+     ORDER BY 2, 1`,
+  );
+  return {
+    available: true,
+    by_currency: byCurrency.map((r) => {
+      const resolved = BigInt(r.resolved_minor);
+      const corr = BigInt(r.corrective_minor);
+      return { currency: r.currency, resolved_minor: resolved, corrective_minor: corr, difference_minor: resolved - corr };
+    }),
+    explanations: explanations.map((e) => ({ ...e, amount_minor: BigInt(e.amount_minor) })),
+  };
 }
 
 async function correctiveEntries(db: Db, before: LoadedSide, after: LoadedSide): Promise<DiffDocument['corrective_entries']> {
@@ -465,12 +598,15 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     await applyScopeTo(db, 'v_before', narrowed);
     await applyScopeTo(db, 'v_after', narrowed);
 
+    // A tenant-scoped diff judges the tenants in scope: violations naming no tenant are listed apart.
+    const tenantScoped = before.side.scope.orgs.length > 0;
+    const inScope = tenantScoped ? 'org_id IS NOT NULL' : 'true';
     const notComparable = [...new Set([...before.notRun.keys(), ...after.notRun.keys()])].sort();
     // A check skipped on both sides (an optional table absent from both exports) claims nothing either
     // way; one that ran on one side only, or failed, would otherwise read as resolved or introduced.
     const skippedBoth = (id: string) => [before, after].every((s) => s.notRun.get(id)?.startsWith('skipped'));
     const unjudged = notComparable.filter((id) => !skippedBoth(id));
-    const counts = await matchViolations(db, notComparable);
+    const counts = await matchViolations(db, notComparable, inScope);
     before.side.violations = counts.resolved + counts.persisting;
     after.side.violations = counts.introduced + counts.persisting;
 
@@ -479,10 +615,11 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     const on = `a.invariant_id = b.invariant_id AND a.entity_id IS NOT DISTINCT FROM b.entity_id`;
     const comparable = notComparable.length ? `AND invariant_id NOT IN (${sqlList(notComparable)})` : '';
     const rows = async (sql: string) => (await db.all(sql)).map(toViolationRow);
-    const resolved = await rows(`SELECT * FROM v_before b WHERE NOT EXISTS (SELECT 1 FROM v_after a WHERE ${on}) ${comparable} ${order}`);
-    const introduced = await rows(`SELECT * FROM v_after a WHERE NOT EXISTS (SELECT 1 FROM v_before b WHERE ${on}) ${comparable} ${order}`);
-    const persistingAfter = await rows(`SELECT * FROM v_after a WHERE EXISTS (SELECT 1 FROM v_before b WHERE ${on}) ${comparable} ${order}`);
-    const persistingBefore = await rows(`SELECT * FROM v_before b WHERE EXISTS (SELECT 1 FROM v_after a WHERE ${on}) ${comparable} ${order}`);
+    // In a tenant-scoped diff the violations without a tenant are listed apart (without_tenant).
+    const resolved = await rows(`SELECT * FROM v_before b WHERE NOT EXISTS (SELECT 1 FROM v_after a WHERE ${on}) AND ${inScope} ${comparable} ${order}`);
+    const introduced = await rows(`SELECT * FROM v_after a WHERE NOT EXISTS (SELECT 1 FROM v_before b WHERE ${on}) AND ${inScope} ${comparable} ${order}`);
+    const persistingAfter = await rows(`SELECT * FROM v_after a WHERE EXISTS (SELECT 1 FROM v_before b WHERE ${on}) AND ${inScope} ${comparable} ${order}`);
+    const persistingBefore = await rows(`SELECT * FROM v_before b WHERE EXISTS (SELECT 1 FROM v_after a WHERE ${on}) AND ${inScope} ${comparable} ${order}`);
     // Keys are unique on each side and both lists are in key order, so they pair up by index.
     const persisting: PersistingViolation[] = persistingAfter.map((a, i) => ({
       invariant_id: a.invariant_id,
@@ -491,11 +628,33 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
       after: a,
     }));
 
-    const money = await moneyAtStake(db);
+    // Money of a check that is not comparable is neither resolved nor introduced either.
+    await matchMoneyItems(db, `${inScope} ${comparable}`);
+    const money = await itemMoney(db);
+    const moneyBySeverity = { error: await itemMoney(db, 'error'), warn: await itemMoney(db, 'warn') };
+    const moneyOverlapping = await overlappingMoney(db, inScope);
+    const moneyItems = { resolved: await itemList(db, 'resolved'), introduced: await itemList(db, 'introduced') };
+    const withoutTenant = async (): Promise<DiffDocument['without_tenant']> => {
+      if (!tenantScoped) return { applies: false, resolved: 0, persisting: 0, introduced: 0, violations: [] };
+      const c = await db.one<{ resolved: bigint; persisting: bigint; introduced: bigint }>(
+        `SELECT count(*) FILTER (WHERE status = 'resolved') AS resolved, count(*) FILTER (WHERE status = 'persisting') AS persisting,
+                count(*) FILTER (WHERE status = 'introduced') AS introduced FROM d WHERE org_id IS NULL`,
+      );
+      const violations = await db.all<{ invariant_id: string; entity_id: string; status: string; severity: string }>(
+        `SELECT invariant_id, entity_id, status, severity FROM d WHERE org_id IS NULL ORDER BY invariant_id, entity_id LIMIT ${LIST_LIMIT}`,
+      );
+      return { applies: true, resolved: Number(c?.resolved ?? 0n), persisting: Number(c?.persisting ?? 0n), introduced: Number(c?.introduced ?? 0n), violations };
+    };
+    const tenantless = await withoutTenant();
+    if (tenantless.persisting + tenantless.introduced > 0) {
+      warnings.push(
+        `${tenantless.persisting + tenantless.introduced} violation(s) without a tenant persist or were introduced; a tenant-scoped diff lists them apart (without_tenant) and does not judge them`,
+      );
+    }
     const failing = async (where: string) => {
-      const n = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM d WHERE ${where}`);
+      const n = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM d WHERE ${where} AND ${inScope}`);
       const sample = await db.all<{ invariant_id: string; entity_id: string }>(
-        `SELECT invariant_id, entity_id FROM d WHERE ${where} ORDER BY invariant_id, entity_id LIMIT ${CHECK_ENTITY_LIMIT}`,
+        `SELECT invariant_id, entity_id FROM d WHERE ${where} AND ${inScope} ORDER BY invariant_id, entity_id LIMIT ${CHECK_ENTITY_LIMIT}`,
       );
       return { count: Number(n?.n ?? 0n), sample };
     };
@@ -548,7 +707,7 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
       await db.all<{ invariant_id: string; severity: string; resolved: bigint; persisting: bigint; introduced: bigint }>(
         `SELECT invariant_id, min(severity) AS severity, count(*) FILTER (WHERE status = 'resolved') AS resolved,
                 count(*) FILTER (WHERE status = 'persisting') AS persisting, count(*) FILTER (WHERE status = 'introduced') AS introduced
-         FROM d GROUP BY invariant_id ORDER BY invariant_id`,
+         FROM d WHERE ${inScope} GROUP BY invariant_id ORDER BY invariant_id`,
       )
     ).map((r) => ({ ...r, resolved: Number(r.resolved), persisting: Number(r.persisting), introduced: Number(r.introduced) }));
 
@@ -561,6 +720,7 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     }
 
     const corrective = await correctiveEntries(db, before, after);
+    const reconciliation = await reconcile(db, corrective, after.ledgerFile);
 
     const diff: DiffDocument = {
       schema_version: 1,
@@ -585,6 +745,11 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
         by_invariant: byInvariant,
       },
       money,
+      money_by_severity: moneyBySeverity,
+      money_overlapping: moneyOverlapping,
+      money_items: moneyItems,
+      reconciliation,
+      without_tenant: tenantless,
       checks,
       corrective_entries: corrective,
       resolved,

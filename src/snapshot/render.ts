@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import ejs from 'ejs';
-import { stringify } from 'lossless-json';
-import { formatInstant, formatMoney } from '../report/format.ts';
+import { detailLine, formatInstant, formatMoney, truncate } from '../report/format.ts';
 import type { DiffDocument, MoneyByCurrency } from './diff.ts';
 import { describeScope } from './manifest.ts';
 
@@ -29,22 +28,23 @@ export function contentSecurityPolicy(css: string): string {
   return `default-src 'none'; style-src 'sha256-${hash}'; img-src data:; base-uri 'none'; form-action 'none'`;
 }
 
-function moneyRows(money: DiffDocument['money']): Array<{ currency: string; cells: string[] }> {
+function moneyRows(diff: DiffDocument): Array<{ currency: string; kind: string; cells: string[] }> {
   const cols: Array<keyof DiffDocument['money']> = ['before', 'after', 'resolved', 'persisting_before', 'persisting_after', 'introduced'];
-  const currencies = [...new Set(cols.flatMap((c) => Object.keys(money[c])))].sort();
-  return currencies.map((currency) => ({
+  const currencies = [...new Set([diff.money, diff.money_overlapping].flatMap((m) => cols.flatMap((c) => Object.keys(m[c]))))].sort();
+  const row = (currency: string, kind: string, money: DiffDocument['money']) => ({
     currency,
+    kind,
     cells: cols.map((c) => {
       const m: MoneyByCurrency = money[c];
       return m[currency] === undefined ? '—' : formatMoney(m[currency], currency);
     }),
-  }));
-}
-
-/** Detail as one line of JSON for a table cell; bigints stay exact. */
-function detailText(detail: unknown, max = 240): string {
-  const text = typeof detail === 'string' ? detail : (stringify(detail) ?? '');
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  });
+  return currencies.flatMap((currency) => [
+    row(currency, '', diff.money),
+    row(currency, 'errors', diff.money_by_severity.error),
+    row(currency, 'warnings only', diff.money_by_severity.warn),
+    row(currency, 'per invariant, overlapping', diff.money_overlapping),
+  ]);
 }
 
 /** `listLimit`: how many violations per section diff.json lists (the page says so when it is reached). */
@@ -62,13 +62,13 @@ export async function renderDiffHtml(diff: DiffDocument, listLimit: number): Pro
       scope:
         describeScope(diff.scope) +
         (Object.keys(diff.narrowed_to).length ? `; this diff narrowed to ${describeScope(diff.narrowed_to)}` : ''),
-      moneyRows: moneyRows(diff.money),
+      moneyRows: moneyRows(diff),
       limit: HTML_ROW_LIMIT,
       listLimit,
       h: {
         money: (amount: bigint | null, currency: string | null) => formatMoney(amount, currency),
         instant: formatInstant,
-        detail: detailText,
+        detail: (detail: unknown, currency: string | null) => truncate(detailLine(detail, currency), 400),
       },
     },
     { async: false, strict: false, rmWhitespace: false },

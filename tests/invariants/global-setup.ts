@@ -23,12 +23,20 @@ export default async function setup(project: TestProject): Promise<void> {
   }
   const exportsDir = process.env['RECON_EXPORTS'];
   if (!exportsDir) {
-    throw new Error('RECON_EXPORTS is not set: run the audit suite as `RECON_EXPORTS=DIR npx vitest run tests/invariants`');
+    throw new Error('RECON_EXPORTS is not set: run the audit suite as `RECON_EXPORTS=DIR npx vitest run --project invariants`');
   }
+  // The same knobs as `recon audit`, as environment variables (README: "Environment").
+  const list = (name: string) => (process.env[name] ? process.env[name].split(',').map((p) => p.trim()).filter(Boolean) : undefined);
+  const select = list('RECON_SELECT');
+  const exclude = list('RECON_EXCLUDE');
   const run = await auditExports({
     exportsDir,
+    // Unset, the config is discovered as the CLI does: RECON_CONFIG, else ./recon.config.{json,yaml}.
     ...(process.env['RECON_CONFIG'] ? { configPath: process.env['RECON_CONFIG'] } : {}),
     ...(process.env['RECON_AS_OF'] ? { asOf: process.env['RECON_AS_OF'] } : {}),
+    ...(select ? { select } : {}),
+    ...(exclude ? { exclude } : {}),
+    warnError: ['1', 'true'].includes(process.env['RECON_WARN_ERROR'] ?? ''),
   });
   try {
     project.provide('reconFindings', findingsJson(run.findings));

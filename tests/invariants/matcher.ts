@@ -1,53 +1,22 @@
-import { stringify } from 'lossless-json';
 import { expect } from 'vitest';
-import type { InvariantResult, Violation } from '../../src/invariants/types.ts';
-import { formatMinorUnits } from '../../src/outputs.ts';
-
-const SHOWN = 10;
-
-function cell(value: unknown, width: number): string {
-  const text = value === null || value === undefined || value === '' ? '-' : typeof value === 'string' ? value : (stringify(value) ?? '');
-  return (text.length > width ? text.slice(0, width - 1) + '…' : text).padEnd(width);
-}
-
-/** Plain text only: this message ends up in junit.xml, where colour codes are noise. */
-export function violationTable(result: InvariantResult): string {
-  const head = `${result.id} (${result.severity}): ${result.violations} violation${result.violations === 1 ? '' : 's'}` +
-    (Object.keys(result.amount_minor_by_currency).length ? `, money at stake ${formatMinorUnits(result.amount_minor_by_currency)} (minor units)` : '');
-  const columns: Array<[string, number, (v: Violation) => unknown]> = [
-    ['entity_id', 28, (v) => v.entity_id],
-    ['org', 12, (v) => v.org_id],
-    ['project', 12, (v) => v.project_id],
-    ['app instance', 14, (v) => v.app_instance_id],
-    ['money', 14, (v) => (v.amount_minor === null ? null : `${v.amount_minor} ${v.currency ?? ''}`.trim())],
-    ['correlation', 16, (v) => v.correlation_id],
-    ['what is wrong', 60, (v) => v.detail],
-  ];
-  const rows = result.sample.filter((v) => !v.waived).slice(0, SHOWN);
-  const lines = [
-    head,
-    columns.map(([name, w]) => cell(name, w)).join(' | ').trimEnd(),
-    ...rows.map((v) => columns.map(([, w, get]) => cell(get(v), w)).join(' | ').trimEnd()),
-  ];
-  if (result.violations > rows.length) lines.push(`… and ${result.violations - rows.length} more (see violations.csv)`);
-  return lines.join('\n');
-}
+import type { InvariantResult } from '../../src/invariants/types.ts';
+import { detailText, verdictOf } from '../../src/verdict.ts';
 
 expect.extend({
+  /**
+   * Passes unless the invariant's verdict is an error (error-severity violations beyond any
+   * threshold, or a check that could not run). The message is plain text, the violating rows in
+   * full: it ends up in terminals and CI logs, where colour codes are noise.
+   */
   toHoldInvariant(received: InvariantResult) {
-    if (received.error !== undefined) {
-      return { pass: false, message: () => `${received.id}: the check could not run: ${received.error}` };
-    }
-    return {
-      pass: received.violations === 0,
-      message: () => (received.violations === 0 ? `${received.id} holds` : violationTable(received)),
-    };
+    const pass = verdictOf(received) !== 'error';
+    return { pass, message: () => (pass ? `${received.id} holds` : detailText(received)) };
   },
 });
 
 declare module 'vitest' {
   interface Matchers<T = any> {
-    /** Passes when the invariant's check ran and found no unwaived violation. */
+    /** Passes when the invariant's check ran and found no error-severity violation beyond its thresholds. */
     toHoldInvariant(): T;
   }
 }

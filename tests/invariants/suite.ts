@@ -1,7 +1,8 @@
 import { describe, expect, inject, test } from 'vitest';
-import { CATALOG } from '../../src/invariants/index.ts';
+import { ALL_CHECKS } from '../../src/invariants/index.ts';
 import type { Family, Findings } from '../../src/invariants/types.ts';
 import { parseFindings } from '../../src/outputs.ts';
+import { oneLineSummary, verdictOf } from '../../src/verdict.ts';
 import './matcher.ts';
 
 function providedFindings(): Findings {
@@ -9,22 +10,25 @@ function providedFindings(): Findings {
 }
 
 /**
- * One Vitest test per invariant of a family, asserting the audit's result for it. A skipped
- * invariant (its table is not in the export) is reported as skipped with the reason; a waived
- * one passes with an annotation naming how many violations the waivers cover.
+ * One Vitest test per invariant of a family, asserting the audit's verdict for it: the same
+ * verdict as the exit code and junit.xml. A skipped invariant is skipped with the reason; a
+ * warning, a waiver or a count within thresholds passes with an annotation saying so.
  */
 export function describeFamily(family: Family): void {
   const findings = providedFindings();
   describe(family, () => {
-    for (const inv of CATALOG.filter((i) => i.family === family)) {
+    for (const inv of ALL_CHECKS.filter((i) => i.family === family)) {
       test(inv.id, async (ctx) => {
         const result = findings.invariants.find((r) => r.id === inv.id);
         if (!result) throw new Error(`${inv.id}: no result in the findings`);
-        if (result.status === 'skipped') {
+        const verdict = verdictOf(result);
+        if (verdict === 'skip') {
           ctx.skip(result.skipped_reason ?? 'skipped');
           return;
         }
-        if (result.waived_violations > 0) await ctx.annotate(`${result.waived_violations} violation(s) waived by config`);
+        if (verdict === 'warn') await ctx.annotate(`WARNING: ${oneLineSummary(result)}`, 'warning');
+        else if (result.waived_violations > 0) await ctx.annotate(`${result.waived_violations} violation(s) waived by config`, 'notice');
+        else if (result.threshold?.outcome === 'tolerated') await ctx.annotate(`${oneLineSummary(result)}`, 'notice');
         expect(result).toHoldInvariant();
       });
     }

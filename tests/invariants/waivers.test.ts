@@ -1,0 +1,3 @@
+import { describeFamily } from './suite.ts';
+
+describeFamily('waivers');
