@@ -7,7 +7,7 @@ import { formatInstant, formatMoney } from './report/format.ts';
 import { resolveInside, safeFileName } from './report/paths.ts';
 import { isNarrowed, type Scope } from './scope.ts';
 import { isoSql, sqlString } from './sql.ts';
-import { MONEY_ITEM_SQL } from './triage.ts';
+import { MONEY_ITEM_SQL } from './money.ts';
 
 /**
  * Customer-facing summaries: what a support engineer can send a tenant. One line per money

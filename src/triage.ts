@@ -173,39 +173,6 @@ export async function followUps(db: Db, table = 'violations'): Promise<FollowUpG
   return groups;
 }
 
-// --- money, each movement once --------------------------------------------------------------
-
-/**
- * The key of the money movement a violation prices (CONTRACT.md §3, last paragraph): its usage
- * record, else its payment session, else its ledger entry; violations pricing nothing of these
- * are their own item.
- */
-export const MONEY_ITEM_SQL = `coalesce('usage_record:' || usage_record_id, 'payment_session:' || payment_session_id,
-  'ledger_entry:' || ledger_entry_id, 'violation:' || invariant_id || ':' || entity_id)`;
-
-export interface DedupedMoney {
-  error: Record<string, bigint>;
-  warn: Record<string, bigint>;
-}
-
-/**
- * Money at stake with each money movement counted once, at the largest amount any of its
- * violations prices it at, per currency; error and warning money apart. Minimal on purpose:
- * the shared de-duplicated total of the findings (issue 13) supersedes it.
- */
-export async function dedupedMoney(db: Db, table = 'violations'): Promise<DedupedMoney> {
-  const rows = await db.all<{ severity: 'error' | 'warn'; currency: string; amount: bigint }>(
-    `SELECT severity, currency, sum(amount)::BIGINT AS amount FROM (
-       SELECT severity, currency, max(amount_minor) AS amount FROM ${table}
-       WHERE NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
-       GROUP BY severity, currency, ${MONEY_ITEM_SQL})
-     GROUP BY ALL ORDER BY severity, currency`,
-  );
-  const out: DedupedMoney = { error: {}, warn: {} };
-  for (const r of rows) out[r.severity][r.currency] = r.amount;
-  return out;
-}
-
 // --- Markdown (summary.md, the incident page's twin) ------------------------------------------
 
 function mdText(text: string): string {

@@ -25,7 +25,7 @@ beforeAll(async () => {
     JSON.stringify({
       links: {
         grafana: 'https://grafana.example/explore?query={query}&from={from_ms}&to={to_ms}',
-        tempo: 'https://tempo.example/trace/{trace_id}?start={from}&end={to}',
+        tempo: 'https://tempo.example/trace/{trace_id}?start={from_iso}&end={to_iso}',
       },
     }),
   );

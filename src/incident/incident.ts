@@ -8,7 +8,7 @@ import { fillLinkTemplate, formatInstant, formatMoney, logqlFor, truncate, type 
 import { resolveInside } from '../report/paths.ts';
 import { renderStandalonePage } from '../report/render.ts';
 import { buildTimeline, TIMELINE_LIMIT, type TimelineIds } from '../snapshot/timeline.ts';
-import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, dedupedMoney, followUpsMarkdown, type BlastRadius, type DedupedMoney, type FollowUpGroup } from '../triage.ts';
+import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown, type BlastRadius, type FollowUpGroup } from '../triage.ts';
 
 /** Logs are searched this far either side of the first and last row of the incident. */
 export const LOG_RANGE_PADDING_MINUTES = 15;
@@ -59,7 +59,8 @@ export interface IncidentModel {
   violationsTotal: number;
   unreadableRows: number;
   blast: BlastRadius & { label: string };
-  money: DedupedMoney;
+  /** Each money movement once (CONTRACT.md §3), error and warning money apart: the findings' totals. */
+  money: { error: Record<string, bigint>; warn: Record<string, bigint> };
   followUps: FollowUpGroup[];
   logs: LogView[];
   customers: Array<{ org: string; lines: Array<{ direction: string; text: string }>; more: number }>;
@@ -185,7 +186,7 @@ export async function runIncident(opts: IncidentOptions): Promise<IncidentResult
       violationsTotal: Number(counts?.n ?? 0n),
       unreadableRows: Number(counts?.unreadable ?? 0n),
       blast: { ...findings.blast_radius, label: BLAST_RADIUS_LABEL[findings.blast_radius.class] },
-      money: await dedupedMoney(db),
+      money: { error: findings.totals.error_amount_minor_by_currency, warn: findings.totals.warn_amount_minor_by_currency },
       followUps: findings.follow_ups,
       logs: logViews(ids, range, run.config.config.links),
       customers: [...byOrg.values()],

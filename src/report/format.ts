@@ -195,12 +195,13 @@ export function fillLinkTemplate(
 ): string | null {
   let missing = false;
   const ms = range ? { from: String(Date.parse(range.from)), to: String(Date.parse(range.to)) } : null;
-  const withRange = template.replace(/\{(from|to)\}/g, (_, name: 'from' | 'to') => {
-    if (!ms) {
+  // {from}/{to} and {from_ms}/{to_ms} are epoch milliseconds (Grafana, Loki); {from_iso}/{to_iso} ISO-8601 (Tempo).
+  const withRange = template.replace(/\{(from|to)(_ms|_iso)?\}/g, (_, name: 'from' | 'to', unit: string | undefined) => {
+    if (!ms || !range) {
       missing = true;
       return '';
     }
-    return ms[name];
+    return unit === '_iso' ? encodeURIComponent(range[name]) : ms[name];
   });
   const href = withRange.replace(/\{(correlation_id|trace_id|query)\}/g, (_, name: 'correlation_id' | 'trace_id' | 'query') => {
     const v = values[name];
@@ -216,7 +217,7 @@ export function fillLinkTemplate(
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
     // A template without {from}/{to} still gets the range, as the from/to (epoch ms) parameters
     // Grafana reads.
-    if (ms && !/\{(from|to)\}/.test(template)) {
+    if (ms && !/\{(from|to)(_ms|_iso)?\}/.test(template)) {
       // Appended as text: re-serialising searchParams would re-encode the query the template built.
       const [base, hash] = [url.href.split('#')[0]!, url.hash];
       return `${base}${url.search ? '&' : '?'}from=${ms.from}&to=${ms.to}${hash}`;
