@@ -1,7 +1,7 @@
 import type { TableName } from './contract/tables.ts';
 import type { Db } from './db.ts';
 import { CATALOG } from './invariants/index.ts';
-import { OWNING_LAYERS, type OwningLayer } from './invariants/types.ts';
+import { BLAST_RADIUS_THRESHOLDS, OWNING_LAYERS, type BlastRadius, type BlastRadiusClass, type FollowUpGroup, type OwningLayer } from './invariants/types.ts';
 import { parseExact } from './json.ts';
 
 /**
@@ -20,33 +20,8 @@ import { parseExact } from './json.ts';
  * - `project`: one project, but more than one app instance, or a violation naming none.
  * - `app_instance`: every violation names the same app instance.
  */
-export const BLAST_RADIUS_THRESHOLDS = {
-  GLOBAL_MIN_TENANTS: 3,
-  GLOBAL_TENANT_SHARE: 0.5,
-  WORKER_LAG_SHARE: 0.8,
-  WORKER_MIN_ROWS: 2,
-} as const;
 
-export type BlastRadiusClass = 'none' | 'unattributed' | 'app_instance' | 'project' | 'tenant' | 'several_tenants' | 'global';
 
-export interface BlastRadius {
-  class: BlastRadiusClass;
-  /** One sentence with the numbers behind the verdict. */
-  reason: string;
-  violations: number;
-  unattributed_violations: number;
-  tenants_affected: number;
-  tenants_in_exports: number;
-  projects_affected: number;
-  violations_without_project: number;
-  app_instances_affected: number;
-  violations_without_app_instance: number;
-  users_affected: number;
-  open_usage_rows: number;
-  lagging_open_usage_rows: number;
-  lagging_tenants: number;
-  thresholds: typeof BLAST_RADIUS_THRESHOLDS;
-}
 
 const ORG_TABLES: readonly TableName[] = ['allocations', 'app_instances', 'usage_records', 'ledger_entries', 'payment_sessions', 'balances'];
 
@@ -121,23 +96,7 @@ export const BLAST_RADIUS_LABEL: Record<BlastRadiusClass, string> = {
 /** Ids listed per task: enough to hand over; violations.csv (owning_layer column) has them all. */
 export const FOLLOW_UP_ID_LIMIT = 20;
 
-export interface FollowUpTask {
-  invariant_id: string;
-  title: string;
-  entity_type: string;
-  violations: number;
-  /** Entity ids to hand over (at most FOLLOW_UP_ID_LIMIT), then how many more. */
-  ids: string[];
-  more_ids: number;
-  correlation_ids: string[];
-}
 
-export interface FollowUpGroup {
-  layer: OwningLayer;
-  description: string;
-  violations: number;
-  tasks: FollowUpTask[];
-}
 
 /** Open violations grouped by owning layer, then invariant, with the ids to hand over. */
 export async function followUps(db: Db, table = 'violations'): Promise<FollowUpGroup[]> {

@@ -2,11 +2,11 @@ import { readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runIncident } from '../src/incident/incident.ts';
 import { fixture } from './helpers/audits.ts';
-import { launchBrowser } from './helpers/browser.ts';
+import { launchBrowser, watch } from './helpers/browser.ts';
 import { tempDir } from './helpers/exports.ts';
 
 /** The incident page in a real headless Chromium: under its CSP, on a phone, and through axe-core. */
@@ -28,16 +28,6 @@ afterAll(async () => {
   await browser?.close();
   if (out) await rm(out, { recursive: true, force: true });
 });
-
-function watch(page: Page): { requests: string[]; errors: string[] } {
-  const seen = { requests: [] as string[], errors: [] as string[] };
-  page.on('request', (r) => seen.requests.push(r.url()));
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') seen.errors.push(m.text());
-  });
-  page.on('pageerror', (e) => seen.errors.push(e.message));
-  return seen;
-}
 
 describe('the incident page in headless Chromium', () => {
   test('renders on a 390 px phone without sideways scrolling, loads nothing, blast radius first', async () => {

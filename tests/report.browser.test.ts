@@ -3,14 +3,14 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports, type AuditRun } from '../src/audit.ts';
 import { parseConfig } from '../src/config.ts';
 import { formatInt, formatMoney } from '../src/report/format.ts';
 import { safeFileName } from '../src/report/paths.ts';
 import { anchorFor, renderReports } from '../src/report/render.ts';
-import { launchBrowser } from './helpers/browser.ts';
+import { launchBrowser, watch } from './helpers/browser.ts';
 
 /**
  * The reports in a real headless Chromium (Debian's, or the one an npm package ships; never a
@@ -28,17 +28,6 @@ let out: string;
 let shots: string;
 const indexUrl = () => pathToFileURL(join(out, 'index.html')).href;
 const orgUrl = (id: string) => pathToFileURL(join(out, 'orgs', `${safeFileName(id)}.html`)).href;
-
-/** Everything the page asks for, and every console error (a CSP refusal shows up there). */
-function watch(page: Page): { requests: string[]; errors: string[] } {
-  const seen = { requests: [] as string[], errors: [] as string[] };
-  page.on('request', (r) => seen.requests.push(r.url()));
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') seen.errors.push(m.text());
-  });
-  page.on('pageerror', (e) => seen.errors.push(e.message));
-  return seen;
-}
 
 beforeAll(async () => {
   browser = await launchBrowser();

@@ -6,7 +6,7 @@ import { CATALOG } from '../src/invariants/index.ts';
 import { OWNING_LAYERS, type OwningLayer } from '../src/invariants/types.ts';
 import { summaryMarkdown, writeAuditOutputs } from '../src/outputs.ts';
 import { safeFileName } from '../src/report/paths.ts';
-import { BLAST_RADIUS_THRESHOLDS } from '../src/triage.ts';
+import { BLAST_RADIUS_THRESHOLDS } from '../src/invariants/types.ts';
 import { auditOnce, fixture } from './helpers/audits.ts';
 import { copyFixture, editFile, tempDir } from './helpers/exports.ts';
 

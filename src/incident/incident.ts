@@ -8,7 +8,8 @@ import { fillLinkTemplate, formatInstant, formatMoney, logqlFor, truncate, type 
 import { resolveInside } from '../report/paths.ts';
 import { renderStandalonePage } from '../report/render.ts';
 import { buildTimeline, TIMELINE_LIMIT, type TimelineIds } from '../snapshot/timeline.ts';
-import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown, type BlastRadius, type FollowUpGroup } from '../triage.ts';
+import type { BlastRadius, FollowUpGroup } from '../invariants/types.ts';
+import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown } from '../triage.ts';
 
 /** Logs are searched this far either side of the first and last row of the incident. */
 export const LOG_RANGE_PADDING_MINUTES = 15;

@@ -1,6 +1,5 @@
 import type { TableName } from '../contract/tables.ts';
 import type { ScopeKey } from '../scope.ts';
-import type { BlastRadius, FollowUpGroup } from '../triage.ts';
 
 export type Severity = 'error' | 'warn';
 
@@ -232,4 +231,51 @@ export interface Findings {
     /** The per-invariant sums added up: overlapping, so larger than the total; a cross-check only. */
     overlapping_amount_minor_by_currency: Record<string, bigint>;
   };
+}
+
+/** The blast-radius rules' thresholds (src/triage.ts applies them; the verdict carries them). */
+export const BLAST_RADIUS_THRESHOLDS = {
+  GLOBAL_MIN_TENANTS: 3,
+  GLOBAL_TENANT_SHARE: 0.5,
+  WORKER_LAG_SHARE: 0.8,
+  WORKER_MIN_ROWS: 2,
+} as const;
+
+export type BlastRadiusClass = 'none' | 'unattributed' | 'app_instance' | 'project' | 'tenant' | 'several_tenants' | 'global';
+
+export interface BlastRadius {
+  class: BlastRadiusClass;
+  /** One sentence with the numbers behind the verdict. */
+  reason: string;
+  violations: number;
+  unattributed_violations: number;
+  tenants_affected: number;
+  tenants_in_exports: number;
+  projects_affected: number;
+  violations_without_project: number;
+  app_instances_affected: number;
+  violations_without_app_instance: number;
+  users_affected: number;
+  open_usage_rows: number;
+  lagging_open_usage_rows: number;
+  lagging_tenants: number;
+  thresholds: typeof BLAST_RADIUS_THRESHOLDS;
+}
+
+export interface FollowUpTask {
+  invariant_id: string;
+  title: string;
+  entity_type: string;
+  violations: number;
+  /** Entity ids to hand over (at most FOLLOW_UP_ID_LIMIT), then how many more. */
+  ids: string[];
+  more_ids: number;
+  correlation_ids: string[];
+}
+
+export interface FollowUpGroup {
+  layer: OwningLayer;
+  description: string;
+  violations: number;
+  tasks: FollowUpTask[];
 }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import sparticuz from '@sparticuz/chromium';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Debian's browser when the machine has it (CI installs nothing for it, but uses it if there). */
 const SYSTEM_CHROMIUM = '/usr/bin/chromium';
@@ -21,4 +21,15 @@ const QUIET = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', 
 export async function launchBrowser(): Promise<Browser> {
   const executablePath = existsSync(SYSTEM_CHROMIUM) ? SYSTEM_CHROMIUM : await sparticuz.executablePath();
   return chromium.launch({ executablePath, args: QUIET });
+}
+
+/** Everything a page asks for, and every console error (a CSP refusal shows up there). */
+export function watch(page: Page): { requests: string[]; errors: string[] } {
+  const seen = { requests: [] as string[], errors: [] as string[] };
+  page.on('request', (r) => seen.requests.push(r.url()));
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') seen.errors.push(m.text());
+  });
+  page.on('pageerror', (e) => seen.errors.push(e.message));
+  return seen;
 }
