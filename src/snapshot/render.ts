@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import ejs from 'ejs';
 import { detailLine, formatInstant, formatMoney, truncate } from '../report/format.ts';
-import type { DiffDocument, MoneyByCurrency } from './diff.ts';
+import type { DiffDocument, MoneyByCurrency } from './diff-document.ts';
 import { describeScope } from './manifest.ts';
 
 /** Rows shown per section of diff.html; diff.json always has every one. */
