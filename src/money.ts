@@ -1,5 +1,4 @@
 import type { Db } from './db.ts';
-import { ISO_4217_EXPONENT } from './report/format.ts';
 import { sqlString } from './sql.ts';
 
 /**
@@ -17,6 +16,18 @@ import { sqlString } from './sql.ts';
  * Waived violations count nowhere, as in the per-invariant sums. Everything is summed in DuckDB
  * as HUGEINT and reaches JavaScript as bigint.
  */
+
+/**
+ * ISO 4217 minor-unit exponents that are not 2 (ISO 4217 list one, 2024). Written out rather
+ * than taken from ICU, whose CLDR data rounds some currencies differently from the standard
+ * (e.g. ISK, IDR); any other 3-letter code has 2.
+ */
+export const ISO_4217_EXPONENT: Readonly<Record<string, number>> = {
+  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0,
+  VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
+  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
+  CLF: 4, UYW: 4,
+};
 
 /** The money item a violation prices: `usage_record:ur_1`, `payment_session:ps_2`, `ledger_entry:le_3`, or its own identity. */
 export const MONEY_ITEM_SQL = `coalesce(

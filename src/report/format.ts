@@ -3,17 +3,7 @@
  * escape it with `<%=` like any other data value.
  */
 
-/**
- * ISO 4217 minor-unit exponents that are not 2 (ISO 4217 list one, 2024). Written out rather
- * than taken from ICU, whose CLDR data rounds some currencies differently from the standard
- * (e.g. ISK, IDR); any other 3-letter code has 2.
- */
-export const ISO_4217_EXPONENT: Readonly<Record<string, number>> = {
-  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0,
-  VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
-  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
-  CLF: 4, UYW: 4,
-};
+import { ISO_4217_EXPONENT } from '../money.ts';
 
 /** Minor-unit exponent of an ISO-4217 code (JPY 0, USD 2, BHD 3); 2 for anything unknown. */
 export function fractionDigits(currency: string): number {
