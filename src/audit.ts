@@ -6,15 +6,9 @@ import { parseExact } from './json.ts';
 import { firstRowPerKey, isoSql, sqlString } from './sql.ts';
 import { ALL_CHECKS } from './invariants/index.ts';
 import { createInvariantContext } from './invariants/setup.ts';
-import {
-  VIOLATION_COLUMNS,
-  type Findings,
-  type Invariant,
-  type InvariantResult,
-  type OwnerRule,
-  type Severity,
-  type Violation,
-} from './invariants/types.ts';
+import { VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
+import type { Findings, InvariantResult, Violation } from './findings/types.ts';
+import type { Invariant, OwnerRule } from './invariants/types.ts';
 import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
 import { applyScopeTo, normaliseScope, scopeRecord, validateScopeAgainstExports, type Scope, type ScopeKey } from './scope.ts';
 import { blastRadius, followUps } from './triage.ts';
@@ -79,8 +73,6 @@ export interface AuditRun {
   /** Rows per loaded table, the denominator of percentage thresholds. */
   tableRows: Partial<Record<TableName, number>>;
 }
-
-const VIOLATIONS_DDL = `CREATE OR REPLACE TABLE violations (${VIOLATION_COLUMNS.map((c) => `${c.name} ${c.sql}`).join(', ')})`;
 
 /** Same rules as the loaders: a text instant the contract accepts, read as UTC. */
 async function normaliseAsOf(db: Db, asOf: string, flag = '--as-of'): Promise<string> {

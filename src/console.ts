@@ -1,4 +1,4 @@
-import type { Findings, InvariantResult } from './invariants/types.ts';
+import type { Findings, InvariantResult } from './findings/types.ts';
 import { formatMoneyByCurrency } from './report/format.ts';
 import { oneLineSummary, tallyText, verdictOf, type Verdict } from './verdict.ts';
 

@@ -5,7 +5,7 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditRun } from './audit.ts';
 import { UsageError } from './errors.ts';
-import type { Findings, InvariantStatus, PreviousRun } from './invariants/types.ts';
+import type { Findings, InvariantStatus, PreviousRun } from './findings/types.ts';
 import { isoSql } from './sql.ts';
 import { parseFindings } from './outputs.ts';
 import { verdictOf } from './verdict.ts';

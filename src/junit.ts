@@ -1,4 +1,4 @@
-import type { Findings, InvariantResult } from './invariants/types.ts';
+import type { Findings, InvariantResult } from './findings/types.ts';
 import { detailText, oneLineSummary, verdictOf } from './verdict.ts';
 
 /** What Vitest reported for one invariant's test. */

@@ -1,6 +1,7 @@
 import { stringify } from 'lossless-json';
 import type { Limit } from './config.ts';
-import type { Findings, InvariantResult, Severity, Violation } from './invariants/types.ts';
+import type { Findings, InvariantResult, Violation } from './findings/types.ts';
+import type { Severity } from './contract/violations.ts';
 import { detailLine, formatMoney, formatMoneyByCurrency } from './report/format.ts';
 
 /**

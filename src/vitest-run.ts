@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Reporter, TestCase } from 'vitest/node';
 import { startVitest } from 'vitest/node';
 import { DatabaseError } from './errors.ts';
-import type { Findings } from './invariants/types.ts';
+import type { Findings } from './findings/types.ts';
 import { junitXml, type CaseOutcome } from './junit.ts';
 import { findingsJson } from './outputs.ts';
 import { verdictOf } from './verdict.ts';

@@ -2,13 +2,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { LosslessNumber, stringify } from 'lossless-json';
 import { auditExports, exitCodeFor, toViolation } from '../audit.ts';
 import { customerItems, customerSentence } from '../customer.ts';
-import type { Findings, Violation } from '../invariants/types.ts';
+import type { BlastRadius, Findings, FollowUpGroup, Violation } from '../findings/types.ts';
 import { writeAuditOutputs } from '../outputs.ts';
 import { fillLinkTemplate, formatInstant, formatMoney, logqlFor, truncate, type IdKind, type LinkTemplates, type ObservabilityLink } from '../report/format.ts';
 import { resolveInside } from '../report/paths.ts';
 import { renderStandalonePage } from '../report/render.ts';
 import { buildTimeline, TIMELINE_LIMIT, type TimelineIds } from '../snapshot/timeline.ts';
-import type { BlastRadius, FollowUpGroup } from '../invariants/types.ts';
 import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown } from '../triage.ts';
 
 /** Logs are searched this far either side of the first and last row of the incident. */

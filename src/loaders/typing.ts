@@ -3,14 +3,7 @@ import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { InputError } from '../errors.ts';
 import { sqlString } from '../sql.ts';
-
-/** Rows that could not be typed: the `contract.rejected_row` invariant reads this table. */
-export const REJECTS_TABLE = 'recon_rejects';
-
-export const REJECTS_DDL = `CREATE TABLE IF NOT EXISTS ${REJECTS_TABLE} (
-  table_name VARCHAR, file VARCHAR, line BIGINT,
-  problems STRUCT("column" VARCHAR, "value" VARCHAR, message VARCHAR)[]
-)`;
+import { REJECTS_TABLE } from '../contract/rejects.ts';
 
 const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT', 'UHUGEINT']);
 const TIMESTAMP_TYPES = new Set(['TIMESTAMP', 'TIMESTAMP WITH TIME ZONE', 'TIMESTAMP_S', 'TIMESTAMP_MS', 'TIMESTAMP_NS']);

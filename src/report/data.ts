@@ -1,6 +1,6 @@
 import { listValue, type DuckDBListValue } from '@duckdb/node-api';
 import type { Db } from '../db.ts';
-import type { Violation } from '../invariants/types.ts';
+import type { Violation } from '../findings/types.ts';
 import { moneyItemsSql, moneyTotalsSql } from '../money.ts';
 
 /**

@@ -6,7 +6,7 @@ import ejs from 'ejs';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { CATALOG } from '../invariants/index.ts';
-import type { Findings } from '../invariants/types.ts';
+import type { Findings } from '../findings/types.ts';
 import { parseExact } from '../json.ts';
 import { barChart, type BarDatum, type Chart } from './charts.ts';
 import * as data from './data.ts';

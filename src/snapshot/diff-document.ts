@@ -1,4 +1,4 @@
-import type { Violation } from '../invariants/types.ts';
+import type { Violation } from '../findings/types.ts';
 import type { SnapshotScope } from './manifest.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { InvariantResult } from '../../src/invariants/types.ts';
+import type { InvariantResult } from '../../src/findings/types.ts';
 import { detailText, verdictOf } from '../../src/verdict.ts';
 
 expect.extend({
