@@ -14,7 +14,7 @@ import { applyScopeTo, normaliseScope, scopeRecord, validateScopeAgainstExports,
 import { blastRadius, followUps } from './triage.ts';
 import { narrowToIncident } from './incident/link.ts';
 import type { TimelineIds } from './snapshot/timeline.ts';
-import { moneyTotals } from './money.ts';
+import { moneyTotals } from './findings/money.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
 import { TOOL } from './version.ts';
 import { exitCodeFor, judge, matchesPattern } from './verdict.ts';

@@ -1,5 +1,5 @@
 import type { Findings, InvariantResult } from './findings/types.ts';
-import { formatMoneyByCurrency } from './report/format.ts';
+import { formatMoneyByCurrency } from './findings/format.ts';
 import { oneLineSummary, tallyText, verdictOf, type Verdict } from './verdict.ts';
 
 /** What each verdict prints as, in a CI log line and in the tally. */

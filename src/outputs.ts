@@ -8,8 +8,8 @@ import { writeCustomerSummaries } from './customer.ts';
 import { parseExact } from './json.ts';
 import { describeScope, isNarrowed, normaliseScope } from './scope.ts';
 import { blastRadiusMarkdown, followUpsMarkdown } from './triage.ts';
-import { majorUnitsSql } from './money.ts';
-import { formatMoneyByCurrency } from './report/format.ts';
+import { majorUnitsSql } from './findings/money.ts';
+import { formatMoneyByCurrency } from './findings/format.ts';
 import { exitCodeFor, tallyText, verdictOf, type Verdict } from './verdict.ts';
 
 /** findings.json: bigints are written as JSON integers, never as floats or strings. */

@@ -4,7 +4,7 @@ import { safeFileName } from '../src/report/paths.ts';
 import { describe, expect, test } from 'vitest';
 import { Db } from '../src/db.ts';
 import { snapshotCommand, verifyCommand, type CommandIo } from '../src/snapshot/cli.ts';
-import { sha256File } from '../src/loaders/files.ts';
+import { sha256File } from '../src/shared/hash.ts';
 import type { Manifest } from '../src/snapshot/manifest.ts';
 import { hashTree, tempDir } from './helpers/exports.ts';
 

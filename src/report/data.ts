@@ -1,7 +1,7 @@
 import { listValue, type DuckDBListValue } from '@duckdb/node-api';
 import type { Db } from '../db.ts';
 import type { Violation } from '../findings/types.ts';
-import { moneyItemsSql, moneyTotalsSql } from '../money.ts';
+import { moneyItemsSql, moneyTotalsSql } from '../findings/money.ts';
 
 /**
  * The SQL behind the reports. Every query aggregates or bounds in DuckDB (GROUP BY, window

@@ -17,7 +17,7 @@ import type { DiffSide, CheckResult, CheckName, PersistingViolation, CorrectiveE
 import { describeVerify, verifySnapshot } from './verify.ts';
 import { isoSql, sqlList } from '../sql.ts';
 import { applyScopeTo, scopeRecord, validateScopeAgainstViolations } from '../scope.ts';
-import { moneyItemsSql } from '../money.ts';
+import { moneyItemsSql } from '../findings/money.ts';
 
 const CHECK_ENTITY_LIMIT = 50;
 export const LIST_LIMIT = 10_000;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import ejs from 'ejs';
-import { detailLine, formatInstant, formatMoney, truncate } from '../report/format.ts';
+import { detailLine, formatInstant, formatMoney, truncate } from '../findings/format.ts';
 import type { DiffDocument, MoneyByCurrency } from './diff-document.ts';
 import { describeScope } from './manifest.ts';
 

@@ -1,5 +1,5 @@
-import type { Db } from './db.ts';
-import { sqlString } from './sql.ts';
+import type { Db } from '../db.ts';
+import { sqlString } from '../sql.ts';
 
 /**
  * Money totals that count each money movement once (CONTRACT.md §3). One defect is seen by
