@@ -2,19 +2,19 @@ import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
 import { discoverConfig, durationSeconds, loadConfig, type LoadedConfig } from './config.ts';
 import { Db, type ScratchOptions } from './db.ts';
 import { ConfigError, UsageError, errorMessage } from './errors.ts';
-import { parseExact } from './json.ts';
+import { toViolation } from './findings/io.ts';
 import { firstRowPerKey, isoSql, sqlString } from './sql.ts';
 import { ALL_CHECKS } from './invariants/index.ts';
 import { createInvariantContext } from './invariants/setup.ts';
 import { VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
-import type { Findings, InvariantResult, Violation } from './findings/types.ts';
+import type { Findings, InvariantResult } from './findings/types.ts';
 import type { Invariant, OwnerRule } from './invariants/types.ts';
 import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
 import { applyScopeTo, normaliseScope, scopeRecord, validateScopeAgainstExports, type Scope, type ScopeKey } from './scope.ts';
 import { blastRadius, followUps } from './triage.ts';
 import { narrowToIncident } from './incident/link.ts';
 import type { TimelineIds } from './snapshot/timeline.ts';
-import { moneyTotals } from './findings/money.ts';
+import { atStakeSql, moneyTotals } from './findings/money.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
 import { TOOL } from './version.ts';
 import { exitCodeFor, judge, matchesPattern } from './verdict.ts';
@@ -300,13 +300,6 @@ async function applyWaivers(db: Db, loaded: LoadedConfig, asOf: string, judged: 
   }
 }
 
-/** Converts a row of `violations` as DuckDB returns it into a Violation (detail parsed). */
-export function toViolation(row: Record<string, unknown>): Violation {
-  const v = { ...row } as unknown as Violation & { detail: unknown };
-  v.detail = typeof row['detail'] === 'string' ? parseExact(row['detail']) : row['detail'];
-  return v;
-}
-
 interface Outcome {
   severity: Severity;
   skipped?: string;
@@ -328,7 +321,7 @@ async function buildFindings(
   );
   const money = await db.all<{ invariant_id: string; currency: string; amount: bigint }>(
     `SELECT invariant_id, currency, sum(amount_minor)::HUGEINT AS amount FROM violations
-     WHERE NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
+     WHERE ${atStakeSql()}
      GROUP BY ALL ORDER BY invariant_id, currency`,
   );
   const samples = await db.all(

@@ -8,7 +8,7 @@ import { startVitest } from 'vitest/node';
 import { DatabaseError } from './errors.ts';
 import type { Findings } from './findings/types.ts';
 import { junitXml, type CaseOutcome } from './junit.ts';
-import { findingsJson } from './outputs.ts';
+import { findingsJson } from './findings/io.ts';
 import { verdictOf } from './verdict.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { LosslessNumber, stringify } from 'lossless-json';
-import { auditExports, exitCodeFor, toViolation } from '../audit.ts';
+import { auditExports, exitCodeFor } from '../audit.ts';
+import { toViolation } from '../findings/io.ts';
 import { customerItems, customerSentence } from '../customer.ts';
 import type { BlastRadius, Findings, FollowUpGroup, Violation } from '../findings/types.ts';
 import { writeAuditOutputs } from '../outputs.ts';

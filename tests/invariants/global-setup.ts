@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { TestProject } from 'vitest/node';
 import { auditExports } from '../../src/audit.ts';
-import { findingsJson } from '../../src/outputs.ts';
+import { findingsJson } from '../../src/findings/io.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
