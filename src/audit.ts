@@ -10,10 +10,17 @@ import { VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
 import type { Findings, InvariantResult } from './findings/types.ts';
 import type { Invariant, OwnerRule } from './invariants/types.ts';
 import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
-import { applyScopeTo, normaliseScope, scopeRecord, validateScopeAgainstExports, type Scope, type ScopeKey } from './scope.ts';
+import {
+  applyScopeTo,
+  narrowToIncident,
+  normaliseScope,
+  scopeRecord,
+  validateScopeAgainstExports,
+  type IncidentIds,
+  type Scope,
+  type ScopeKey,
+} from './scope.ts';
 import { blastRadius, followUps } from './triage.ts';
-import { narrowToIncident } from './incident/link.ts';
-import type { TimelineIds } from './snapshot/timeline.ts';
 import { atStakeSql, moneyTotals } from './findings/money.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
 import { TOOL } from './version.ts';
@@ -38,9 +45,9 @@ export interface AuditOptions {
   command?: string;
   /**
    * `recon incident`: instead of the scope, keep the violations of one incident (its ids or
-   * the rows carrying them, src/incident/link.ts); the ids must exist like scope values.
+   * the rows carrying them, narrowToIncident in src/scope.ts); the ids must exist like scope values.
    */
-  incident?: TimelineIds;
+  incident?: IncidentIds;
   /**
    * Where the DuckDB database lives. Default: a scratch file in a temp dir, removed on close,
    * bounded by `memory` (tables beyond the limit spill to disk instead of failing).

@@ -9,7 +9,8 @@ import { fillLinkTemplate, logqlFor, type IdKind, type LinkTemplates, type Obser
 import { formatInstant, formatMoney, truncate } from '../findings/format.ts';
 import { resolveInside } from '../report/paths.ts';
 import { renderStandalonePage } from '../report/render.ts';
-import { buildTimeline, TIMELINE_LIMIT, type TimelineIds } from '../snapshot/timeline.ts';
+import type { IncidentIds } from '../scope.ts';
+import { buildTimeline, TIMELINE_LIMIT } from '../snapshot/timeline.ts';
 import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown } from '../triage.ts';
 
 /** Logs are searched this far either side of the first and last row of the incident. */
@@ -104,7 +105,7 @@ function padded(iso: string, minutes: number): string {
   return new Date(Date.parse(iso) + minutes * 60_000).toISOString().replace('.000Z', 'Z');
 }
 
-function logViews(ids: TimelineIds, range: IncidentModel['range'], templates: LinkTemplates): LogView[] {
+function logViews(ids: IncidentIds, range: IncidentModel['range'], templates: LinkTemplates): LogView[] {
   const out: LogView[] = [];
   const names: Array<[keyof LinkTemplates, string]> = [['grafana', 'Grafana'], ['loki', 'Loki'], ['tempo', 'Tempo']];
   for (const [kind, list] of [['correlation_id', ids.correlationIds], ['trace_id', ids.traceIds]] as const) {
@@ -132,7 +133,7 @@ function logViews(ids: TimelineIds, range: IncidentModel['range'], templates: Li
  * and follow-up tasks, and what to tell each customer.
  */
 export async function runIncident(opts: IncidentOptions): Promise<IncidentResult> {
-  const ids: TimelineIds = { correlationIds: opts.correlationIds, traceIds: opts.traceIds };
+  const ids: IncidentIds = { correlationIds: opts.correlationIds, traceIds: opts.traceIds };
   const run = await auditExports({
     exportsDir: opts.exportsDir,
     ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
