@@ -1,3 +1,4 @@
+import { parseInstant } from './contract/instant.ts';
 import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
 import { discoverConfig, durationSeconds, loadConfig, type LoadedConfig } from './config.ts';
 import { Db, type ScratchOptions } from './db.ts';
@@ -79,17 +80,6 @@ export interface AuditRun {
   timings: { loadMs: number; invariantsMs: Record<string, number> };
   /** Rows per loaded table, the denominator of percentage thresholds. */
   tableRows: Partial<Record<TableName, number>>;
-}
-
-/** Same rules as the loaders: a text instant the contract accepts, read as UTC. */
-async function normaliseAsOf(db: Db, asOf: string, flag = '--as-of'): Promise<string> {
-  const row = await db.one<{ t: string | null }>(
-    `SELECT ${isoSql('TRY_CAST($v AS TIMESTAMPTZ)')} AS t
-     WHERE regexp_full_match($v, '\\d{4}-\\d{2}-\\d{2}([T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?)?([Zz]| ?[+-]\\d{2}(:?\\d{2})?| UTC)?')`,
-    { v: asOf },
-  );
-  if (!row?.t) throw new UsageError(`${flag}: "${asOf}" is not an ISO-8601 instant (e.g. 2026-11-20T12:00:00Z)`);
-  return row.t;
 }
 
 /** The latest timestamp anywhere in the exports, so re-auditing the same files is reproducible. */
@@ -435,6 +425,18 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
   const exclude = opts.exclude ?? [];
   checkPatterns('--select', select);
   checkPatterns('--exclude', exclude);
+  // Instants are read before anything loads: a typo costs nothing, not a whole load.
+  const givenAsOf = opts.asOf ? parseInstant(opts.asOf, '--as-of') : undefined;
+  const window =
+    opts.window && (opts.window.since || opts.window.until)
+      ? {
+          since: opts.window.since ? parseInstant(opts.window.since, '--since') : null,
+          until: opts.window.until ? parseInstant(opts.window.until, '--until') : null,
+        }
+      : undefined;
+  if (window?.since && window.until && Date.parse(window.since) >= Date.parse(window.until)) {
+    throw new UsageError(`--since ${window.since} is not before --until ${window.until}`);
+  }
   const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
   try {
     const loadStarted = performance.now();
@@ -444,19 +446,8 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
     const timings: AuditRun['timings'] = { loadMs: performance.now() - loadStarted, invariantsMs: {} };
     const asked = opts.incident ? { correlation_ids: opts.incident.correlationIds, trace_ids: opts.incident.traceIds } : opts.scope;
     const scope = await validateScopeAgainstExports(db, normaliseScope(asked), load.tables, opts.command ?? 'audit');
-    const asOf = opts.asOf
-      ? await normaliseAsOf(db, opts.asOf)
-      : ((await latestTimestamp(db, load.tables)) ?? (await normaliseAsOf(db, new Date().toISOString())));
-    const window =
-      opts.window && (opts.window.since || opts.window.until)
-        ? {
-            since: opts.window.since ? await normaliseAsOf(db, opts.window.since, '--since') : null,
-            until: opts.window.until ? await normaliseAsOf(db, opts.window.until, '--until') : null,
-          }
-        : undefined;
-    if (window?.since && window.until && Date.parse(window.since) >= Date.parse(window.until)) {
-      throw new UsageError(`--since ${window.since} is not before --until ${window.until}`);
-    }
+    const asOf =
+      givenAsOf ?? (await latestTimestamp(db, load.tables)) ?? parseInstant(new Date().toISOString(), 'the clock');
     const tableRows: Partial<Record<TableName, number>> = {};
     for (const t of load.tables) {
       tableRows[t] = Number((await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${quoteIdent(t)}`))!.n);
