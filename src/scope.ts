@@ -64,6 +64,9 @@ export const SCOPE_OPTIONS_HELP =
   '\n                          (each repeatable: repeats of one flag are a union, different flags intersect;\n' +
   '                          a value found nowhere in the data is an error with the nearest existing values)';
 
+/** The scope flags' names (`org`, `project`, ...). */
+export const SCOPE_FLAGS = SCOPE_DIMENSIONS.map((d) => d.flag) as Array<ScopeDimension['flag']>;
+
 /** The parseArgs option table of the scope flags. */
 export const SCOPE_PARSE_OPTIONS = Object.fromEntries(SCOPE_DIMENSIONS.map((d) => [d.flag, { type: 'string', multiple: true }])) as {
   [D in ScopeDimension as D['flag']]: { type: 'string'; multiple: true };

@@ -1,9 +1,10 @@
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ReconError, UsageError, errorMessage } from '../errors.ts';
+import { parseCommandArgs, type OptionName } from '../cli/options.ts';
+import { parseInstant } from '../contract/instant.ts';
+import { ReconError, UsageError } from '../errors.ts';
 import { diffSnapshots } from './diff.ts';
 import { describeScope } from './manifest.ts';
-import { SCOPE_OPTIONS_HELP, SCOPE_PARSE_OPTIONS, scopeFromArgs } from '../scope.ts';
+import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from '../scope.ts';
 import { createSnapshot } from './snapshot.ts';
 import { describeVerify, verifySnapshot } from './verify.ts';
 
@@ -17,16 +18,6 @@ const defaultIo: CommandIo = {
   stdout: (line) => process.stdout.write(line + '\n'),
   stderr: (line) => process.stderr.write(line + '\n'),
 };
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse<O extends Options>(command: string, argv: string[], options: O, allowPositionals: boolean) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true });
-  } catch (err) {
-    throw new UsageError(`recon ${command}: ${errorMessage(err)} (see recon ${command} --help)`);
-  }
-}
 
 /** Runs a command body: a ReconError (or anything unexpected) is a message on stderr and exit 2. */
 async function guarded(command: string, io: CommandIo, body: () => Promise<number>): Promise<number> {
@@ -42,17 +33,7 @@ async function guarded(command: string, io: CommandIo, body: () => Promise<numbe
   }
 }
 
-const SNAPSHOT_OPTIONS = {
-  exports: { type: 'string' },
-  label: { type: 'string' },
-  out: { type: 'string' },
-  ...SCOPE_PARSE_OPTIONS,
-  'as-of': { type: 'string' },
-  config: { type: 'string' },
-  bigquery: { type: 'string' },
-  engine: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies Options;
+const SNAPSHOT_OPTIONS = ['exports', 'label', 'out', ...SCOPE_FLAGS, 'as-of', 'config', 'bigquery', 'engine', 'help'] as const satisfies readonly OptionName[];
 
 export const SNAPSHOT_HELP = `Usage: recon snapshot --exports DIR --label LABEL --out SNAP [options]
 
@@ -80,7 +61,7 @@ Exit codes as recon audit: 0 no error-severity violation, 1 error-severity viola
 /** `recon snapshot`: returns the exit code (CONTRACT.md §5). */
 export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   return guarded('snapshot', io, async () => {
-    const { values, positionals } = parse('snapshot', argv, SNAPSHOT_OPTIONS, true);
+    const { values, positionals } = parseCommandArgs('snapshot', argv, SNAPSHOT_OPTIONS, true);
     if (values.help) {
       io.stdout(SNAPSHOT_HELP);
       return 0;
@@ -104,7 +85,7 @@ export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo)
       label: values.label!,
       outDir: values.out!,
       ...(values.config !== undefined ? { configPath: values.config } : {}),
-      ...(values['as-of'] !== undefined ? { asOf: values['as-of'] } : {}),
+      ...(values['as-of'] !== undefined ? { asOf: parseInstant(values['as-of'], '--as-of') } : {}),
       scope: scopeFromArgs(values),
       arguments: ['snapshot', ...argv],
     });
@@ -126,11 +107,7 @@ export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo)
   });
 }
 
-const VERIFY_OPTIONS = {
-  exports: { type: 'string' },
-  'manifest-sha256': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies Options;
+const VERIFY_OPTIONS = ['exports', 'manifest-sha256', 'help'] as const satisfies readonly OptionName[];
 
 export const VERIFY_HELP = `Usage: recon verify SNAP [--exports DIR] [--manifest-sha256 HEX]
 
@@ -146,7 +123,7 @@ Exit codes: 0 everything matches, 1 something changed, 2 SNAP has no readable ma
 /** `recon verify`: 0 all hashes match, 1 a file changed/went missing/was added, 2 no readable manifest. */
 export async function verifyCommand(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   return guarded('verify', io, async () => {
-    const { values, positionals } = parse('verify', argv, VERIFY_OPTIONS, true);
+    const { values, positionals } = parseCommandArgs('verify', argv, VERIFY_OPTIONS, true);
     if (values.help) {
       io.stdout(VERIFY_HELP);
       return 0;
@@ -170,12 +147,7 @@ export async function verifyCommand(argv: string[], io: CommandIo = defaultIo): 
   });
 }
 
-const DIFF_OPTIONS = {
-  out: { type: 'string' },
-  ...SCOPE_PARSE_OPTIONS,
-  strict: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies Options;
+const DIFF_OPTIONS = ['out', ...SCOPE_FLAGS, 'strict', 'help'] as const satisfies readonly OptionName[];
 
 export const DIFF_HELP = `Usage: recon diff BEFORE AFTER --out DIR [--strict] [scope options]
 
@@ -201,7 +173,7 @@ Exit codes: 0 no error-severity violation introduced (with --strict: and none pe
 /** `recon diff`: 0/1 per CONTRACT.md §5, 2 when the inputs cannot be compared. */
 export async function diffCommand(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   return guarded('diff', io, async () => {
-    const { values, positionals } = parse('diff', argv, DIFF_OPTIONS, true);
+    const { values, positionals } = parseCommandArgs('diff', argv, DIFF_OPTIONS, true);
     if (values.help) {
       io.stdout(DIFF_HELP);
       return 0;
