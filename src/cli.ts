@@ -14,6 +14,7 @@ import { findingsJson } from './findings/io.ts';
 import { writeAuditOutputs } from './outputs.ts';
 import { renderReports } from './report/render.ts';
 import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from './scope.ts';
+import { progressReporter } from './cli/io.ts';
 import { OPTIONS, parseCommandArgs, type OptionName } from './cli/options.ts';
 import { parseInstant } from './contract/instant.ts';
 import { TOOL } from './version.ts';
@@ -121,14 +122,6 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
     ...(typeof values['temp-dir'] === 'string' ? { tempDir: values['temp-dir'] } : {}),
   };
   return opts;
-}
-
-/** A progress line for long loads, only where a person is watching. */
-export function progressReporter(): AuditOptions['onProgress'] {
-  if (!process.stderr.isTTY) return undefined;
-  return ({ table, file, rows, elapsedMs }) => {
-    process.stderr.write(`\rloading ${table} (${file}): ${rows.toLocaleString('en-US')} rows, ${(elapsedMs / 1000).toFixed(1)}s\x1b[K`);
-  };
 }
 
 const AUDIT_HELP = `Usage: recon audit --exports DIR [--out DIR] [options]

@@ -1,37 +1,13 @@
 import path from 'node:path';
 import { parseCommandArgs, type OptionName } from '../cli/options.ts';
 import { parseInstant } from '../contract/instant.ts';
-import { ReconError, UsageError } from '../errors.ts';
+import { defaultIo, guarded, progressReporter, type CommandIo } from '../cli/io.ts';
+import { UsageError } from '../errors.ts';
 import { diffSnapshots } from './diff.ts';
 import { describeScope } from './manifest.ts';
 import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from '../scope.ts';
 import { createSnapshot } from './snapshot.ts';
 import { describeVerify, verifySnapshot } from './verify.ts';
-
-/** Where a command writes; tests pass their own to capture the text. */
-export interface CommandIo {
-  stdout: (line: string) => void;
-  stderr: (line: string) => void;
-}
-
-const defaultIo: CommandIo = {
-  stdout: (line) => process.stdout.write(line + '\n'),
-  stderr: (line) => process.stderr.write(line + '\n'),
-};
-
-/** Runs a command body: a ReconError (or anything unexpected) is a message on stderr and exit 2. */
-async function guarded(command: string, io: CommandIo, body: () => Promise<number>): Promise<number> {
-  try {
-    return await body();
-  } catch (err) {
-    if (err instanceof ReconError) {
-      io.stderr(err.message.startsWith('recon ') ? err.message : `recon ${command}: ${err.message}`);
-    } else {
-      io.stderr(`recon ${command}: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    }
-    return 2;
-  }
-}
 
 const SNAPSHOT_OPTIONS = ['exports', 'label', 'out', ...SCOPE_FLAGS, 'as-of', 'config', 'bigquery', 'engine', 'help'] as const satisfies readonly OptionName[];
 
@@ -74,11 +50,7 @@ export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo)
     if (missing.length > 0) {
       throw new UsageError(`recon snapshot: ${missing.map((k) => `--${k}`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} required (see recon snapshot --help)`);
     }
-    // A progress line for long loads, only where a person is watching.
-    const onProgress = process.stderr.isTTY
-      ? ({ table, file, rows, elapsedMs }: { table: string; file: string; rows: number; elapsedMs: number }) =>
-          process.stderr.write(`\rloading ${table} (${file}): ${rows.toLocaleString('en-US')} rows, ${(elapsedMs / 1000).toFixed(1)}s\x1b[K`)
-      : undefined;
+    const onProgress = progressReporter();
     const result = await createSnapshot({
       ...(onProgress ? { onProgress } : {}),
       exportsDir: values.exports!,
