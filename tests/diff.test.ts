@@ -6,7 +6,7 @@ import { auditExports } from '../src/audit.ts';
 import { Db } from '../src/db.ts';
 import { writeAuditOutputs } from '../src/outputs.ts';
 import type { CommandIo } from '../src/cli/io.ts';
-import { diffCommand, snapshotCommand } from '../src/snapshot/cli.ts';
+import { diffCommand, snapshotCommand } from '../src/cli/snapshot.ts';
 import { tempDir } from './helpers/exports.ts';
 
 const FIXTURES = path.resolve('fixtures/remediation');

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parse } from 'lossless-json';
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { CommandIo } from '../src/cli/io.ts';
-import { diffCommand, snapshotCommand } from '../src/snapshot/cli.ts';
+import { diffCommand, snapshotCommand } from '../src/cli/snapshot.ts';
 import { copyFixture, editFile, tempDir } from './helpers/exports.ts';
 
 /**

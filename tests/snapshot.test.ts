@@ -4,7 +4,7 @@ import { safeFileName } from '../src/report/paths.ts';
 import { describe, expect, test } from 'vitest';
 import { Db } from '../src/db.ts';
 import type { CommandIo } from '../src/cli/io.ts';
-import { snapshotCommand, verifyCommand } from '../src/snapshot/cli.ts';
+import { snapshotCommand, verifyCommand } from '../src/cli/snapshot.ts';
 import { sha256File } from '../src/shared/hash.ts';
 import type { Manifest } from '../src/snapshot/manifest.ts';
 import { hashTree, tempDir } from './helpers/exports.ts';

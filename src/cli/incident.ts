@@ -1,8 +1,8 @@
 import path from 'node:path';
-import { parseCommandArgs, type OptionName } from '../cli/options.ts';
+import { parseCommandArgs, type OptionName } from './options.ts';
 import { parseInstant } from '../contract/instant.ts';
 import { UsageError } from '../errors.ts';
-import { runIncident } from './incident.ts';
+import { runIncident } from '../incident/incident.ts';
 
 const OPTIONS = ['correlation-id', 'trace-id', 'exports', 'out', 'as-of', 'config', 'help'] as const satisfies readonly OptionName[];
 

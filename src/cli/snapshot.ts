@@ -1,13 +1,13 @@
 import path from 'node:path';
-import { parseCommandArgs, type OptionName } from '../cli/options.ts';
+import { parseCommandArgs, type OptionName } from './options.ts';
 import { parseInstant } from '../contract/instant.ts';
-import { defaultIo, guarded, progressReporter, type CommandIo } from '../cli/io.ts';
+import { defaultIo, guarded, progressReporter, type CommandIo } from './io.ts';
 import { UsageError } from '../errors.ts';
-import { diffSnapshots } from './diff.ts';
-import { describeScope } from './manifest.ts';
+import { diffSnapshots } from '../snapshot/diff.ts';
+import { describeScope } from '../snapshot/manifest.ts';
 import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from '../scope.ts';
-import { createSnapshot } from './snapshot.ts';
-import { describeVerify, verifySnapshot } from './verify.ts';
+import { createSnapshot } from '../snapshot/snapshot.ts';
+import { describeVerify, verifySnapshot } from '../snapshot/verify.ts';
 
 const SNAPSHOT_OPTIONS = ['exports', 'label', 'out', ...SCOPE_FLAGS, 'as-of', 'config', 'bigquery', 'engine', 'help'] as const satisfies readonly OptionName[];
 

@@ -1,4 +1,4 @@
-import { parseCommandArgs, type OptionName } from '../cli/options.ts';
+import { parseCommandArgs, type OptionName } from './options.ts';
 import { errorMessage, ReconError, UsageError } from '../errors.ts';
 import {
   DRIFT_CATALOG,
@@ -10,7 +10,7 @@ import {
   type DriftKind,
   type ExportFormat,
   type GenerateOptions,
-} from './index.ts';
+} from '../generate/index.ts';
 
 const OPTIONS = ['out', 'seed', 'tenants', 'usage-rows', 'format', 'inject', 'as-of', 'help'] as const satisfies readonly OptionName[];
 
