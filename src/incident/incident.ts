@@ -6,7 +6,7 @@ import { customerItems, customerSentence } from '../customer.ts';
 import type { BlastRadius, Findings, FollowUpGroup, Violation } from '../findings/types.ts';
 import { writeAuditOutputs } from '../outputs.ts';
 import { fillLinkTemplate, logqlFor, type IdKind, type LinkTemplates, type ObservabilityLink } from '../report/format.ts';
-import { formatInstant, formatMoney, truncate } from '../findings/format.ts';
+import { detailLine, formatInstant, formatMoney, truncate } from '../findings/format.ts';
 import { resolveInside } from '../report/paths.ts';
 import { renderStandalonePage } from '../report/render.ts';
 import type { IncidentIds } from '../scope.ts';
@@ -184,7 +184,7 @@ export async function runIncident(opts: IncidentOptions): Promise<IncidentResult
       violations: violations.map((v) => ({
         ...v,
         money: formatMoney(v.amount_minor, v.currency),
-        detailText: truncate(stringify(v.detail) ?? '', DETAIL_CHARS),
+        detailText: truncate(detailLine(v.detail, v.currency), DETAIL_CHARS),
       })),
       violationsTotal: Number(counts?.n ?? 0n),
       unreadableRows: Number(counts?.unreadable ?? 0n),
