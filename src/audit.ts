@@ -3,29 +3,25 @@ import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
 import { discoverConfig, durationSeconds, loadConfig, type LoadedConfig } from './config.ts';
 import { Db, type ScratchOptions } from './db.ts';
 import { ConfigError, UsageError, errorMessage } from './errors.ts';
-import { toViolation } from './findings/io.ts';
+import { buildFindings, type Outcome } from './findings/build.ts';
 import { firstRowPerKey, isoSql, sqlString } from './sql.ts';
 import { ALL_CHECKS } from './invariants/index.ts';
 import { createInvariantContext } from './invariants/setup.ts';
-import { VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
-import type { Findings, InvariantResult } from './findings/types.ts';
+import { ENTITY_TABLE, VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
+import type { Findings } from './findings/types.ts';
 import type { Invariant, OwnerRule } from './invariants/types.ts';
 import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
 import {
   applyScopeTo,
   narrowToIncident,
   normaliseScope,
-  scopeRecord,
   validateScopeAgainstExports,
   type IncidentIds,
   type Scope,
   type ScopeKey,
 } from './scope.ts';
-import { blastRadius, followUps } from './triage.ts';
-import { atStakeSql, moneyTotals } from './findings/money.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
-import { TOOL } from './version.ts';
-import { exitCodeFor, judge, matchesPattern } from './verdict.ts';
+import { exitCodeFor, matchesPattern } from './verdict.ts';
 
 export { exitCodeFor };
 
@@ -144,15 +140,6 @@ function checkPatterns(flag: string, patterns: string[]): void {
   const unknown = patterns.filter((p) => !ALL_CHECKS.some((i) => matchesPattern(p, i.id, i.family)));
   if (unknown.length > 0) throw new UsageError(`${flag} ${unknown.join(', ')}: matches no invariant (see recon list)`);
 }
-
-const ENTITY_TABLE: Partial<Record<Invariant['entity'], TableName>> = {
-  allocation: 'allocations',
-  usage_record: 'usage_records',
-  ledger_entry: 'ledger_entries',
-  payment_session: 'payment_sessions',
-  app_instance: 'app_instances',
-  balance: 'balances',
-};
 
 /**
  * Freshness (`contract.stale_export`): the newest timestamp of each configured table against the
@@ -297,117 +284,6 @@ async function applyWaivers(db: Db, loaded: LoadedConfig, asOf: string, judged: 
   }
 }
 
-interface Outcome {
-  severity: Severity;
-  skipped?: string;
-  error?: string;
-}
-
-async function buildFindings(
-  db: Db,
-  loaded: LoadedConfig,
-  asOf: string,
-  scope: Scope,
-  load: LoadResult,
-  outcomes: Map<string, Outcome>,
-  extra: { tableRows: Partial<Record<TableName, number>>; warnError: boolean; window?: { since: string | null; until: string | null } },
-): Promise<Findings> {
-  const counts = await db.all<{ invariant_id: string; open: bigint; waived: bigint }>(
-    `SELECT invariant_id, count(*) FILTER (WHERE NOT waived) AS open, count(*) FILTER (WHERE waived) AS waived
-     FROM violations GROUP BY invariant_id`,
-  );
-  const money = await db.all<{ invariant_id: string; currency: string; amount: bigint }>(
-    `SELECT invariant_id, currency, sum(amount_minor)::HUGEINT AS amount FROM violations
-     WHERE ${atStakeSql()}
-     GROUP BY ALL ORDER BY invariant_id, currency`,
-  );
-  const samples = await db.all(
-    `SELECT * EXCLUDE (rn) FROM (
-       SELECT *, row_number() OVER (PARTITION BY invariant_id ORDER BY waived, entity_id) AS rn FROM violations)
-     WHERE rn <= $n ORDER BY invariant_id, rn`,
-    { n: loaded.config.sample_size },
-  );
-  const allRows = Object.values(extra.tableRows).reduce((a, b) => a + b, 0);
-
-  const invariants: InvariantResult[] = [];
-  for (const inv of ALL_CHECKS) {
-    const outcome = outcomes.get(inv.id)!;
-    const c = counts.find((r) => r.invariant_id === inv.id);
-    const open = Number(c?.open ?? 0n);
-    const waived = Number(c?.waived ?? 0n);
-    const byCurrency: Record<string, bigint> = {};
-    for (const m of money) if (m.invariant_id === inv.id) byCurrency[m.currency] = m.amount;
-    let severity = outcome.severity;
-    let failing = open > 0;
-    let threshold: InvariantResult['threshold'];
-    const rule = loaded.config.invariants[inv.id];
-    if (open > 0 && !outcome.error && (rule?.warn_above || rule?.fail_above)) {
-      const table = ENTITY_TABLE[inv.entity];
-      const judgement = judge(rule, open, byCurrency, table ? (extra.tableRows[table] ?? 0) : allRows);
-      threshold = { outcome: judgement.outcome, reason: judgement.reason };
-      failing = judgement.outcome !== 'tolerated';
-      if (failing) severity = judgement.severity;
-    }
-    if (extra.warnError && severity === 'warn') severity = 'error';
-    if (severity !== outcome.severity) {
-      await db.run(`UPDATE violations SET severity = $severity WHERE invariant_id = $id`, { severity, id: inv.id });
-    }
-    const result: InvariantResult = {
-      id: inv.id,
-      title: inv.title,
-      family: inv.family,
-      severity,
-      entity: inv.entity,
-      status: outcome.skipped ? 'skipped' : outcome.error || failing ? 'fail' : waived > 0 ? 'waived' : 'pass',
-      violations: open,
-      waived_violations: waived,
-      amount_minor_by_currency: byCurrency,
-      sample: samples.filter((s) => s['invariant_id'] === inv.id).map((s) => toViolation({ ...s, severity })),
-    };
-    if (outcome.skipped) result.skipped_reason = outcome.skipped;
-    if (outcome.error) result.error = outcome.error;
-    if (threshold) result.threshold = threshold;
-    if (extra.window && !outcome.skipped) result.window = windowNote(inv);
-    invariants.push(result);
-  }
-
-  // Per-invariant sums overlap (one defect, several angles); kept only as a labelled cross-check.
-  const overlapping: Record<string, bigint> = {};
-  for (const m of money) overlapping[m.currency] = (overlapping[m.currency] ?? 0n) + m.amount;
-  const deduplicated = await moneyTotals(db);
-  const sum = (f: (r: InvariantResult) => number) => invariants.reduce((acc, r) => acc + f(r), 0);
-  return {
-    schema_version: 1,
-    tool: { ...TOOL },
-    as_of: asOf,
-    ...(extra.warnError ? { warn_error: true } : {}),
-    ...(extra.window ? { window: extra.window } : {}),
-    config_sha256: loaded.sha256,
-    scope: scopeRecord(scope, ['orgs', 'app_instances']) as Findings['scope'],
-    blast_radius: await blastRadius(db, load.tables),
-    follow_ups: await followUps(db),
-    inputs: load.inputs,
-    invariants,
-    totals: {
-      invariants: invariants.length,
-      passed: invariants.filter((r) => r.status === 'pass').length,
-      failed: invariants.filter((r) => r.status === 'fail').length,
-      skipped: invariants.filter((r) => r.status === 'skipped').length,
-      waived: invariants.filter((r) => r.status === 'waived').length,
-      errored: invariants.filter((r) => r.error !== undefined).length,
-      violations: sum((r) => r.violations),
-      error_violations: sum((r) => (r.severity === 'error' && r.status === 'fail' ? r.violations : 0)),
-      warn_violations: sum((r) => (r.severity === 'warn' && r.status === 'fail' ? r.violations : 0)),
-      waived_violations: sum((r) => r.waived_violations),
-      amount_minor_by_currency: deduplicated.total,
-      error_amount_minor_by_currency: deduplicated.error,
-      warn_amount_minor_by_currency: deduplicated.warn,
-      money_items: deduplicated.items,
-      overlapping_amount_minor_by_currency: Object.fromEntries(Object.entries(overlapping).sort(([a], [b]) => a.localeCompare(b))),
-    },
-  };
-}
-
 function exportsDirOf(opts: AuditOptions): string {
   if (opts.exportsDir === undefined) throw new UsageError('an audit needs --exports DIR or --bigquery PROJECT.DATASET');
   return opts.exportsDir;
@@ -486,7 +362,7 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
     const findings = await buildFindings(db, config, asOf, scope, load, outcomes, {
       tableRows,
       warnError: opts.warnError ?? false,
-      ...(window ? { window } : {}),
+      ...(window ? { window, windowNote } : {}),
     });
     if (select.length > 0 || exclude.length > 0) findings.selection = { select, exclude };
     return { db, findings, load, config, scope, timings, tableRows };

@@ -1,3 +1,5 @@
+import type { TableName } from './tables.ts';
+
 /**
  * The `violations` table: the line the house is cut at. The catalog writes it, everything after
  * it (findings, outputs, reports, diff, history) reads it. Its columns and vocabulary live here,
@@ -66,3 +68,13 @@ export const VIOLATION_COLUMNS = [
 export type ViolationColumn = (typeof VIOLATION_COLUMNS)[number]['name'];
 
 export const VIOLATIONS_DDL = `CREATE OR REPLACE TABLE violations (${VIOLATION_COLUMNS.map((c) => `${c.name} ${c.sql}`).join(', ')})`;
+
+/** The contract table whose rows an entity type names (a table row, key or source row names none). */
+export const ENTITY_TABLE: Partial<Record<EntityType, TableName>> = {
+  allocation: 'allocations',
+  usage_record: 'usage_records',
+  ledger_entry: 'ledger_entries',
+  payment_session: 'payment_sessions',
+  app_instance: 'app_instances',
+  balance: 'balances',
+};
