@@ -103,7 +103,7 @@ export interface Findings {
     error_violations: number;
     warn_violations: number;
     waived_violations: number;
-    /** Money at stake, each money movement counted once (CONTRACT.md §3; src/money.ts). */
+    /** Money at stake, each money movement counted once (CONTRACT.md §3; src/findings/money.ts). */
     amount_minor_by_currency: Record<string, bigint>;
     /** The part of it priced by error-severity violations. */
     error_amount_minor_by_currency: Record<string, bigint>;

@@ -180,7 +180,7 @@ export async function dropReportTables(db: Db): Promise<void> {
 // --- ranking lists ------------------------------------------------------------------------------
 
 export interface LargestIssue {
-  /** `usage_record:ur_1`, `payment_session:ps_2`, ... (src/money.ts) */
+  /** `usage_record:ur_1`, `payment_session:ps_2`, ... (src/findings/money.ts) */
   item: string;
   currency: string;
   amount: bigint;
@@ -376,7 +376,7 @@ export type ViolationRow = Omit<Violation, 'detail'> & {
 export interface MoneySplit {
   entity: string;
   currency: string;
-  /** Each money movement once (src/money.ts). */
+  /** Each money movement once (src/findings/money.ts). */
   deduplicated: bigint;
   error: bigint;
   warn: bigint;

@@ -242,7 +242,7 @@ async function overlappingMoney(db: Db, inScope: string): Promise<DiffDocument['
 }
 
 /**
- * Table `items`: the money items of both sides (src/money.ts), each priced once per side, with
+ * Table `items`: the money items of both sides (src/findings/money.ts), each priced once per side, with
  * its status: resolved (priced only before), introduced (only after), persisting (both).
  */
 async function matchMoneyItems(db: Db, inScope: string): Promise<void> {
