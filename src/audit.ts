@@ -21,7 +21,7 @@ import {
   type ScopeKey,
 } from './scope.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
-import { exitCodeFor, matchesPattern } from './verdict.ts';
+import { exitCodeFor, matchesPattern } from './findings/verdict.ts';
 
 export { exitCodeFor };
 

@@ -10,7 +10,7 @@ import { atStakeSql } from './findings/money.ts';
 import type { Findings, InvariantStatus, PreviousRun } from './findings/types.ts';
 import { isoSql } from './sql.ts';
 import { parseFindings } from './findings/io.ts';
-import { verdictOf } from './verdict.ts';
+import { verdictOf } from './findings/verdict.ts';
 
 /**
  * The history of nightly audits: a folder of Parquet files, one pair per run, so a CI job can

@@ -6,10 +6,10 @@ import type { Findings, InvariantResult } from './findings/types.ts';
 import { writeCustomerSummaries } from './customer.ts';
 import { findingsJson } from './findings/io.ts';
 import { describeScope, isNarrowed, normaliseScope } from './scope.ts';
-import { blastRadiusMarkdown, followUpsMarkdown } from './triage.ts';
+import { blastRadiusMarkdown, followUpsMarkdown } from './findings/triage.ts';
 import { majorUnitsSql } from './findings/money.ts';
 import { formatMoneyByCurrency } from './findings/format.ts';
-import { exitCodeFor, tallyText, verdictOf, type Verdict } from './verdict.ts';
+import { exitCodeFor, tallyText, verdictOf, type Verdict } from './findings/verdict.ts';
 
 const VERDICT_MARK: Record<Verdict, string> = {
   pass: 'pass',

@@ -9,7 +9,7 @@ import { DatabaseError } from './errors.ts';
 import type { Findings } from './findings/types.ts';
 import { junitXml, type CaseOutcome } from './junit.ts';
 import { findingsJson } from './findings/io.ts';
-import { verdictOf } from './verdict.ts';
+import { verdictOf } from './findings/verdict.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

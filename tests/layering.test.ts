@@ -18,7 +18,7 @@ const LAYERS: ReadonlyArray<{ name: string; files: readonly RegExp[] }> = [
   // The catalog and what it runs over: invariants, their context, scope narrowing of violations.
   { name: 'engine', files: [/^src\/invariants\//, /^src\/scope\.ts$/] },
   // Findings built from the violations table, read back, judged and priced.
-  { name: 'findings', files: [/^src\/findings\//, /^src\/(verdict|triage)\.ts$/] },
+  { name: 'findings', files: [/^src\/findings\//] },
   // Orchestration: source -> engine -> violations -> findings.
   { name: 'audit', files: [/^src\/audit\.ts$/] },
   // Everything that reads findings and violations: files, reports, snapshots, diff, incident, history.

@@ -6,7 +6,7 @@ import { Db } from '../src/db.ts';
 import { majorUnitsSql, moneyItems } from '../src/findings/money.ts';
 import { summaryMarkdown } from '../src/outputs.ts';
 import { minorToDecimal } from '../src/findings/format.ts';
-import { detailText } from '../src/verdict.ts';
+import { detailText } from '../src/findings/verdict.ts';
 
 describe('amount_major: exact major units in SQL, the same text as minorToDecimal', () => {
   test('EUR, JPY, BHD, negatives, the BIGINT extremes, no currency', async () => {

@@ -86,7 +86,7 @@ export interface Findings {
   config_sha256: string;
   /** `orgs` and `app_instances` always; every other dimension of src/scope.ts only when it narrows. */
   scope: { orgs: string[]; app_instances: string[] } & Partial<Record<ScopeKey, string[]>>;
-  /** How far the open violations spread, with the numbers behind the verdict (src/triage.ts). */
+  /** How far the open violations spread, with the numbers behind the verdict (src/findings/triage.ts). */
   blast_radius: BlastRadius;
   /** Open violations grouped by the layer that owns the fix, with the ids to hand over. */
   follow_ups: FollowUpGroup[];
@@ -116,7 +116,7 @@ export interface Findings {
   };
 }
 
-/** The blast-radius rules' thresholds (src/triage.ts applies them; the verdict carries them). */
+/** The blast-radius rules' thresholds (src/findings/triage.ts applies them; the verdict carries them). */
 export const BLAST_RADIUS_THRESHOLDS = {
   GLOBAL_MIN_TENANTS: 3,
   GLOBAL_TENANT_SHARE: 0.5,

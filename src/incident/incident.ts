@@ -11,7 +11,7 @@ import { resolveInside } from '../report/paths.ts';
 import { renderStandalonePage } from '../report/render.ts';
 import type { IncidentIds } from '../scope.ts';
 import { buildTimeline, TIMELINE_LIMIT } from '../snapshot/timeline.ts';
-import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown } from '../triage.ts';
+import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown } from '../findings/triage.ts';
 
 /** Logs are searched this far either side of the first and last row of the incident. */
 export const LOG_RANGE_PADDING_MINUTES = 15;

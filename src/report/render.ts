@@ -15,7 +15,7 @@ import { logQueries, violationTimeRange, type LinkTemplates, type LogQuery } fro
 import { resolveInside, safeFileName } from './paths.ts';
 import { describeScope, isNarrowed, normaliseScope } from '../scope.ts';
 import { contentSecurityPolicy } from '../shared/html.ts';
-import { BLAST_RADIUS_LABEL } from '../triage.ts';
+import { BLAST_RADIUS_LABEL } from '../findings/triage.ts';
 
 export { safeFileName } from './paths.ts';
 

@@ -3,7 +3,7 @@ import { ALL_CHECKS } from '../../src/invariants/index.ts';
 import type { Family } from '../../src/invariants/types.ts';
 import type { Findings } from '../../src/findings/types.ts';
 import { parseFindings } from '../../src/findings/io.ts';
-import { oneLineSummary, verdictOf } from '../../src/verdict.ts';
+import { oneLineSummary, verdictOf } from '../../src/findings/verdict.ts';
 import './matcher.ts';
 
 function providedFindings(): Findings {
