@@ -10,7 +10,7 @@ import { describe, expect, test } from 'vitest';
  */
 const LAYERS: ReadonlyArray<{ name: string; files: readonly RegExp[] }> = [
   // Helpers with no knowledge of billing: errors, exact JSON, SQL text, the DuckDB session, hashes, the page policy.
-  { name: 'base', files: [/^src\/(errors|json|version|sql|db|out-dir)\.ts$/, /^src\/shared\//] },
+  { name: 'base', files: [/^src\/(errors|json|version|sql|db|out-dir|package-root)\.ts$/, /^src\/shared\//] },
   // What the exports and the violations table are: columns, vocabulary, instants, config.
   { name: 'contract', files: [/^src\/contract\//, /^src\/config\.ts$/] },
   // Exports (files, BigQuery, synthetic) into typed DuckDB tables.

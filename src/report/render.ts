@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import ejs from 'ejs';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
@@ -13,6 +13,7 @@ import type { Money } from './data.ts';
 import { detailFields, formatInstant, formatInt, formatMoney, moneyAsNumber, truncate, type DetailField } from '../findings/format.ts';
 import { logQueries, violationTimeRange, type LinkTemplates, type LogQuery } from './format.ts';
 import { resolveInside, safeFileName } from './paths.ts';
+import { PACKAGE_ROOT } from '../package-root.ts';
 import { describeScope, isNarrowed, normaliseScope } from '../scope.ts';
 import { contentSecurityPolicy } from '../shared/html.ts';
 import { BLAST_RADIUS_LABEL } from '../findings/triage.ts';
@@ -61,7 +62,7 @@ interface FigureView {
 
 // --- templates and assets -----------------------------------------------------------------------
 
-const TEMPLATE_DIR = fileURLToPath(new URL('./templates/', import.meta.url));
+const TEMPLATE_DIR = path.join(PACKAGE_ROOT, 'src', 'report', 'templates');
 
 function readAsset(name: string): string {
   return readFileSync(resolveInside(TEMPLATE_DIR, name), 'utf8');

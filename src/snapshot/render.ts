@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import ejs from 'ejs';
+import { PACKAGE_ROOT } from '../package-root.ts';
 import { detailLine, formatInstant, formatMoney, truncate } from '../findings/format.ts';
 import type { DiffDocument, MoneyByCurrency } from './diff-document.ts';
 import { describeScope } from './manifest.ts';
@@ -8,10 +10,10 @@ import { contentSecurityPolicy } from '../shared/html.ts';
 /** Rows shown per section of diff.html; diff.json always has every one. */
 export const HTML_ROW_LIMIT = 200;
 
-const TEMPLATE = new URL('./templates/diff.ejs', import.meta.url);
-const OWN_CSS = new URL('./templates/diff.css', import.meta.url);
+const TEMPLATE = path.join(PACKAGE_ROOT, 'src', 'snapshot', 'templates', 'diff.ejs');
+const OWN_CSS = path.join(PACKAGE_ROOT, 'src', 'snapshot', 'templates', 'diff.css');
 /** The drift reports' stylesheet: the diff looks like them when it is there. */
-const REPORT_CSS = new URL('../report/templates/style.css', import.meta.url);
+const REPORT_CSS = path.join(PACKAGE_ROOT, 'src', 'report', 'templates', 'style.css');
 
 async function stylesheet(): Promise<string> {
   const own = await readFile(OWN_CSS, 'utf8');
