@@ -5,10 +5,10 @@ import { Writable } from 'node:stream';
 import type { Reporter, TestCase } from 'vitest/node';
 import { startVitest } from 'vitest/node';
 import { DatabaseError } from './errors.ts';
-import type { Findings } from './invariants/types.ts';
+import type { Findings } from './findings/types.ts';
 import { junitXml, type CaseOutcome } from './junit.ts';
-import { findingsJson } from './outputs.ts';
-import { verdictOf } from './verdict.ts';
+import { findingsJson } from './findings/io.ts';
+import { verdictOf } from './findings/verdict.ts';
 import { PACKAGE_ROOT as ROOT } from './package-root.ts';
 
 

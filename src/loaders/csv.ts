@@ -6,7 +6,7 @@ import { InputError, errorMessage } from '../errors.ts';
 import { mapCsvLines, type LineAccount } from './csv-lines.ts';
 import type { SourceFile } from './discover.ts';
 import { openDecompressed } from './files.ts';
-import { REJECTS_TABLE } from './typing.ts';
+import { REJECTS_TABLE } from '../contract/rejects.ts';
 
 /** The header record, read by csv-parse before DuckDB reads the body; null for an empty file. */
 export async function readCsvHeader(file: string): Promise<string[] | null> {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -40,10 +39,4 @@ export async function verifyGzip(file: string, rel: string): Promise<void> {
         : 'corrupt gzip data';
     throw new InputError(`${rel}: ${hint}: ${why}`, { cause: err });
   }
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash);
-  return hash.digest('hex');
 }

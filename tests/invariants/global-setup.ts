@@ -26,7 +26,7 @@ export default async function setup(project: TestProject): Promise<void> {
   // Imported here, not above: `recon audit` starts this suite after every audit, and the audit's
   // module graph (loaders, DuckDB, the BigQuery client) would only slow that start.
   const { auditExports } = await import('../../src/audit.ts');
-  const { findingsJson } = await import('../../src/outputs.ts');
+  const { findingsJson } = await import('../../src/findings/io.ts');
   // The same knobs as `recon audit`, as environment variables (README: "Environment").
   const list = (name: string) => (process.env[name] ? process.env[name].split(',').map((p) => p.trim()).filter(Boolean) : undefined);
   const select = list('RECON_SELECT');
