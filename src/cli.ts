@@ -15,7 +15,7 @@ import { writeAuditOutputs } from './outputs.ts';
 import { renderReports } from './report/render.ts';
 import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from './scope.ts';
 import { progressReporter } from './cli/io.ts';
-import { OPTIONS, parseCommandArgs, type OptionName } from './cli/options.ts';
+import { OPTIONS, bigquerySourceFrom, parseCommandArgs, type OptionName } from './cli/options.ts';
 import { parseInstant } from './contract/instant.ts';
 import { TOOL } from './version.ts';
 import { runInvariantSuite } from './vitest-run.ts';
@@ -85,18 +85,9 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
     exclude: patterns(values.exclude),
     warnError: values['warn-error'] === true,
   };
-  if (typeof values.bigquery === 'string') {
-    if (values.exports !== undefined) throw new UsageError(`recon ${command}: give --exports DIR or --bigquery PROJECT.DATASET, not both`);
-    const maxBytes = values['max-bytes-billed'];
-    if (typeof maxBytes === 'string' && !/^[1-9][0-9]*$/.test(maxBytes)) {
-      throw new UsageError(`recon ${command}: --max-bytes-billed: "${maxBytes}" is not a whole number of bytes`);
-    }
-    opts.bigquery = {
-      dataset: values.bigquery,
-      ...(typeof values['bigquery-endpoint'] === 'string' ? { endpoint: values['bigquery-endpoint'] } : {}),
-      ...(typeof maxBytes === 'string' ? { maxBytesBilled: BigInt(maxBytes) } : {}),
-      log: (line) => process.stderr.write(`${line}\n`),
-    };
+  const bigquery = bigquerySourceFrom(command, values);
+  if (bigquery) {
+    opts.bigquery = bigquery;
   } else if (typeof values.exports === 'string') {
     opts.exportsDir = values.exports;
   } else if (process.env['RECON_EXPORTS']) {

@@ -1,12 +1,14 @@
 import { readdirSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { parse } from 'csv-parse/sync';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports } from '../src/audit.ts';
 import { startLocalBigQuery, type LocalBigQuery } from '../src/bigquery-local.ts';
-import type { Db } from '../src/db.ts';
+import { snapshotCommand, verifyCommand } from '../src/cli/snapshot.ts';
+import { Db } from '../src/db.ts';
 import type { BigQuerySource } from '../src/loaders/bigquery.ts';
-import { copyFixture, editFile } from './helpers/exports.ts';
+import { copyFixture, editFile, tempDir } from './helpers/exports.ts';
 
 /**
  * `--bigquery` through the real `@google-cloud/bigquery` client, against the repository's own
@@ -210,6 +212,56 @@ describe('errors a user will meet say what to do, and stop the audit (exit 2)', 
     } finally {
       if (saved === undefined) delete process.env['GOOGLE_APPLICATION_CREDENTIALS'];
       else process.env['GOOGLE_APPLICATION_CREDENTIALS'] = saved;
+    }
+  });
+});
+
+describe('recon snapshot --bigquery', () => {
+  test('keeps the same violations and evidence rows as a snapshot of the files; verify passes, and refuses to re-hash a dataset as a folder', async () => {
+    const dir = path.join(FIXTURES, 'demo');
+    const bq = await startLocalBigQuery({ exportsDir: dir });
+    const said: string[] = [];
+    const io = { stdout: (l: string) => void said.push(l), stderr: (l: string) => void said.push(l) };
+    const work = await tempDir('recon-bq-snapshot-');
+    try {
+      const [fromWarehouse, fromFiles] = [path.join(work, 'bq'), path.join(work, 'files')];
+      const dataset = `${bq.projectId}.${bq.datasetId}`;
+      expect(await snapshotCommand(['--bigquery', dataset, '--bigquery-endpoint', bq.url, '--label', 'INC-1 before', '--out', fromWarehouse], io)).toBe(1);
+      expect(await snapshotCommand(['--exports', dir, '--label', 'INC-1 before', '--out', fromFiles], io)).toBe(1);
+
+      const pairs = async (snap: string) =>
+        (parse(await readFile(path.join(snap, 'violations.csv')), { columns: true }) as Array<Record<string, string>>)
+          .filter((r) => r['invariant_id'] !== 'contract.rejected_row')
+          .map((r) => `${r['invariant_id']} ${r['entity_id']}`)
+          .sort();
+      expect(await pairs(fromWarehouse)).toEqual(await pairs(fromFiles));
+      const evidenceRows = async (snap: string) => {
+        const db = await Db.open();
+        try {
+          const files = (await readdir(path.join(snap, 'evidence'))).sort();
+          const counts: Array<[string, bigint]> = [];
+          for (const f of files) counts.push([f, (await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM read_parquet($p)`, { p: path.join(snap, 'evidence', f) }))!.n]);
+          return counts;
+        } finally {
+          db.close();
+        }
+      };
+      expect(await evidenceRows(fromWarehouse)).toEqual(await evidenceRows(fromFiles));
+
+      const manifest = JSON.parse(await readFile(path.join(fromWarehouse, 'manifest.json'), 'utf8')) as { exports_dir: string; inputs: Array<{ source: string; format: string }> };
+      expect(manifest.exports_dir).toBe(`bigquery:${dataset}`);
+      expect(manifest.inputs.every((i) => i.format === 'bigquery' && i.source.startsWith(`bigquery:${dataset}.`))).toBe(true);
+
+      said.length = 0;
+      expect(await verifyCommand([fromWarehouse], io)).toBe(0);
+      expect(await verifyCommand([fromWarehouse, '--exports', dir], io)).toBe(2);
+      expect(said.at(-1)).toBe(
+        `recon verify: ${fromWarehouse} was taken from bigquery:${dataset}, not from files; --exports cannot re-hash its inputs (the manifest keeps a sha256 of the rows as they were read)`,
+      );
+      expect(await snapshotCommand(['--bigquery', dataset, '--exports', dir, '--label', 'x', '--out', path.join(work, 'both')], io)).toBe(2);
+      expect(said.at(-1)).toBe('recon snapshot: give --exports DIR or --bigquery PROJECT.DATASET, not both');
+    } finally {
+      await bq.close();
     }
   });
 });

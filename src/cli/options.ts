@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError, errorMessage } from '../errors.ts';
+import type { BigQuerySource } from '../loaders/bigquery.ts';
 import { SCOPE_PARSE_OPTIONS } from '../scope.ts';
 
 /**
@@ -52,4 +53,26 @@ export function parseCommandArgs<const N extends readonly OptionName[]>(command:
   } catch (err) {
     throw new UsageError(`recon ${command}: ${errorMessage(err)} (see recon ${command} --help)`);
   }
+}
+
+/**
+ * `--bigquery PROJECT.DATASET` with its companions, as `audit` and `snapshot` both take them;
+ * undefined without `--bigquery`. Progress goes to stderr.
+ */
+export function bigquerySourceFrom(
+  command: string,
+  values: { exports?: unknown; bigquery?: unknown; 'bigquery-endpoint'?: unknown; 'max-bytes-billed'?: unknown },
+): BigQuerySource | undefined {
+  if (typeof values.bigquery !== 'string') return undefined;
+  if (values.exports !== undefined) throw new UsageError(`recon ${command}: give --exports DIR or --bigquery PROJECT.DATASET, not both`);
+  const maxBytes = values['max-bytes-billed'];
+  if (typeof maxBytes === 'string' && !/^[1-9][0-9]*$/.test(maxBytes)) {
+    throw new UsageError(`recon ${command}: --max-bytes-billed: "${maxBytes}" is not a whole number of bytes`);
+  }
+  return {
+    dataset: values.bigquery,
+    ...(typeof values['bigquery-endpoint'] === 'string' ? { endpoint: values['bigquery-endpoint'] } : {}),
+    ...(typeof maxBytes === 'string' ? { maxBytesBilled: BigInt(maxBytes) } : {}),
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { parseCommandArgs, type OptionName } from './options.ts';
+import { bigquerySourceFrom, parseCommandArgs, type OptionName } from './options.ts';
 import { parseInstant } from '../contract/instant.ts';
 import { defaultIo, guarded, progressReporter, type CommandIo } from './io.ts';
 import { UsageError } from '../errors.ts';
@@ -9,9 +9,9 @@ import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from '../scope.ts';
 import { createSnapshot } from '../snapshot/snapshot.ts';
 import { describeVerify, verifySnapshot } from '../snapshot/verify.ts';
 
-const SNAPSHOT_OPTIONS = ['exports', 'label', 'out', ...SCOPE_FLAGS, 'as-of', 'config', 'bigquery', 'engine', 'help'] as const satisfies readonly OptionName[];
+const SNAPSHOT_OPTIONS = ['exports', 'bigquery', 'bigquery-endpoint', 'max-bytes-billed', 'label', 'out', ...SCOPE_FLAGS, 'as-of', 'config', 'engine', 'help'] as const satisfies readonly OptionName[];
 
-export const SNAPSHOT_HELP = `Usage: recon snapshot --exports DIR --label LABEL --out SNAP [options]
+export const SNAPSHOT_HELP = `Usage: recon snapshot (--exports DIR | --bigquery PROJECT.DATASET) --label LABEL --out SNAP [options]
 
 Runs the audit and keeps tamper-evident evidence in SNAP (a new folder):
   findings.json, violations.csv, violations.parquet, summary.md   the audit outputs, in scope
@@ -24,6 +24,12 @@ Runs the audit and keeps tamper-evident evidence in SNAP (a new folder):
                          every input file and every file in SNAP
 
   --exports DIR           export directory (one source per table, CONTRACT.md §1)
+  --bigquery PROJECT.DATASET
+                          read the tables from BigQuery instead (Application Default
+                          Credentials); the manifest records bigquery:PROJECT.DATASET, and each
+                          input's sha256 is of the rows as read
+  --bigquery-endpoint URL a BigQuery-compatible endpoint, e.g. npm run bigquery:local's
+  --max-bytes-billed N    refuse any BigQuery job that would bill more than N bytes
   --label LABEL           what this snapshot is, e.g. "INC-123 before remediation"
   --out SNAP              snapshot folder; must not exist yet or be empty
 ${SCOPE_OPTIONS_HELP}
@@ -43,17 +49,20 @@ export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo)
       return 0;
     }
     if (positionals.length > 0) throw new UsageError(`recon snapshot: unexpected argument "${positionals[0]}" (see recon snapshot --help)`);
-    if (values.bigquery !== undefined || values.engine !== undefined) {
-      throw new UsageError('recon snapshot: BigQuery sources and --engine bigquery are not available in this build; export the tables to files and use --exports');
+    if (values.engine !== undefined && values.engine !== 'duckdb') {
+      throw new UsageError(
+        `recon snapshot: --engine ${values.engine} is not available in this build: the checks run in DuckDB; --bigquery PROJECT.DATASET reads the tables from BigQuery into it`,
+      );
     }
-    const missing = (['exports', 'label', 'out'] as const).filter((k) => typeof values[k] !== 'string');
+    const bigquery = bigquerySourceFrom('snapshot', values);
+    const missing = ([...(bigquery ? [] : ['exports'] as const), 'label', 'out'] as const).filter((k) => typeof values[k] !== 'string');
     if (missing.length > 0) {
       throw new UsageError(`recon snapshot: ${missing.map((k) => `--${k}`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} required (see recon snapshot --help)`);
     }
     const onProgress = progressReporter();
     const result = await createSnapshot({
       ...(onProgress ? { onProgress } : {}),
-      exportsDir: values.exports!,
+      ...(bigquery ? { bigquery } : { exportsDir: values.exports! }),
       label: values.label!,
       outDir: values.out!,
       ...(values.config !== undefined ? { configPath: values.config } : {}),

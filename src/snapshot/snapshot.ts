@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { auditExports, exitCodeFor, type AuditOptions } from '../audit.ts';
+import type { BigQuerySource } from '../loaders/bigquery.ts';
 import { UsageError } from '../errors.ts';
 import type { Findings } from '../findings/types.ts';
 import { writeAuditOutputs } from '../outputs.ts';
@@ -21,7 +22,9 @@ import {
 import { writeTimeline } from './timeline.ts';
 
 export interface SnapshotOptions {
-  exportsDir: string;
+  /** Where the tables come from: an export directory, or a BigQuery dataset read into DuckDB. */
+  exportsDir?: string;
+  bigquery?: BigQuerySource;
   label: string;
   /** The snapshot folder; must not exist yet or be empty. */
   outDir: string;
@@ -81,7 +84,8 @@ export async function createSnapshot(opts: SnapshotOptions): Promise<SnapshotRes
   await ensureFreshFolder(opts.outDir);
 
   const run = await auditExports({
-    exportsDir: opts.exportsDir,
+    ...(opts.bigquery ? { bigquery: opts.bigquery } : {}),
+    ...(opts.exportsDir !== undefined ? { exportsDir: opts.exportsDir } : {}),
     ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
     ...(opts.asOf !== undefined ? { asOf: opts.asOf } : {}),
     scope: asked,
@@ -106,7 +110,9 @@ export async function createSnapshot(opts: SnapshotOptions): Promise<SnapshotRes
       tool: { name: TOOL.name, version: TOOL.version },
       command: { name: 'snapshot', arguments: [...(opts.arguments ?? [])] },
       scope: manifestScope(scope),
-      exports_dir: path.resolve(opts.exportsDir),
+      // A dataset is named as its inputs are (`bigquery:PROJECT.DATASET.TABLE`), so no one
+      // mistakes it for a folder that `recon verify --exports` could re-hash.
+      exports_dir: opts.bigquery ? `bigquery:${opts.bigquery.dataset}` : path.resolve(opts.exportsDir ?? ''),
       config: { source: run.config.source, sha256: findings.config_sha256 },
       findings_schema_version: findings.schema_version,
       hash_algorithm: 'sha256',

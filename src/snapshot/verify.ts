@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { UsageError } from '../errors.ts';
 import { sha256File } from '../shared/hash.ts';
 import { MANIFEST_FILE, hashFolder, readManifest, type Manifest } from './manifest.ts';
 
@@ -73,6 +74,12 @@ export async function verifySnapshot(snapDir: string, opts: VerifyOptions = {}):
     manifest_pinned: opts.expectManifestSha256 !== undefined,
   };
 
+  if (opts.exportsDir !== undefined && manifest.exports_dir.startsWith('bigquery:')) {
+    // Rows read from a live table are not files: there is nothing in a folder to compare them with.
+    throw new UsageError(
+      `recon verify: ${snapDir} was taken from ${manifest.exports_dir}, not from files; --exports cannot re-hash its inputs (the manifest keeps a sha256 of the rows as they were read)`,
+    );
+  }
   if (opts.exportsDir !== undefined) {
     const inputs: InputCheck = { exports_dir: opts.exportsDir, changed: [], missing: [] };
     for (const input of manifest.inputs) {
