@@ -10,11 +10,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { auditExports } from '../src/audit.ts';
 import { DRIFT_KINDS, generateExports, type ExportFormat } from '../src/generate/index.ts';
-import { writeAuditOutputs } from '../src/outputs.ts';
+import { writeAuditOutputs } from '../src/outputs/files.ts';
 import { renderReports } from '../src/report/render.ts';
 import { createSnapshot } from '../src/snapshot/snapshot.ts';
 import { diffSnapshots } from '../src/snapshot/diff.ts';
-import { runInvariantSuite } from '../src/vitest-run.ts';
+import { runInvariantSuite } from '../src/outputs/vitest-run.ts';
 
 const { values } = parseArgs({
   options: { rows: { type: 'string', default: '1000000' }, format: { type: 'string', default: 'csv' }, keep: { type: 'string' } },

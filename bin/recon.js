@@ -30,6 +30,6 @@ if (built !== null && built === sourcesDigest(root)) {
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  cli = await import('../src/cli.ts');
+  cli = await import('../src/cli/main.ts');
 }
 process.exitCode = await cli.main(process.argv.slice(2));

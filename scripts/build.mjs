@@ -11,7 +11,7 @@ const dist = path.join(root, 'dist');
 mkdirSync(dist, { recursive: true });
 const digest = sourcesDigest(root);
 await build({
-  entryPoints: [path.join(root, 'src', 'cli.ts')],
+  entryPoints: [path.join(root, 'src', 'cli', 'main.ts')],
   outfile: path.join(dist, 'recon.mjs'),
   bundle: true,
   platform: 'node',

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, test } from 'vitest';
-import { auditOptionsFrom } from '../src/cli.ts';
+import { auditOptionsFrom } from '../src/cli/main.ts';
 import { Db, defaultMemoryLimit } from '../src/db.ts';
 
 const GiB = 2 ** 30;

@@ -4,7 +4,7 @@ import { parse } from 'lossless-json';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { auditExports } from '../src/audit.ts';
 import { Db } from '../src/db.ts';
-import { writeAuditOutputs } from '../src/outputs.ts';
+import { writeAuditOutputs } from '../src/outputs/files.ts';
 import type { CommandIo } from '../src/cli/io.ts';
 import { diffCommand, snapshotCommand } from '../src/cli/snapshot.ts';
 import { tempDir } from './helpers/exports.ts';

@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, test, vi } from 'vitest';
-import { main } from '../src/cli.ts';
+import { main } from '../src/cli/main.ts';
 import { runIncident, type IncidentResult } from '../src/incident/incident.ts';
 import { pagePolicy } from '../src/report/render.ts';
 import { fixture } from './helpers/audits.ts';

@@ -34,7 +34,7 @@ describe('the bundled CLI', () => {
 
   test('runs: its explain prints exactly what the modules it was built from print', async () => {
     const { stdout } = await exec('node', ['bin/recon.js', 'explain', 'ledger.duplicate_debit']);
-    const { main } = await import('../src/cli.ts');
+    const { main } = await import('../src/cli/main.ts');
     const said: string[] = [];
     const log = vi.spyOn(console, 'log').mockImplementation((m: unknown) => void said.push(`${String(m)}\n`));
     const write = vi.spyOn(process.stdout, 'write').mockImplementation(((chunk: unknown) => said.push(String(chunk)) > 0) as typeof process.stdout.write);

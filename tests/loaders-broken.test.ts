@@ -2,7 +2,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test, vi } from 'vitest';
 import { auditExports } from '../src/audit.ts';
-import { main } from '../src/cli.ts';
+import { main } from '../src/cli/main.ts';
 import { parseConfig } from '../src/config.ts';
 import { copyFixture, editFile, hashTree, tempDir } from './helpers/exports.ts';
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports, type AuditRun } from '../src/audit.ts';
 import { Db } from '../src/db.ts';
 import { majorUnitsSql, moneyItems } from '../src/findings/money.ts';
-import { summaryMarkdown } from '../src/outputs.ts';
+import { summaryMarkdown } from '../src/outputs/files.ts';
 import { minorToDecimal } from '../src/findings/format.ts';
 import { detailText } from '../src/findings/verdict.ts';
 

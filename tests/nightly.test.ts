@@ -229,7 +229,7 @@ describe('console', () => {
   };
 
   test('colour only on a terminal without NO_COLOR; the same lines otherwise', async () => {
-    const { AuditConsole } = await import('../src/console.ts');
+    const { AuditConsole } = await import('../src/outputs/console.ts');
     const findings = audits.run('waivers').findings;
     const lines = (tty: boolean, env: NodeJS.ProcessEnv) => {
       const out = stream(tty);

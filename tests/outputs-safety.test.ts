@@ -3,8 +3,8 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { describe, expect, test, vi } from 'vitest';
 import { auditExports } from '../src/audit.ts';
-import { main } from '../src/cli.ts';
-import { writeAuditOutputs } from '../src/outputs.ts';
+import { main } from '../src/cli/main.ts';
+import { writeAuditOutputs } from '../src/outputs/files.ts';
 import { CLEAN, copyFixture, editFile, exportWith, tempDir } from './helpers/exports.ts';
 
 async function cli(args: string[]): Promise<{ code: number; stderr: string }> {

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports, type AuditRun } from '../src/audit.ts';
-import { writeAuditOutputs } from '../src/outputs.ts';
+import { writeAuditOutputs } from '../src/outputs/files.ts';
 import { renderReports } from '../src/report/render.ts';
 import { diffSnapshots } from '../src/snapshot/diff.ts';
 import { launchBrowser } from './helpers/browser.ts';

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, test, vi } from 'vitest';
 import { auditExports } from '../src/audit.ts';
-import { main } from '../src/cli.ts';
+import { main } from '../src/cli/main.ts';
 import { UsageError } from '../src/errors.ts';
 import { applyScopeTo, normaliseScope, validateScopeAgainstExports } from '../src/scope.ts';
 import { parseFindings } from '../src/findings/io.ts';

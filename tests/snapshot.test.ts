@@ -45,7 +45,7 @@ async function verify(args: string[]) {
 }
 
 const EXPECTED_FILES = [
-  // what to tell each tenant with a wrong charge or credit (src/customer.ts)
+  // what to tell each tenant with a wrong charge or credit (src/outputs/customer.ts)
   `customers/${safeFileName('org_a')}.md`,
   `customers/${safeFileName('org_b')}.md`,
   'evidence/allocations.parquet',

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { stringify } from 'lossless-json';
 import { listValue } from '@duckdb/node-api';
 import type { TableName } from '../contract/tables.ts';
-import { writeCustomerSummaries } from '../customer.ts';
+import { writeCustomerSummaries } from '../outputs/customer.ts';
 import { Db } from '../db.ts';
 import { InputError, errorMessage } from '../errors.ts';
 import { VIOLATION_COLUMNS } from '../contract/violations.ts';

@@ -5,7 +5,7 @@ import { auditExports, exitCodeFor, type AuditOptions } from '../audit.ts';
 import type { BigQuerySource } from '../loaders/bigquery.ts';
 import { UsageError } from '../errors.ts';
 import type { Findings } from '../findings/types.ts';
-import { writeAuditOutputs } from '../outputs.ts';
+import { writeAuditOutputs } from '../outputs/files.ts';
 import type { ScopeKey } from '../scope.ts';
 import { TOOL } from '../version.ts';
 import { writeEvidence, type EvidenceFile } from './evidence.ts';

@@ -3,14 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { AuditRun } from './audit.ts';
-import { UsageError } from './errors.ts';
-import { IDENTITY_SQL, sameViolationSql } from './findings/identity.ts';
-import { atStakeSql } from './findings/money.ts';
-import type { Findings, InvariantStatus, PreviousRun } from './findings/types.ts';
-import { isoSql } from './sql.ts';
-import { parseFindings } from './findings/io.ts';
-import { verdictOf } from './findings/verdict.ts';
+import type { AuditRun } from '../audit.ts';
+import { UsageError } from '../errors.ts';
+import { IDENTITY_SQL, sameViolationSql } from '../findings/identity.ts';
+import { atStakeSql } from '../findings/money.ts';
+import type { Findings, InvariantStatus, PreviousRun } from '../findings/types.ts';
+import { isoSql } from '../sql.ts';
+import { parseFindings } from '../findings/io.ts';
+import { verdictOf } from '../findings/verdict.ts';
 
 /**
  * The history of nightly audits: a folder of Parquet files, one pair per run, so a CI job can

@@ -1,24 +1,24 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { auditExports, exitCodeFor, type AuditOptions, type AuditRun } from './audit.ts';
-import { AuditConsole } from './console.ts';
-import { appendHistory, compareWithHistory, newRunId } from './history.ts';
-import { TABLE_NAMES } from './contract/tables.ts';
-import { ReconError, UsageError } from './errors.ts';
-import { generateCommand } from './cli/generate.ts';
-import { incidentCommand } from './cli/incident.ts';
-import { diffCommand, snapshotCommand, verifyCommand } from './cli/snapshot.ts';
-import { ALL_CHECKS, findCheck } from './invariants/index.ts';
-import { stageOutputFolder } from './out-dir.ts';
-import { findingsJson } from './findings/io.ts';
-import { writeAuditOutputs } from './outputs.ts';
-import { renderReports } from './report/render.ts';
-import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from './scope.ts';
-import { progressReporter } from './cli/io.ts';
-import { OPTIONS, bigquerySourceFrom, parseCommandArgs, type OptionName } from './cli/options.ts';
-import { parseInstant } from './contract/instant.ts';
-import { TOOL } from './version.ts';
-import { runInvariantSuite } from './vitest-run.ts';
+import { auditExports, exitCodeFor, type AuditOptions, type AuditRun } from '../audit.ts';
+import { AuditConsole } from '../outputs/console.ts';
+import { appendHistory, compareWithHistory, newRunId } from '../history/history.ts';
+import { TABLE_NAMES } from '../contract/tables.ts';
+import { ReconError, UsageError } from '../errors.ts';
+import { generateCommand } from './generate.ts';
+import { incidentCommand } from './incident.ts';
+import { diffCommand, snapshotCommand, verifyCommand } from './snapshot.ts';
+import { ALL_CHECKS, findCheck } from '../invariants/index.ts';
+import { stageOutputFolder } from '../out-dir.ts';
+import { findingsJson } from '../findings/io.ts';
+import { writeAuditOutputs } from '../outputs/files.ts';
+import { renderReports } from '../report/render.ts';
+import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from '../scope.ts';
+import { progressReporter } from './io.ts';
+import { OPTIONS, bigquerySourceFrom, parseCommandArgs, type OptionName } from './options.ts';
+import { parseInstant } from '../contract/instant.ts';
+import { TOOL } from '../version.ts';
+import { runInvariantSuite } from '../outputs/vitest-run.ts';
 
 /** The options of an audit run (src/cli/options.ts has every flag once). */
 export const AUDIT_OPTIONS = [

@@ -1,15 +1,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { AuditRun } from './audit.ts';
-import { VIOLATION_COLUMNS } from './contract/violations.ts';
-import type { Findings, InvariantResult } from './findings/types.ts';
+import type { AuditRun } from '../audit.ts';
+import { VIOLATION_COLUMNS } from '../contract/violations.ts';
+import type { Findings, InvariantResult } from '../findings/types.ts';
 import { writeCustomerSummaries } from './customer.ts';
-import { findingsJson } from './findings/io.ts';
-import { describeScope, isNarrowed, normaliseScope } from './scope.ts';
-import { blastRadiusMarkdown, followUpsMarkdown } from './findings/triage.ts';
-import { majorUnitsSql } from './findings/money.ts';
-import { formatMoneyByCurrency } from './findings/format.ts';
-import { exitCodeFor, tallyText, verdictOf, type Verdict } from './findings/verdict.ts';
+import { findingsJson } from '../findings/io.ts';
+import { describeScope, isNarrowed, normaliseScope } from '../scope.ts';
+import { blastRadiusMarkdown, followUpsMarkdown } from '../findings/triage.ts';
+import { majorUnitsSql } from '../findings/money.ts';
+import { formatMoneyByCurrency } from '../findings/format.ts';
+import { exitCodeFor, tallyText, verdictOf, type Verdict } from '../findings/verdict.ts';
 
 const VERDICT_MARK: Record<Verdict, string> = {
   pass: 'pass',

@@ -4,12 +4,12 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Reporter, TestCase } from 'vitest/node';
 import { startVitest } from 'vitest/node';
-import { DatabaseError } from './errors.ts';
-import type { Findings } from './findings/types.ts';
+import { DatabaseError } from '../errors.ts';
+import type { Findings } from '../findings/types.ts';
 import { junitXml, type CaseOutcome } from './junit.ts';
-import { findingsJson } from './findings/io.ts';
-import { verdictOf } from './findings/verdict.ts';
-import { PACKAGE_ROOT as ROOT } from './package-root.ts';
+import { findingsJson } from '../findings/io.ts';
+import { verdictOf } from '../findings/verdict.ts';
+import { PACKAGE_ROOT as ROOT } from '../package-root.ts';
 
 
 /** Ours: keeps each invariant test's outcome, for junit.xml and to check Vitest and findings agree. */
