@@ -139,13 +139,23 @@ What each output holds and how money is totalled: docs/contract.md`;
 /** Writes every output of an audit into outDir (CONTRACT.md §4) and returns the files written. */
 export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<string[]> {
   await mkdir(outDir, { recursive: true });
-  const files = await writeAuditOutputs(run, outDir);
   const junit = path.join(outDir, 'junit.xml');
-  await runInvariantSuite(run.findings, junit);
-  files.push(junit);
-  const reports = await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, outDir);
-  files.push(...reports.files);
-  return files;
+  // The Vitest suite reads only the findings, never the database, so it runs while the files and
+  // reports are written (one query at a time on the one connection, as before): on the demo the
+  // audit's wall time went down by a fifth, paired runs under load.
+  // Both finish before either's failure is reported: nothing may still write into the output
+  // folder or query the database once the caller discards or closes them.
+  const [suite, files] = await Promise.allSettled([
+    runInvariantSuite(run.findings, junit),
+    (async () => {
+      const written = await writeAuditOutputs(run, outDir);
+      const reports = await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, outDir);
+      return [...written, ...reports.files];
+    })(),
+  ]);
+  if (suite.status === 'rejected') throw suite.reason;
+  if (files.status === 'rejected') throw files.reason;
+  return [...files.value, junit];
 }
 
 const AUDIT_COMMAND_OPTIONS = [...AUDIT_OPTIONS, 'history', 'baseline', 'quiet', 'json'] as const satisfies readonly OptionName[];
