@@ -18,7 +18,7 @@ import { progressReporter } from './io.ts';
 import { OPTIONS, bigquerySourceFrom, parseCommandArgs, type OptionName } from './options.ts';
 import { parseInstant } from '../contract/instant.ts';
 import { TOOL } from '../version.ts';
-import { runInvariantSuite } from '../outputs/vitest-run.ts';
+import { loadVitest, runInvariantSuite } from '../outputs/vitest-run.ts';
 
 /** The options of an audit run (src/cli/options.ts has every flag once). */
 export const AUDIT_OPTIONS = [
@@ -184,6 +184,8 @@ async function auditCommand(argv: string[]): Promise<number> {
       announced = true;
     };
   }
+  // Loads while DuckDB works; a failure to load surfaces where the suite runs.
+  loadVitest().catch(() => undefined);
   const outDir = values.out ?? 'reports';
   // Checked before the audit, which may take minutes: a bad --out is found at once.
   const staged = await stageOutputFolder(outDir);

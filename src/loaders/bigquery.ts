@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { BigQuery, type Dataset, type Job, type TableField } from '@google-cloud/bigquery';
+import type { BigQuery, Dataset, Job, TableField } from '@google-cloud/bigquery';
 import { BIGINT, BOOLEAN, DuckDBDataChunk, DuckDBTimestampTZValue, TIMESTAMPTZ, VARCHAR, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
-import { OAuth2Client } from 'google-auth-library';
 import { createTableSql, quoteIdent, TABLE_NAMES, TABLES, type ColumnSpec, type ColumnType, type TableName } from '../contract/tables.ts';
 import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
@@ -107,7 +106,12 @@ export function bigQueryError(err: unknown, what: string): InputError {
   return new InputError(`bigquery: ${message}`, { cause: err });
 }
 
-function client(projectId: string, source: BigQuerySource): BigQuery {
+/**
+ * The client libraries are loaded here, on first use, not at start-up: they cost a few hundred
+ * milliseconds to load, and most audits read files.
+ */
+async function client(projectId: string, source: BigQuerySource): Promise<BigQuery> {
+  const [{ BigQuery }, { OAuth2Client }] = await Promise.all([import('@google-cloud/bigquery'), import('google-auth-library')]);
   const local = source.endpoint ?? process.env['BIGQUERY_EMULATOR_HOST'];
   const { maxRetries, maxRetryDelaySeconds } = source.retry ?? { maxRetries: 5, maxRetryDelaySeconds: 32 };
   const retryOptions = { maxRetries, retryDelayMultiplier: 2, maxRetryDelay: maxRetryDelaySeconds };
@@ -191,7 +195,7 @@ export async function loadBigQuery(db: Db, source: BigQuerySource, config: Confi
   const { projectId, datasetId } = parseDatasetRef(source.dataset);
   const ref = `${projectId}.${datasetId}`;
   const log = source.log ?? (() => undefined);
-  const bigquery = client(projectId, source);
+  const bigquery = await client(projectId, source);
   const tables = await findTables(bigquery.dataset(datasetId), ref, config);
   const labels = { tool: 'billing-recon' };
   const jobOptions = (t: WarehouseTable) => ({

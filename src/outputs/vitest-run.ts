@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Reporter, TestCase } from 'vitest/node';
-import { startVitest } from 'vitest/node';
 import { DatabaseError } from '../errors.ts';
 import type { Findings } from '../findings/types.ts';
 import { junitXml, type CaseOutcome } from './junit.ts';
@@ -11,6 +10,18 @@ import { findingsJson } from '../findings/io.ts';
 import { verdictOf } from '../findings/verdict.ts';
 import { PACKAGE_ROOT as ROOT } from '../package-root.ts';
 
+
+let vitestModule: Promise<typeof import('vitest/node')> | undefined;
+
+/**
+ * Vitest (with Vite) takes about half a second of JavaScript to load. Loaded on demand, so the
+ * commands that never run the suite do not pay for it; `recon audit` asks for it early, so the
+ * loading overlaps DuckDB's work on the other threads.
+ */
+export function loadVitest(): Promise<typeof import('vitest/node')> {
+  vitestModule ??= import('vitest/node');
+  return vitestModule;
+}
 
 /** Ours: keeps each invariant test's outcome, for junit.xml and to check Vitest and findings agree. */
 class OutcomeReporter implements Reporter {
@@ -59,6 +70,7 @@ export async function runInvariantSuite(findings: Findings, junitFile: string): 
   process.env['NO_COLOR'] = '1';
   delete process.env['FORCE_COLOR'];
   try {
+    const { startVitest } = await loadVitest();
     const vitest = await startVitest(
       'test',
       ['tests/invariants'],
