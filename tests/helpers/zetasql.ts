@@ -2,8 +2,10 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { LanguageOptions, ZetaSQLClient } from '@fivetrandevelopers/zetasql';
+import type { EvaluateQueryRequest } from '@fivetrandevelopers/zetasql/lib/types/zetasql/local_service/EvaluateQueryRequest.js';
+import type { EvaluateQueryResponse__Output } from '@fivetrandevelopers/zetasql/lib/types/zetasql/local_service/EvaluateQueryResponse.js';
+import type { ValueProto, ValueProto__Output } from '@fivetrandevelopers/zetasql/lib/types/zetasql/ValueProto.js';
 import { afterAll, beforeAll } from 'vitest';
 import { PROVENANCE_COLUMNS, TABLES, type ColumnType } from '../../src/contract/tables.ts';
 import type { Db } from '../../src/db.ts';
@@ -14,13 +16,13 @@ import type { Db } from '../../src/db.ts';
  * query over rows given with it. One server per test file, started before its tests.
  */
 
-const GOOGLE_SQL_TYPE: Readonly<Record<ColumnType, string>> = {
+const GOOGLE_SQL_TYPE = {
   string: 'TYPE_STRING',
   bigint: 'TYPE_INT64',
   int: 'TYPE_INT64',
   timestamp: 'TYPE_TIMESTAMP',
   bool: 'TYPE_BOOL',
-};
+} as const satisfies Record<ColumnType, string>;
 
 /** The contract's columns of a table as the loaders type them, with their provenance. */
 function columnsOf(table: keyof typeof TABLES): Array<{ name: string; type: ColumnType }> {
@@ -41,9 +43,7 @@ export const CATALOG_TABLES: Readonly<Record<string, Array<{ name: string; type:
 };
 
 /** A cell as ZetaSQL's ValueProto; an unset value is NULL. */
-type Cell = Record<string, unknown>;
-
-function toCell(type: ColumnType, value: unknown): Cell {
+function toCell(type: ColumnType, value: unknown): ValueProto {
   if (value === null || value === undefined) return {};
   switch (type) {
     case 'string':
@@ -63,13 +63,17 @@ function toCell(type: ColumnType, value: unknown): Cell {
 }
 
 /** A result cell as JavaScript: INT64 as bigint, JSON as its text. */
-function fromCell(cell: Cell): unknown {
-  const kind = cell.value as string | undefined;
-  if (!kind) return null;
-  const v = cell[kind] as { toString(): string } | string | boolean;
-  if (kind === 'int64Value') return BigInt(v.toString());
-  if (kind === 'arrayValue') return ((v as unknown as { element: Cell[] }).element ?? []).map(fromCell);
-  return v;
+function fromCell(cell: ValueProto__Output): unknown {
+  switch (cell.value) {
+    case undefined:
+      return null;
+    case 'int64Value':
+      return BigInt(cell.int64Value!.toString());
+    case 'arrayValue':
+      return cell.arrayValue!.element.map(fromCell);
+    default:
+      return cell[cell.value];
+  }
 }
 
 export interface ZetaSql {
@@ -104,8 +108,8 @@ function serverBinary(): string {
  */
 export function useZetaSql(): ZetaSql {
   let server: ChildProcess | undefined;
-  let catalog: object | undefined;
-  let options: object | undefined;
+  let catalog: EvaluateQueryRequest['simpleCatalog'];
+  let options: EvaluateQueryRequest['options'];
 
   beforeAll(async () => {
     const port = await freePort();
@@ -143,25 +147,19 @@ export function useZetaSql(): ZetaSql {
       const present = new Set(
         (await db.all<{ name: string }>(`SELECT table_name AS name FROM information_schema.tables`)).map((r) => r.name),
       );
-      const tableContent: Record<string, object> = {};
+      const tableContent: NonNullable<EvaluateQueryRequest['tableContent']> = {};
       for (const [name, columns] of Object.entries(CATALOG_TABLES)) {
         if (!present.has(name)) continue;
         const select = columns.map((c) => (c.type === 'timestamp' ? `epoch_us("${c.name}") AS "${c.name}"` : `"${c.name}"`));
         const rows = await db.all(`SELECT ${select.join(', ')} FROM "${name}" ORDER BY __file, __line`);
         tableContent[name] = { tableData: { row: rows.map((r) => ({ cell: columns.map((c) => toCell(c.type, r[c.name])) })) } };
       }
-      const api = ZetaSQLClient.API;
-      const response = (await promisify(api.evaluateQuery.bind(api))({
-        sql,
-        simpleCatalog: catalog!,
-        options: options!,
-        tableContent,
-      } as never)) as {
-        content: { tableData: { row: Array<{ cell: Cell[] }> } };
-        prepared: { columns: Array<{ name: string }> };
-      };
-      const names = response.prepared.columns.map((c) => c.name);
-      return response.content.tableData.row.map((r) => Object.fromEntries(r.cell.map((c, i) => [names[i], fromCell(c)])));
+      const request: EvaluateQueryRequest = { sql, simpleCatalog: catalog!, options: options!, tableContent };
+      const response = await new Promise<EvaluateQueryResponse__Output>((resolve, reject) =>
+        ZetaSQLClient.API.evaluateQuery(request, (err, res) => (err || !res ? reject(err ?? new Error('ZetaSQL returned no result')) : resolve(res))),
+      );
+      const names = response.prepared!.columns.map((c) => c.name);
+      return response.content!.tableData!.row.map((r) => Object.fromEntries(r.cell.map((c, i) => [names[i], fromCell(c)])));
     },
   };
 }
