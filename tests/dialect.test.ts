@@ -7,23 +7,46 @@ import { parseExact } from '../src/json.ts';
 import { CATALOG } from '../src/invariants/index.ts';
 import { EFFECTIVE_LEDGER_SQL } from '../src/invariants/setup.ts';
 import { auditOnce, fixture } from './helpers/audits.ts';
+import { copyFixture, editFile } from './helpers/exports.ts';
 import { useZetaSql } from './helpers/zetasql.ts';
 
 /** The families whose checks are written once against src/dialect/ (the rest are DuckDB-only so far). */
-const CONVERTED = CATALOG.filter((i) => i.family === 'payments' || i.family === 'events');
+const CONVERTED = CATALOG.filter((i) => i.family === 'contract' || i.family === 'payments' || i.family === 'events');
 const DIALECTS: readonly Dialect[] = [duckdb, bigquery];
 const ALL_TABLES = new Set(TABLE_NAMES);
 
-/** Fixtures with violations of every converted check between them, including reversed credits. */
-const FIXTURES = ['payment_webhook_lost', 'events_drift', 'duplicate_credit_after_retry'] as const;
+/** A clean export with a repeated key, invalid values, a key-less row and a row that cannot be typed. */
+const contractDrift = await copyFixture();
+await editFile(contractDrift, 'payment_sessions.csv', (text) =>
+  text +
+  [
+    'ps_1,org_a,u_a1,stripe,cs_1,completed,10000,USD,le_3,2026-11-20T05:20:00Z,2026-11-20T05:30:00Z,corr-ps1,trace-ps1',
+    'ps_90,org_a,u_a1,stripe,cs_90,lost,-5,usd,,2026-11-20T05:20:00Z,,corr-ps90,trace-ps90',
+    ',org_a,u_a1,stripe,cs_91,open,100,USD,,2026-11-20T05:20:00Z,,,',
+    'ps_92,org_a,u_a1,stripe,cs_92,open,ten,USD,,2026-11-20T05:20:00Z,,,',
+  ].join('\n') +
+  '\n',
+);
+
+/** Exports with violations of every converted check between them, including reversed credits. */
+const EXPORTS = {
+  payment_webhook_lost: fixture('payment_webhook_lost'),
+  events_drift: fixture('events_drift'),
+  duplicate_credit_after_retry: fixture('duplicate_credit_after_retry'),
+  contract_drift: contractDrift,
+};
+const FIXTURES = Object.keys(EXPORTS) as Array<keyof typeof EXPORTS>;
 
 const zeta = useZetaSql();
-const audits = auditOnce(Object.fromEntries(FIXTURES.map((f) => [f, { exportsDir: fixture(f) }])));
+const audits = auditOnce(Object.fromEntries(FIXTURES.map((f) => [f, { exportsDir: EXPORTS[f] }])));
 
 const render = (id: string, d: Dialect) => CATALOG.find((i) => i.id === id)!.sql({ tables: ALL_TABLES, dialect: d });
 
-test('the converted families are payments and events, four checks', () => {
+test('the converted families are contract, payments and events', () => {
   expect(CONVERTED.map((i) => i.id)).toEqual([
+    'contract.rejected_row',
+    'contract.invalid_value',
+    'contract.duplicate_key',
     'payments.failed_reconcile',
     'payments.completed_without_credit',
     'events.allocation_status_mismatch',

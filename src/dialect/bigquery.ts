@@ -6,10 +6,12 @@ const escape = (text: string, quote: string): string =>
 
 const string = (text: string): string => `'${escape(text, "'")}'`;
 
+const ident = (name: string): string => `\`${escape(name, '`')}\``;
+
 /** BigQuery's GoogleSQL, as ZetaSQL (its front end) analyses it. */
 export const bigquery: Dialect = {
   name: 'bigquery',
-  ident: (name) => `\`${escape(name, '`')}\``,
+  ident,
   string,
   jsonObject: (fields) => `JSON_OBJECT(${fields.map(([k, v]) => `${string(k)}, ${v}`).join(', ')})`,
   countIf: (condition) => `COUNTIF(${condition})`,
@@ -25,7 +27,20 @@ export const bigquery: Dialect = {
   listLength: (list) => `ARRAY_LENGTH(${list})`,
   listContains: (list, value) => `(${value} IN UNNEST(${list}))`,
   isoTimestamp: (expr) => `REGEXP_REPLACE(FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', ${expr}, 'UTC'), r'\\.000000Z$', 'Z')`,
-  text: (expr) => `CAST(${expr} AS STRING)`,
+  concatText: (expr) => `CAST(${expr} AS STRING)`,
+  castText: (expr) => `CAST(${expr} AS STRING)`,
+  fullMatch: (expr, pattern) => `REGEXP_CONTAINS(${expr}, ${string(`^(?:${pattern})$`)})`,
+  struct: (fields) => `STRUCT(${fields.map(([k, v]) => `${v} AS ${ident(k)}`).join(', ')})`,
+  // GoogleSQL as ZetaSQL knows it has no UNION BY NAME: every SELECT lists every column, in one order.
+  unionAllByName: (selects) => {
+    const names = [...new Set(selects.flatMap((s) => s.columns.map(([name]) => name)))];
+    return selects
+      .map((s) => {
+        const of = new Map(s.columns);
+        return `SELECT ${names.map((n) => `${of.get(n) ?? 'NULL'} AS ${ident(n)}`).join(', ')}\n${s.rest}`;
+      })
+      .join('\nUNION ALL\n');
+  },
   // BigQuery accepts QUALIFY only beside a WHERE, GROUP BY or HAVING.
   qualify: (where, condition) => `\n  WHERE ${where ?? 'true'}\n  QUALIFY ${condition}`,
   valuesCte: (name, columns, rows) =>

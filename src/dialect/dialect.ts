@@ -40,8 +40,19 @@ export interface Dialect {
   listContains(list: string, value: string): string;
   /** An instant as ISO-8601 UTC text: microseconds only when it has them. */
   isoTimestamp(expr: string): string;
-  /** `expr` as text, for concatenation with `||`. */
-  text(expr: string): string;
+  /** `expr` as an operand of `||`, which DuckDB casts to text itself and GoogleSQL does not. */
+  concatText(expr: string): string;
+  /** `expr` cast to text. */
+  castText(expr: string): string;
+  /** Whether the whole of `expr` matches the RE2 `pattern`. */
+  fullMatch(expr: string, pattern: string): string;
+  /** A struct of `[field, expression]` pairs. */
+  struct(fields: ReadonlyArray<readonly [name: string, expr: string]>): string;
+  /**
+   * `UNION ALL` of SELECTs matched by column name: a column one SELECT lacks is NULL there.
+   * `rest` follows the select list (`FROM ...`).
+   */
+  unionAllByName(selects: ReadonlyArray<{ columns: ReadonlyArray<readonly [name: string, expr: string]>; rest: string }>): string;
   /** A `WHERE` (when given) and a `QUALIFY` clause over window functions. */
   qualify(where: string | undefined, condition: string): string;
   /** A named table of constant rows, as a CTE: `name AS (...)` with the columns `columns`. */
@@ -56,7 +67,7 @@ export interface Dialect {
  */
 export function rowEntityId(d: Dialect, table: string, key: string, alias?: string): string {
   const col = (name: string) => (alias ? `${alias}.${name}` : name);
-  return `coalesce(${col(key)}, ${d.string(`${table}:`)} || ${col('__file')} || ':' || ${d.text(col('__line'))})`;
+  return `coalesce(${col(key)}, ${d.string(`${table}:`)} || ${col('__file')} || ':' || ${d.concatText(col('__line'))})`;
 }
 
 /**

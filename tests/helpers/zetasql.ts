@@ -5,8 +5,10 @@ import path from 'node:path';
 import { LanguageOptions, ZetaSQLClient } from '@fivetrandevelopers/zetasql';
 import type { EvaluateQueryRequest } from '@fivetrandevelopers/zetasql/lib/types/zetasql/local_service/EvaluateQueryRequest.js';
 import type { EvaluateQueryResponse__Output } from '@fivetrandevelopers/zetasql/lib/types/zetasql/local_service/EvaluateQueryResponse.js';
+import type { TypeProto } from '@fivetrandevelopers/zetasql/lib/types/zetasql/TypeProto.js';
 import type { ValueProto, ValueProto__Output } from '@fivetrandevelopers/zetasql/lib/types/zetasql/ValueProto.js';
 import { afterAll, beforeAll } from 'vitest';
+import { REJECTS_TABLE } from '../../src/contract/rejects.ts';
 import { PROVENANCE_COLUMNS, TABLES, type ColumnType } from '../../src/contract/tables.ts';
 import type { Db } from '../../src/db.ts';
 
@@ -16,16 +18,30 @@ import type { Db } from '../../src/db.ts';
  * query over rows given with it. One server per test file, started before its tests.
  */
 
-const GOOGLE_SQL_TYPE = {
-  string: 'TYPE_STRING',
-  bigint: 'TYPE_INT64',
-  int: 'TYPE_INT64',
-  timestamp: 'TYPE_TIMESTAMP',
-  bool: 'TYPE_BOOL',
-} as const satisfies Record<ColumnType, string>;
+/** A contract column type, or the `problems` list of a rejected row (REJECTS_DDL). */
+type CatalogType = ColumnType | 'problems';
+
+const PROBLEM_FIELDS = ['column', 'value', 'message'] as const;
+
+const GOOGLE_SQL_TYPE: Readonly<Record<CatalogType, TypeProto>> = {
+  string: { typeKind: 'TYPE_STRING' },
+  bigint: { typeKind: 'TYPE_INT64' },
+  int: { typeKind: 'TYPE_INT64' },
+  timestamp: { typeKind: 'TYPE_TIMESTAMP' },
+  bool: { typeKind: 'TYPE_BOOL' },
+  problems: {
+    typeKind: 'TYPE_ARRAY',
+    arrayType: {
+      elementType: {
+        typeKind: 'TYPE_STRUCT',
+        structType: { field: PROBLEM_FIELDS.map((fieldName) => ({ fieldName, fieldType: { typeKind: 'TYPE_STRING' } })) },
+      },
+    },
+  },
+};
 
 /** The contract's columns of a table as the loaders type them, with their provenance. */
-function columnsOf(table: keyof typeof TABLES): Array<{ name: string; type: ColumnType }> {
+function columnsOf(table: keyof typeof TABLES): Array<{ name: string; type: CatalogType }> {
   return [
     ...TABLES[table].columns.map((c) => ({ name: c.name, type: c.type })),
     { name: PROVENANCE_COLUMNS[0].name, type: 'string' },
@@ -37,13 +53,19 @@ function columnsOf(table: keyof typeof TABLES): Array<{ name: string; type: Colu
  * What the catalog's GoogleSQL reads: the contract tables and the context the DuckDB runner
  * materialises beside them (src/invariants/setup.ts), typed as BigQuery would hold them.
  */
-export const CATALOG_TABLES: Readonly<Record<string, Array<{ name: string; type: ColumnType }>>> = {
+export const CATALOG_TABLES: Readonly<Record<string, Array<{ name: string; type: CatalogType }>>> = {
   ...Object.fromEntries(Object.keys(TABLES).map((t) => [t, columnsOf(t as keyof typeof TABLES)])),
   effective_ledger_entries: columnsOf('ledger_entries'),
+  [REJECTS_TABLE]: [
+    { name: 'table_name', type: 'string' },
+    { name: 'file', type: 'string' },
+    { name: 'line', type: 'bigint' },
+    { name: 'problems', type: 'problems' },
+  ],
 };
 
 /** A cell as ZetaSQL's ValueProto; an unset value is NULL. */
-function toCell(type: ColumnType, value: unknown): ValueProto {
+function toCell(type: CatalogType, value: unknown): ValueProto {
   if (value === null || value === undefined) return {};
   switch (type) {
     case 'string':
@@ -58,6 +80,11 @@ function toCell(type: ColumnType, value: unknown): ValueProto {
       const us = value as bigint;
       const seconds = us >= 0n ? us / 1_000_000n : -((-us + 999_999n) / 1_000_000n);
       return { timestampValue: { seconds: String(seconds), nanos: Number(us - seconds * 1_000_000n) * 1000 } };
+    }
+    case 'problems': {
+      // Read from DuckDB as JSON text: one object per problem.
+      const problems = JSON.parse(value as string) as Array<Record<string, string | null>>;
+      return { arrayValue: { element: problems.map((p) => ({ structValue: { field: PROBLEM_FIELDS.map((f) => toCell('string', p[f])) } })) } };
     }
   }
 }
@@ -124,7 +151,7 @@ export function useZetaSql(): ZetaSql {
       builtinFunctionOptions: { languageOptions },
       table: Object.entries(CATALOG_TABLES).map(([name, columns]) => ({
         name,
-        column: columns.map((c) => ({ name: c.name, type: { typeKind: GOOGLE_SQL_TYPE[c.type] } })),
+        column: columns.map((c) => ({ name: c.name, type: GOOGLE_SQL_TYPE[c.type] })),
       })),
     };
   });
@@ -150,8 +177,10 @@ export function useZetaSql(): ZetaSql {
       const tableContent: NonNullable<EvaluateQueryRequest['tableContent']> = {};
       for (const [name, columns] of Object.entries(CATALOG_TABLES)) {
         if (!present.has(name)) continue;
-        const select = columns.map((c) => (c.type === 'timestamp' ? `epoch_us("${c.name}") AS "${c.name}"` : `"${c.name}"`));
-        const rows = await db.all(`SELECT ${select.join(', ')} FROM "${name}" ORDER BY __file, __line`);
+        const select = columns.map((c) =>
+          c.type === 'timestamp' ? `epoch_us("${c.name}") AS "${c.name}"` : c.type === 'problems' ? `to_json("${c.name}")::VARCHAR AS "${c.name}"` : `"${c.name}"`,
+        );
+        const rows = await db.all(`SELECT ${select.join(', ')} FROM "${name}"`);
         tableContent[name] = { tableData: { row: rows.map((r) => ({ cell: columns.map((c) => toCell(c.type, r[c.name])) })) } };
       }
       const request: EvaluateQueryRequest = { sql, simpleCatalog: catalog!, options: options!, tableContent };
