@@ -23,7 +23,6 @@ export const bigquery: Dialect = {
   sortedSet: (expr) => `ARRAY_AGG(DISTINCT ${expr} ORDER BY ${expr})`,
   emptyStringList: () => `ARRAY<STRING>[]`,
   nonNullList: (items) => `ARRAY(SELECT x FROM UNNEST([${items.join(', ')}]) AS x WITH OFFSET AS i WHERE x IS NOT NULL ORDER BY i)`,
-  list: (items) => `[${items.join(', ')}]`,
   listLength: (list) => `ARRAY_LENGTH(${list})`,
   listContains: (list, value) => `(${value} IN UNNEST(${list}))`,
   isoTimestamp: (expr) => `REGEXP_REPLACE(FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', ${expr}, 'UTC'), r'\\.000000Z$', 'Z')`,

@@ -33,8 +33,6 @@ export interface Dialect {
   emptyStringList(): string;
   /** The non-NULL values of `items`, in their order, as a list. */
   nonNullList(items: readonly string[]): string;
-  /** A list literal of `items`. */
-  list(items: readonly string[]): string;
   listLength(list: string): string;
   /** Whether `list` holds `value` (`value` not NULL). */
   listContains(list: string, value: string): string;

@@ -20,7 +20,6 @@ export const duckdb: Dialect = {
   sortedSet: (expr) => `list(DISTINCT ${expr} ORDER BY ${expr})`,
   emptyStringList: () => `[]::VARCHAR[]`,
   nonNullList: (items) => `list_filter([${items.join(', ')}], x -> x IS NOT NULL)`,
-  list: (items) => `[${items.join(', ')}]`,
   listLength: (list) => `len(${list})`,
   listContains: (list, value) => `list_contains(${list}, ${value})`,
   // strftime's %f is always six digits, so a whole second is recognised by its zeros.

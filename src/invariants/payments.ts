@@ -111,8 +111,8 @@ export const paymentsInvariants: readonly Invariant[] = [
                  `CASE WHEN n.currency IS NULL THEN 'the entry has no currency'
                       WHEN n.currency IS DISTINCT FROM p.currency THEN 'the entry currency differs from the session currency' END`,
                ])}
-               WHEN p.ledger_entry_id IS NULL THEN ${d.list(["'the session names no ledger entry'"])}
-               ELSE ${d.list(["'the named ledger entry does not exist'"])} END AS problems
+               WHEN p.ledger_entry_id IS NULL THEN ['the session names no ledger entry']
+               ELSE ['the named ledger entry does not exist'] END AS problems
         FROM completed p
         LEFT JOIN named n ON n.ledger_entry_id = p.ledger_entry_id),
       ${sessionCredits(d, `SELECT payment_session_id FROM checked WHERE ${d.listLength('problems')} > 0`)}
