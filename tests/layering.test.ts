@@ -9,8 +9,8 @@ import { describe, expect, test } from 'vitest';
  * findings and what reads them know only findings and violations.
  */
 const LAYERS: ReadonlyArray<{ name: string; files: readonly RegExp[] }> = [
-  // Helpers with no knowledge of billing: errors, exact JSON, SQL text, the DuckDB session, hashes, the page policy.
-  { name: 'base', files: [/^src\/(errors|json|version|sql|db|out-dir|package-root)\.ts$/, /^src\/shared\//] },
+  // Helpers with no knowledge of billing: errors, exact JSON, SQL text and its dialects, the DuckDB session, hashes, the page policy.
+  { name: 'base', files: [/^src\/(errors|json|version|sql|db|out-dir|package-root)\.ts$/, /^src\/shared\//, /^src\/dialect\//] },
   // What the exports and the violations table are: columns, vocabulary, instants, config.
   { name: 'contract', files: [/^src\/contract\//, /^src\/config\.ts$/] },
   // Exports (files, BigQuery, synthetic) into typed DuckDB tables.

@@ -1,71 +1,87 @@
-import { quoteIdent, TABLES, type ColumnSpec, type TableSpec } from '../contract/tables.ts';
+import { TABLES, type ColumnSpec, type TableSpec } from '../contract/tables.ts';
 import { REJECTS_TABLE } from '../contract/rejects.ts';
-import { sqlList, sqlString } from '../sql.ts';
-import { DETAIL_LIST_LIMIT, type Invariant, type SqlContext } from './types.ts';
+import type { Dialect } from '../dialect/dialect.ts';
+import { DETAIL_LIST_LIMIT, dialectOf, type Invariant, type SqlContext } from './types.ts';
 
 const SCOPE = ['org_id', 'project_id', 'requested_by_user_id', 'allocation_id', 'app_instance_id', 'usage_record_id', 'ledger_entry_id', 'payment_session_id', 'usage_source', 'correlation_id', 'trace_id'];
 
 /** The scope columns a table has, selected as themselves; the others are left NULL. */
-function scopeColumns(table: TableSpec): string {
+function scopeColumns(d: Dialect, table: TableSpec): Array<[string, string]> {
   const names = new Set(table.columns.map((c) => c.name));
-  return SCOPE.filter((c) => names.has(c)).map(quoteIdent).join(', ');
+  return SCOPE.filter((c) => names.has(c)).map((c) => [c, d.ident(c)]);
 }
 
 /** One SQL condition per rule of `contract.invalid_value`, with the words a person reads. */
-function problems(col: ColumnSpec, isKey: boolean): Array<[condition: string, problem: string]> {
-  const c = quoteIdent(col.name);
+function problems(d: Dialect, col: ColumnSpec, isKey: boolean): Array<[condition: string, problem: string]> {
+  const c = d.ident(col.name);
   const out: Array<[string, string]> = [];
   if (col.notNull) out.push([`${c} IS NULL`, 'is null but required']);
   // Free text keeps its blanks, but an id of only spaces would pass as a tenant or a key.
   if (col.type === 'string' && (isKey || (col.notNull && col.name.endsWith('_id')))) out.push([`trim(${c}) = ''`, 'is blank (only whitespace) but required']);
-  if (col.enum) out.push([`${c} NOT IN (${sqlList(col.enum)})`, `is not one of ${col.enum.join(', ')}`]);
-  if (col.currency) out.push([`NOT regexp_full_match(${c}, '[A-Z]{3}')`, 'is not a 3-letter ISO-4217 code']);
+  if (col.enum) out.push([`${c} NOT IN (${col.enum.map(d.string).join(', ')})`, `is not one of ${col.enum.join(', ')}`]);
+  if (col.currency) out.push([`NOT ${d.fullMatch(c, '[A-Z]{3}')}`, 'is not a 3-letter ISO-4217 code']);
   if (col.min === 'positive') out.push([`${c} <= 0`, 'must be greater than 0']);
   if (col.min === 'nonNegative') out.push([`${c} < 0`, 'must not be negative']);
   return out;
 }
 
-function entityId(table: TableSpec): string {
-  const location = `${sqlString(table.name + ':')} || __file || ':' || __line`;
-  const key = table.key && quoteIdent(table.key);
+function entityId(d: Dialect, table: TableSpec): string {
+  const location = `${d.string(table.name + ':')} || __file || ':' || ${d.concatText('__line')}`;
+  const key = table.key && d.ident(table.key);
   return key ? `CASE WHEN ${key} IS NULL OR trim(${key}) = '' THEN ${location} ELSE ${key} END` : location;
 }
 
+/** The result of a family of per-table checks when no table is present. */
+const noViolations = (d: Dialect) => `SELECT ${d.castText('NULL')} AS entity_id LIMIT 0`;
+
 function invalidValueSql(ctx: SqlContext): string {
-  const parts: string[] = [];
-  for (const table of Object.values(TABLES)) {
-    if (!ctx.tables.has(table.name)) continue;
-    const checks = table.columns.flatMap((col) =>
-      problems(col, col.name === table.key).map(
-        ([cond, problem]) =>
-          `CASE WHEN ${cond} THEN {'column': ${sqlString(col.name)}, 'value': ${quoteIdent(col.name)}::VARCHAR, 'problem': ${sqlString(problem)}} END`,
-      ),
-    );
-    const scope = scopeColumns(table);
-    parts.push(`SELECT entity_id, ${scope ? scope + ', ' : ''}
-        json_object('table', ${sqlString(table.name)}, 'file', __file, 'line', __line, 'problems', to_json(problems)) AS detail
-      FROM (SELECT *, ${entityId(table)} AS entity_id,
-                   list_filter([${checks.join(', ')}], p -> p IS NOT NULL) AS problems
-            FROM ${quoteIdent(table.name)})
-      WHERE len(problems) > 0`);
-  }
-  return parts.length ? parts.join('\nUNION ALL BY NAME\n') : `SELECT NULL::VARCHAR AS entity_id WHERE false`;
+  const d = dialectOf(ctx);
+  const parts = Object.values(TABLES)
+    .filter((table) => ctx.tables.has(table.name))
+    .map((table) => {
+      const checks = table.columns.flatMap((col) =>
+        problems(d, col, col.name === table.key).map(
+          ([cond, problem]) =>
+            `CASE WHEN ${cond} THEN ${d.struct([
+              ['column', d.string(col.name)],
+              ['value', d.castText(d.ident(col.name))],
+              ['problem', d.string(problem)],
+            ])} END`,
+        ),
+      );
+      return {
+        columns: [
+          ['entity_id', 'entity_id'],
+          ...scopeColumns(d, table),
+          ['detail', d.jsonObject([['table', d.string(table.name)], ['file', '__file'], ['line', '__line'], ['problems', 'to_json(problems)']])],
+        ] as Array<[string, string]>,
+        rest: `      FROM (SELECT *, ${entityId(d, table)} AS entity_id,
+                   ${d.nonNullList(checks)} AS problems
+            FROM ${d.ident(table.name)})
+      WHERE ${d.listLength('problems')} > 0`,
+      };
+    });
+  return parts.length ? d.unionAllByName(parts) : noViolations(d);
 }
 
 function duplicateKeySql(ctx: SqlContext): string {
-  const parts: string[] = [];
-  for (const table of Object.values(TABLES)) {
-    if (!ctx.tables.has(table.name) || !table.key) continue;
-    const key = quoteIdent(table.key);
+  const d = dialectOf(ctx);
+  const parts = Object.values(TABLES).flatMap((table) => {
+    if (!ctx.tables.has(table.name) || !table.key) return [];
+    const key = d.ident(table.key);
+    const location = `__file || ':' || ${d.concatText('__line')}`;
     // Keys are counted first so locations are listed only for the few that repeat.
-    parts.push(`SELECT ${key} AS entity_id,
-        json_object('table', ${sqlString(table.name)}, 'count', count(*),
-                    'locations', list(__file || ':' || __line ORDER BY __file, __line)[1:${DETAIL_LIST_LIMIT}]) AS detail
-      FROM ${quoteIdent(table.name)}
-      WHERE ${key} IN (SELECT ${key} FROM ${quoteIdent(table.name)} WHERE ${key} IS NOT NULL GROUP BY ${key} HAVING count(*) > 1)
-      GROUP BY ${key}`);
-  }
-  return parts.length ? parts.join('\nUNION ALL BY NAME\n') : `SELECT NULL::VARCHAR AS entity_id WHERE false`;
+    return [{
+      columns: [
+        ['entity_id', key],
+        ['detail', d.jsonObject([['table', d.string(table.name)], ['count', 'count(*)'], ['locations', d.cappedList(location, '__file, __line', DETAIL_LIST_LIMIT)]])],
+      ] as Array<[string, string]>,
+      rest: `      FROM ${d.ident(table.name)}
+      WHERE ${key} IN (SELECT ${key} FROM ${d.ident(table.name)} WHERE ${key} IS NOT NULL GROUP BY ${key} HAVING count(*) > 1)
+      GROUP BY ${key}`,
+    }];
+  });
+  return parts.length ? d.unionAllByName(parts) : noViolations(d);
 }
 
 export const contractInvariants: readonly Invariant[] = [
@@ -83,9 +99,12 @@ export const contractInvariants: readonly Invariant[] = [
       '(text in an amount, an impossible timestamp). The row is left out of every other check and listed here with its ' +
       'file, line and column, so nothing disappears silently: a dropped usage row is unbilled money, a dropped debit an ' +
       'over-statement of the balance.',
-    sql: () => `SELECT table_name || ':' || file || ':' || line AS entity_id,
-        json_object('table', table_name, 'file', file, 'line', line, 'problems', to_json(problems)) AS detail
-      FROM ${REJECTS_TABLE}`,
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `SELECT table_name || ':' || file || ':' || ${d.concatText('line')} AS entity_id,
+        ${d.jsonObject([['table', 'table_name'], ['file', 'file'], ['line', 'line'], ['problems', 'to_json(problems)']])} AS detail
+      FROM ${REJECTS_TABLE}`;
+    },
   },
   {
     id: 'contract.invalid_value',

@@ -1,15 +1,17 @@
-import { firstRowPerKey, isoSql, rowEntityId } from '../sql.ts';
-import type { Invariant } from './types.ts';
+import { firstRowPerKey, rowEntityId, type Dialect } from '../dialect/dialect.ts';
+import { dialectOf, type Invariant } from './types.ts';
 
 /**
  * The provisioning events that imply an allocation status (CONTRACT.md §3), with their stage
  * in the release lifecycle: of two events at the same instant, the later stage is the latest.
  */
-const PROVISIONING_STATUSES = `provisioning_statuses(event_type, implied_status, stage) AS (VALUES
-  ('provisioning.active', 'active', 1),
-  ('provisioning.releasing', 'releasing', 2),
-  ('provisioning.release_failed', 'release_failed', 3),
-  ('provisioning.releasing.completed', 'released', 4))`;
+const provisioningStatuses = (d: Dialect) =>
+  d.valuesCte('provisioning_statuses', ['event_type', 'implied_status', 'stage'], [
+    ['provisioning.active', 'active', 1],
+    ['provisioning.releasing', 'releasing', 2],
+    ['provisioning.release_failed', 'release_failed', 3],
+    ['provisioning.releasing.completed', 'released', 4],
+  ]);
 
 const RUNBOOK = 'Billing drift runbook';
 
@@ -33,9 +35,11 @@ export const eventsInvariants: readonly Invariant[] = [
       'provisioning.failed) says nothing this check can compare, so the allocation is not reported. Events without ' +
       'a time are ignored; two events at the same instant are ordered by release lifecycle (active, releasing, ' +
       'release_failed, released; an event that implies no status comes before them), then by event id.',
-    sql: () => `WITH ${PROVISIONING_STATUSES},
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH ${provisioningStatuses(d)},
 allocations_by_key AS (
-  ${firstRowPerKey('allocations', 'allocation_id', 'allocation_id IS NOT NULL')}),
+  ${firstRowPerKey(d, 'allocations', 'allocation_id', 'allocation_id IS NOT NULL')}),
 latest_event AS (
   -- The latest provisioning.* event of any type; only afterwards is it asked what status it implies.
   SELECT e.event_id, e.event_type, e.occurred_at, e.allocation_id, p.implied_status
@@ -44,13 +48,19 @@ latest_event AS (
   WHERE e.allocation_id IS NOT NULL AND e.occurred_at IS NOT NULL AND starts_with(e.event_type, 'provisioning.')
   QUALIFY row_number() OVER (
     PARTITION BY e.allocation_id ORDER BY e.occurred_at DESC, p.stage DESC NULLS LAST, e.event_id DESC NULLS LAST) = 1)
-SELECT ${rowEntityId('allocations', 'allocation_id', 'a')} AS entity_id, a.org_id, a.project_id, a.requested_by_user_id, a.allocation_id,
+SELECT ${rowEntityId(d, 'allocations', 'allocation_id', 'a')} AS entity_id, a.org_id, a.project_id, a.requested_by_user_id, a.allocation_id,
   a.correlation_id, a.trace_id,
-  json_object('status', a.status, 'implied_status', l.implied_status, 'latest_event_id', l.event_id,
-              'latest_event_type', l.event_type, 'latest_event_at', ${isoSql('l.occurred_at')}) AS detail
+  ${d.jsonObject([
+    ['status', 'a.status'],
+    ['implied_status', 'l.implied_status'],
+    ['latest_event_id', 'l.event_id'],
+    ['latest_event_type', 'l.event_type'],
+    ['latest_event_at', d.isoTimestamp('l.occurred_at')],
+  ])} AS detail
 FROM latest_event l
 JOIN allocations_by_key a ON a.allocation_id = l.allocation_id
-WHERE l.implied_status IS NOT NULL AND a.status IS DISTINCT FROM l.implied_status`,
+WHERE l.implied_status IS NOT NULL AND a.status IS DISTINCT FROM l.implied_status`;
+    },
   },
   {
     id: 'events.payment_event_mismatch',
@@ -68,9 +78,11 @@ WHERE l.implied_status IS NOT NULL AND a.status IS DISTINCT FROM l.implied_statu
       'team that repairs it. The amount at stake is the session amount. A session counts as credited when the ledger ' +
       'holds an effective payment credit for it (naming the session, or named by the session); a completed session ' +
       'without one is reported by payments.completed_without_credit instead.',
-    sql: () => `WITH sessions AS (
-  SELECT *, ${rowEntityId('payment_sessions', 'payment_session_id')} AS session_entity
-  FROM (${firstRowPerKey('payment_sessions', 'payment_session_id')})),
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH sessions AS (
+  SELECT *, ${rowEntityId(d, 'payment_sessions', 'payment_session_id')} AS session_entity
+  FROM (${firstRowPerKey(d, 'payment_sessions', 'payment_session_id')})),
 credits AS (
   -- Two equi-joins, not one join on an OR: an OR condition cannot be hashed and turns into a
   -- nested loop over sessions × ledger entries. Only completed sessions need a credit.
@@ -78,21 +90,21 @@ credits AS (
   SELECT session_entity, min(credit_entity) AS credit_ledger_entry_id, min(credit_id) AS credit_id
   FROM (
     SELECT s.session_entity, e.ledger_entry_id AS credit_id,
-           ${rowEntityId('ledger_entries', 'ledger_entry_id', 'e')} AS credit_entity
+           ${rowEntityId(d, 'ledger_entries', 'ledger_entry_id', 'e')} AS credit_entity
     FROM sessions s JOIN effective_ledger_entries e ON e.payment_session_id = s.payment_session_id
     WHERE s.status = 'completed' AND e.entry_type = 'payment_credit'
     UNION ALL
-    SELECT s.session_entity, e.ledger_entry_id, ${rowEntityId('ledger_entries', 'ledger_entry_id', 'e')}
+    SELECT s.session_entity, e.ledger_entry_id, ${rowEntityId(d, 'ledger_entries', 'ledger_entry_id', 'e')}
     FROM sessions s JOIN effective_ledger_entries e ON e.ledger_entry_id = s.ledger_entry_id
     WHERE s.status = 'completed' AND e.entry_type = 'payment_credit')
   GROUP BY session_entity),
 announced AS (
-  SELECT payment_session_id, list(DISTINCT event_type ORDER BY event_type) AS event_types
+  SELECT payment_session_id, ${d.sortedSet('event_type')} AS event_types
   FROM events
   WHERE payment_session_id IS NOT NULL AND event_type IS NOT NULL
   GROUP BY payment_session_id),
 expected AS (
-  SELECT s.*, c.credit_ledger_entry_id, c.credit_id, coalesce(a.event_types, []) AS event_types,
+  SELECT s.*, c.credit_ledger_entry_id, c.credit_id, coalesce(a.event_types, ${d.emptyStringList()}) AS event_types,
     CASE WHEN s.status = 'failed_reconcile' THEN 'payments.reconcile_failed'
          WHEN s.status = 'completed' AND c.credit_ledger_entry_id IS NOT NULL THEN 'payments.balance_credited'
     END AS expected_event
@@ -102,10 +114,14 @@ expected AS (
 SELECT session_entity AS entity_id, org_id, requested_by_user_id, payment_session_id,
   coalesce(credit_id, ledger_entry_id) AS ledger_entry_id,
   amount_minor, currency, correlation_id, trace_id,
-  json_object('status', status, 'missing_event', expected_event,
-              'credit_ledger_entry_id', credit_ledger_entry_id,
-              'events_seen', to_json(event_types)) AS detail
+  ${d.jsonObject([
+    ['status', 'status'],
+    ['missing_event', 'expected_event'],
+    ['credit_ledger_entry_id', 'credit_ledger_entry_id'],
+    ['events_seen', 'to_json(event_types)'],
+  ])} AS detail
 FROM expected
-WHERE expected_event IS NOT NULL AND NOT list_contains(event_types, expected_event)`,
+WHERE expected_event IS NOT NULL AND NOT ${d.listContains('event_types', 'expected_event')}`;
+    },
   },
 ];

@@ -1,4 +1,6 @@
 import type { TableName } from '../contract/tables.ts';
+import type { Dialect } from '../dialect/dialect.ts';
+import { duckdb } from '../dialect/duckdb.ts';
 import type { EntityType, OwningLayer, Severity } from '../contract/violations.ts';
 
 /** How many entries a list in a `detail` keeps: enough to act on, bounded for the reports. */
@@ -9,6 +11,13 @@ export type Family = 'contract' | 'usage' | 'ledger' | 'payments' | 'app_runtime
 export interface SqlContext {
   /** The tables present in this audit (loaded, possibly empty). */
   readonly tables: ReadonlySet<TableName>;
+  /** The engine's SQL dialect; DuckDB when not given. */
+  readonly dialect?: Dialect;
+}
+
+/** The dialect an invariant renders its query in. */
+export function dialectOf(ctx: SqlContext): Dialect {
+  return ctx.dialect ?? duckdb;
 }
 
 /**
