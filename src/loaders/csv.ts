@@ -88,31 +88,29 @@ export async function loadCsvInOnePass(
   const table = quoteIdent(spec.name);
   await db.run(`DROP TABLE IF EXISTS __rej; DROP TABLE IF EXISTS __rejscan`);
   await db.run('BEGIN TRANSACTION');
-  let committed = false;
+  let clean: { rows: number; lines: number } | undefined;
   try {
     const rows = await typeStagedFile(db, relation, spec, config, file.rel, true, true);
-    if (rows === null) return null;
     const rejected = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM __rej`);
     const { lines, loneCr } = await scan;
-    if ((rejected?.n ?? 1n) > 0n || loneCr || lines !== rows + 1) return null;
-    if (rows > 0) {
-      const span = await db.one<{ first: bigint; last: bigint }>(
-        `SELECT min(rowid) AS first, max(rowid) AS last FROM ${table} WHERE __file = $rel`,
-        { rel: file.rel },
-      );
-      if (!span || span.last - span.first + 1n !== BigInt(rows)) return null;
-      await db.run(`UPDATE ${table} SET __line = rowid - $first + 2 WHERE __file = $rel`, { first: span.first, rel: file.rel });
-    }
-    await db.run('COMMIT');
-    committed = true;
-    return { rows, lines: { physical: lines, header: 1, blank: 0, continuation: 0 } };
+    if (rows !== null && (rejected?.n ?? 1n) === 0n && !loneCr && lines === rows + 1) clean = { rows, lines };
   } catch (err) {
+    await db.run('ROLLBACK');
     // A schema error is the file's answer either way; any other failure is left to the staged way.
     if (err instanceof ReconError) throw err;
     return null;
-  } finally {
-    if (!committed) await db.run('ROLLBACK');
   }
+  if (!clean) {
+    await db.run('ROLLBACK');
+    return null;
+  }
+  await db.run('COMMIT');
+  // After the commit: updating rows of an open transaction made its commit rewrite them.
+  await db.run(
+    `UPDATE ${table} SET __line = rowid - (SELECT min(rowid) FROM ${table} WHERE __file = $rel) + 2 WHERE __file = $rel`,
+    { rel: file.rel },
+  );
+  return { rows: clean.rows, lines: { physical: clean.lines, header: 1, blank: 0, continuation: 0 } };
 }
 
 /**
