@@ -18,6 +18,7 @@ export default defineConfig({
           exclude: ['tests/invariants/**', '**/node_modules/**'],
           testTimeout: 120_000,
           hookTimeout: 300_000,
+          isolate: false,
         },
       },
       {

@@ -1,29 +1,27 @@
+import { parseInstant } from './contract/instant.ts';
 import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
 import { discoverConfig, durationSeconds, loadConfig, type LoadedConfig } from './config.ts';
 import { Db, type ScratchOptions } from './db.ts';
 import { ConfigError, UsageError, errorMessage } from './errors.ts';
-import { parseExact } from './json.ts';
+import { buildFindings, type Outcome } from './findings/build.ts';
 import { firstRowPerKey, isoSql, sqlString } from './sql.ts';
 import { ALL_CHECKS } from './invariants/index.ts';
 import { createInvariantContext } from './invariants/setup.ts';
-import {
-  VIOLATION_COLUMNS,
-  type Findings,
-  type Invariant,
-  type InvariantResult,
-  type OwnerRule,
-  type Severity,
-  type Violation,
-} from './invariants/types.ts';
+import { ENTITY_TABLE, VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
+import type { Findings } from './findings/types.ts';
+import type { Invariant, OwnerRule } from './invariants/types.ts';
 import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
-import { applyScopeTo, normaliseScope, scopeRecord, validateScopeAgainstExports, type Scope, type ScopeKey } from './scope.ts';
-import { blastRadius, followUps } from './triage.ts';
-import { narrowToIncident } from './incident/link.ts';
-import type { TimelineIds } from './snapshot/timeline.ts';
-import { moneyTotals } from './money.ts';
+import {
+  applyScopeTo,
+  narrowToIncident,
+  normaliseScope,
+  validateScopeAgainstExports,
+  type IncidentIds,
+  type Scope,
+  type ScopeKey,
+} from './scope.ts';
 import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
-import { TOOL } from './version.ts';
-import { exitCodeFor, judge, matchesPattern } from './verdict.ts';
+import { exitCodeFor, matchesPattern } from './findings/verdict.ts';
 
 export { exitCodeFor };
 
@@ -44,9 +42,9 @@ export interface AuditOptions {
   command?: string;
   /**
    * `recon incident`: instead of the scope, keep the violations of one incident (its ids or
-   * the rows carrying them, src/incident/link.ts); the ids must exist like scope values.
+   * the rows carrying them, narrowToIncident in src/scope.ts); the ids must exist like scope values.
    */
-  incident?: TimelineIds;
+  incident?: IncidentIds;
   /**
    * Where the DuckDB database lives. Default: a scratch file in a temp dir, removed on close,
    * bounded by `memory` (tables beyond the limit spill to disk instead of failing).
@@ -80,18 +78,8 @@ export interface AuditRun {
   tableRows: Partial<Record<TableName, number>>;
 }
 
-const VIOLATIONS_DDL = `CREATE OR REPLACE TABLE violations (${VIOLATION_COLUMNS.map((c) => `${c.name} ${c.sql}`).join(', ')})`;
-
-/** Same rules as the loaders: a text instant the contract accepts, read as UTC. */
-async function normaliseAsOf(db: Db, asOf: string, flag = '--as-of'): Promise<string> {
-  const row = await db.one<{ t: string | null }>(
-    `SELECT ${isoSql('TRY_CAST($v AS TIMESTAMPTZ)')} AS t
-     WHERE regexp_full_match($v, '\\d{4}-\\d{2}-\\d{2}([T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?)?([Zz]| ?[+-]\\d{2}(:?\\d{2})?| UTC)?')`,
-    { v: asOf },
-  );
-  if (!row?.t) throw new UsageError(`${flag}: "${asOf}" is not an ISO-8601 instant (e.g. 2026-11-20T12:00:00Z)`);
-  return row.t;
-}
+/** DuckDB's row group: the unit it splits scans and hash tables by across threads. */
+const DUCKDB_ROW_GROUP_ROWS = 122_880;
 
 /** The latest timestamp anywhere in the exports, so re-auditing the same files is reproducible. */
 async function latestTimestamp(db: Db, tables: ReadonlySet<TableName>): Promise<string | null> {
@@ -155,15 +143,6 @@ function checkPatterns(flag: string, patterns: string[]): void {
   const unknown = patterns.filter((p) => !ALL_CHECKS.some((i) => matchesPattern(p, i.id, i.family)));
   if (unknown.length > 0) throw new UsageError(`${flag} ${unknown.join(', ')}: matches no invariant (see recon list)`);
 }
-
-const ENTITY_TABLE: Partial<Record<Invariant['entity'], TableName>> = {
-  allocation: 'allocations',
-  usage_record: 'usage_records',
-  ledger_entry: 'ledger_entries',
-  payment_session: 'payment_sessions',
-  app_instance: 'app_instances',
-  balance: 'balances',
-};
 
 /**
  * Freshness (`contract.stale_export`): the newest timestamp of each configured table against the
@@ -308,124 +287,6 @@ async function applyWaivers(db: Db, loaded: LoadedConfig, asOf: string, judged: 
   }
 }
 
-/** Converts a row of `violations` as DuckDB returns it into a Violation (detail parsed). */
-export function toViolation(row: Record<string, unknown>): Violation {
-  const v = { ...row } as unknown as Violation & { detail: unknown };
-  v.detail = typeof row['detail'] === 'string' ? parseExact(row['detail']) : row['detail'];
-  return v;
-}
-
-interface Outcome {
-  severity: Severity;
-  skipped?: string;
-  error?: string;
-}
-
-async function buildFindings(
-  db: Db,
-  loaded: LoadedConfig,
-  asOf: string,
-  scope: Scope,
-  load: LoadResult,
-  outcomes: Map<string, Outcome>,
-  extra: { tableRows: Partial<Record<TableName, number>>; warnError: boolean; window?: { since: string | null; until: string | null } },
-): Promise<Findings> {
-  const counts = await db.all<{ invariant_id: string; open: bigint; waived: bigint }>(
-    `SELECT invariant_id, count(*) FILTER (WHERE NOT waived) AS open, count(*) FILTER (WHERE waived) AS waived
-     FROM violations GROUP BY invariant_id`,
-  );
-  const money = await db.all<{ invariant_id: string; currency: string; amount: bigint }>(
-    `SELECT invariant_id, currency, sum(amount_minor)::HUGEINT AS amount FROM violations
-     WHERE NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
-     GROUP BY ALL ORDER BY invariant_id, currency`,
-  );
-  const samples = await db.all(
-    `SELECT * EXCLUDE (rn) FROM (
-       SELECT *, row_number() OVER (PARTITION BY invariant_id ORDER BY waived, entity_id) AS rn FROM violations)
-     WHERE rn <= $n ORDER BY invariant_id, rn`,
-    { n: loaded.config.sample_size },
-  );
-  const allRows = Object.values(extra.tableRows).reduce((a, b) => a + b, 0);
-
-  const invariants: InvariantResult[] = [];
-  for (const inv of ALL_CHECKS) {
-    const outcome = outcomes.get(inv.id)!;
-    const c = counts.find((r) => r.invariant_id === inv.id);
-    const open = Number(c?.open ?? 0n);
-    const waived = Number(c?.waived ?? 0n);
-    const byCurrency: Record<string, bigint> = {};
-    for (const m of money) if (m.invariant_id === inv.id) byCurrency[m.currency] = m.amount;
-    let severity = outcome.severity;
-    let failing = open > 0;
-    let threshold: InvariantResult['threshold'];
-    const rule = loaded.config.invariants[inv.id];
-    if (open > 0 && !outcome.error && (rule?.warn_above || rule?.fail_above)) {
-      const table = ENTITY_TABLE[inv.entity];
-      const judgement = judge(rule, open, byCurrency, table ? (extra.tableRows[table] ?? 0) : allRows);
-      threshold = { outcome: judgement.outcome, reason: judgement.reason };
-      failing = judgement.outcome !== 'tolerated';
-      if (failing) severity = judgement.severity;
-    }
-    if (extra.warnError && severity === 'warn') severity = 'error';
-    if (severity !== outcome.severity) {
-      await db.run(`UPDATE violations SET severity = $severity WHERE invariant_id = $id`, { severity, id: inv.id });
-    }
-    const result: InvariantResult = {
-      id: inv.id,
-      title: inv.title,
-      family: inv.family,
-      severity,
-      entity: inv.entity,
-      status: outcome.skipped ? 'skipped' : outcome.error || failing ? 'fail' : waived > 0 ? 'waived' : 'pass',
-      violations: open,
-      waived_violations: waived,
-      amount_minor_by_currency: byCurrency,
-      sample: samples.filter((s) => s['invariant_id'] === inv.id).map((s) => toViolation({ ...s, severity })),
-    };
-    if (outcome.skipped) result.skipped_reason = outcome.skipped;
-    if (outcome.error) result.error = outcome.error;
-    if (threshold) result.threshold = threshold;
-    if (extra.window && !outcome.skipped) result.window = windowNote(inv);
-    invariants.push(result);
-  }
-
-  // Per-invariant sums overlap (one defect, several angles); kept only as a labelled cross-check.
-  const overlapping: Record<string, bigint> = {};
-  for (const m of money) overlapping[m.currency] = (overlapping[m.currency] ?? 0n) + m.amount;
-  const deduplicated = await moneyTotals(db);
-  const sum = (f: (r: InvariantResult) => number) => invariants.reduce((acc, r) => acc + f(r), 0);
-  return {
-    schema_version: 1,
-    tool: { ...TOOL },
-    as_of: asOf,
-    ...(extra.warnError ? { warn_error: true } : {}),
-    ...(extra.window ? { window: extra.window } : {}),
-    config_sha256: loaded.sha256,
-    scope: scopeRecord(scope, ['orgs', 'app_instances']) as Findings['scope'],
-    blast_radius: await blastRadius(db, load.tables),
-    follow_ups: await followUps(db),
-    inputs: load.inputs,
-    invariants,
-    totals: {
-      invariants: invariants.length,
-      passed: invariants.filter((r) => r.status === 'pass').length,
-      failed: invariants.filter((r) => r.status === 'fail').length,
-      skipped: invariants.filter((r) => r.status === 'skipped').length,
-      waived: invariants.filter((r) => r.status === 'waived').length,
-      errored: invariants.filter((r) => r.error !== undefined).length,
-      violations: sum((r) => r.violations),
-      error_violations: sum((r) => (r.severity === 'error' && r.status === 'fail' ? r.violations : 0)),
-      warn_violations: sum((r) => (r.severity === 'warn' && r.status === 'fail' ? r.violations : 0)),
-      waived_violations: sum((r) => r.waived_violations),
-      amount_minor_by_currency: deduplicated.total,
-      error_amount_minor_by_currency: deduplicated.error,
-      warn_amount_minor_by_currency: deduplicated.warn,
-      money_items: deduplicated.items,
-      overlapping_amount_minor_by_currency: Object.fromEntries(Object.entries(overlapping).sort(([a], [b]) => a.localeCompare(b))),
-    },
-  };
-}
-
 function exportsDirOf(opts: AuditOptions): string {
   if (opts.exportsDir === undefined) throw new UsageError('an audit needs --exports DIR or --bigquery PROJECT.DATASET');
   return opts.exportsDir;
@@ -443,6 +304,18 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
   const exclude = opts.exclude ?? [];
   checkPatterns('--select', select);
   checkPatterns('--exclude', exclude);
+  // Instants are read before anything loads: a typo costs nothing, not a whole load.
+  const givenAsOf = opts.asOf ? parseInstant(opts.asOf, '--as-of') : undefined;
+  const window =
+    opts.window && (opts.window.since || opts.window.until)
+      ? {
+          since: opts.window.since ? parseInstant(opts.window.since, '--since') : null,
+          until: opts.window.until ? parseInstant(opts.window.until, '--until') : null,
+        }
+      : undefined;
+  if (window?.since && window.until && Date.parse(window.since) >= Date.parse(window.until)) {
+    throw new UsageError(`--since ${window.since} is not before --until ${window.until}`);
+  }
   const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
   try {
     const loadStarted = performance.now();
@@ -452,23 +325,16 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
     const timings: AuditRun['timings'] = { loadMs: performance.now() - loadStarted, invariantsMs: {} };
     const asked = opts.incident ? { correlation_ids: opts.incident.correlationIds, trace_ids: opts.incident.traceIds } : opts.scope;
     const scope = await validateScopeAgainstExports(db, normaliseScope(asked), load.tables, opts.command ?? 'audit');
-    const asOf = opts.asOf
-      ? await normaliseAsOf(db, opts.asOf)
-      : ((await latestTimestamp(db, load.tables)) ?? (await normaliseAsOf(db, new Date().toISOString())));
-    const window =
-      opts.window && (opts.window.since || opts.window.until)
-        ? {
-            since: opts.window.since ? await normaliseAsOf(db, opts.window.since, '--since') : null,
-            until: opts.window.until ? await normaliseAsOf(db, opts.window.until, '--until') : null,
-          }
-        : undefined;
-    if (window?.since && window.until && Date.parse(window.since) >= Date.parse(window.until)) {
-      throw new UsageError(`--since ${window.since} is not before --until ${window.until}`);
-    }
+    const asOf =
+      givenAsOf ?? (await latestTimestamp(db, load.tables)) ?? parseInstant(new Date().toISOString(), 'the clock');
     const tableRows: Partial<Record<TableName, number>> = {};
     for (const t of load.tables) {
       tableRows[t] = Number((await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${quoteIdent(t)}`))!.n);
     }
+    // DuckDB splits work by row group (122,880 rows): below one there is nothing to run in
+    // parallel, and idle worker threads only cost CPU (a fifth of a small audit's, measured on the
+    // test suite's fixtures), which matters where many small audits share a machine.
+    if (Math.max(0, ...Object.values(tableRows)) < DUCKDB_ROW_GROUP_ROWS) await db.run(`SET threads = 1`);
     await createInvariantContext(db, config.config, asOf);
     await createFreshness(db, config, load.tables, opts.now?.() ?? new Date());
     await db.run(VIOLATIONS_DDL);
@@ -503,7 +369,7 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
     const findings = await buildFindings(db, config, asOf, scope, load, outcomes, {
       tableRows,
       warnError: opts.warnError ?? false,
-      ...(window ? { window } : {}),
+      ...(window ? { window, windowNote } : {}),
     });
     if (select.length > 0 || exclude.length > 0) findings.selection = { select, exclude };
     return { db, findings, load, config, scope, timings, tableRows };

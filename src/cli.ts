@@ -1,44 +1,45 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { auditExports, exitCodeFor, type AuditOptions, type AuditRun } from './audit.ts';
 import { AuditConsole } from './console.ts';
 import { appendHistory, compareWithHistory, newRunId } from './history.ts';
 import { TABLE_NAMES } from './contract/tables.ts';
-import { ReconError, UsageError, errorMessage } from './errors.ts';
-import { generateCommand } from './generate/cli.ts';
-import { incidentCommand } from './incident/cli.ts';
-import { diffCommand, snapshotCommand, verifyCommand } from './snapshot/cli.ts';
+import { ReconError, UsageError } from './errors.ts';
+import { generateCommand } from './cli/generate.ts';
+import { incidentCommand } from './cli/incident.ts';
+import { diffCommand, snapshotCommand, verifyCommand } from './cli/snapshot.ts';
 import { ALL_CHECKS, findCheck } from './invariants/index.ts';
 import { stageOutputFolder } from './out-dir.ts';
-import { findingsJson, writeAuditOutputs } from './outputs.ts';
+import { findingsJson } from './findings/io.ts';
+import { writeAuditOutputs } from './outputs.ts';
 import { renderReports } from './report/render.ts';
-import { SCOPE_OPTIONS_HELP, SCOPE_PARSE_OPTIONS, scopeFromArgs } from './scope.ts';
+import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from './scope.ts';
+import { progressReporter } from './cli/io.ts';
+import { OPTIONS, parseCommandArgs, type OptionName } from './cli/options.ts';
+import { parseInstant } from './contract/instant.ts';
 import { TOOL } from './version.ts';
 import { runInvariantSuite } from './vitest-run.ts';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** The options `recon audit` and `recon snapshot` share. */
-export const AUDIT_OPTIONS = {
-  exports: { type: 'string' },
-  bigquery: { type: 'string' },
-  'bigquery-endpoint': { type: 'string' },
-  'max-bytes-billed': { type: 'string' },
-  engine: { type: 'string' },
-  out: { type: 'string' },
-  'as-of': { type: 'string' },
-  config: { type: 'string' },
-  ...SCOPE_PARSE_OPTIONS,
-  'memory-limit': { type: 'string' },
-  'temp-dir': { type: 'string' },
-  select: { type: 'string', multiple: true },
-  exclude: { type: 'string', multiple: true },
-  since: { type: 'string' },
-  until: { type: 'string' },
-  'warn-error': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies Options;
+/** The options of an audit run (src/cli/options.ts has every flag once). */
+export const AUDIT_OPTIONS = [
+  'exports',
+  'bigquery',
+  'bigquery-endpoint',
+  'max-bytes-billed',
+  'engine',
+  'out',
+  'as-of',
+  'config',
+  ...SCOPE_FLAGS,
+  'memory-limit',
+  'temp-dir',
+  'select',
+  'exclude',
+  'since',
+  'until',
+  'warn-error',
+  'help',
+] as const satisfies readonly OptionName[];
 
 export const AUDIT_OPTIONS_HELP = `  --exports DIR           export directory (one source per table, CONTRACT.md §1)
   --as-of INSTANT         audit time (default: the latest timestamp in the exports)
@@ -63,16 +64,9 @@ ${SCOPE_OPTIONS_HELP}
   --max-bytes-billed N    refuse any BigQuery job that would bill more than N bytes
   --engine bigquery       run the checks inside BigQuery (not available in this build)`;
 
-/** Parses argv without ever exiting: bad arguments become a UsageError (exit 2). */
-export function parseCommandArgs<O extends Options>(command: string, argv: string[], options: O, allowPositionals = false) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true });
-  } catch (err) {
-    throw new UsageError(`recon ${command}: ${errorMessage(err)} (see recon ${command} --help)`);
-  }
-}
-
-type AuditValues = { [K in keyof typeof AUDIT_OPTIONS]?: (typeof AUDIT_OPTIONS)[K] extends { multiple: true } ? string[] : string | boolean };
+type AuditValues = {
+  [K in (typeof AUDIT_OPTIONS)[number]]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : string | boolean;
+};
 
 /** `--select a,b --select c` → [a, b, c]. */
 const patterns = (values: string[] | undefined) => (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
@@ -112,11 +106,11 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
   }
   if (typeof values.config === 'string') opts.configPath = values.config;
   const asOf = typeof values['as-of'] === 'string' ? values['as-of'] : process.env['RECON_AS_OF'];
-  if (asOf) opts.asOf = asOf;
+  if (asOf) opts.asOf = parseInstant(asOf, '--as-of');
   if (typeof values.since === 'string' || typeof values.until === 'string') {
     opts.window = {
-      ...(typeof values.since === 'string' ? { since: values.since } : {}),
-      ...(typeof values.until === 'string' ? { until: values.until } : {}),
+      ...(typeof values.since === 'string' ? { since: parseInstant(values.since, '--since') } : {}),
+      ...(typeof values.until === 'string' ? { until: parseInstant(values.until, '--until') } : {}),
     };
   }
   const memoryLimit = values['memory-limit'];
@@ -128,14 +122,6 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
     ...(typeof values['temp-dir'] === 'string' ? { tempDir: values['temp-dir'] } : {}),
   };
   return opts;
-}
-
-/** A progress line for long loads, only where a person is watching. */
-export function progressReporter(): AuditOptions['onProgress'] {
-  if (!process.stderr.isTTY) return undefined;
-  return ({ table, file, rows, elapsedMs }) => {
-    process.stderr.write(`\rloading ${table} (${file}): ${rows.toLocaleString('en-US')} rows, ${(elapsedMs / 1000).toFixed(1)}s\x1b[K`);
-  };
 }
 
 const AUDIT_HELP = `Usage: recon audit --exports DIR [--out DIR] [options]
@@ -171,13 +157,7 @@ export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<st
   return files;
 }
 
-const AUDIT_COMMAND_OPTIONS = {
-  ...AUDIT_OPTIONS,
-  history: { type: 'string' },
-  baseline: { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-  json: { type: 'boolean' },
-} as const satisfies Options;
+const AUDIT_COMMAND_OPTIONS = [...AUDIT_OPTIONS, 'history', 'baseline', 'quiet', 'json'] as const satisfies readonly OptionName[];
 
 async function auditCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('audit', argv, AUDIT_COMMAND_OPTIONS);
@@ -250,7 +230,7 @@ async function auditCommand(argv: string[]): Promise<number> {
 }
 
 function listCommand(argv: string[]): number {
-  const { values } = parseCommandArgs('list', argv, { help: { type: 'boolean', short: 'h' } });
+  const { values } = parseCommandArgs('list', argv, ['help']);
   if (values.help) {
     console.log('Usage: recon list\n\nLists every invariant of the catalog, then the checks of the audit itself (freshness, waivers): id, severity, entity, tables needed, title.');
     return 0;
@@ -263,7 +243,7 @@ function listCommand(argv: string[]): number {
 }
 
 function explainCommand(argv: string[]): number {
-  const { values, positionals } = parseCommandArgs('explain', argv, { help: { type: 'boolean', short: 'h' } }, true);
+  const { values, positionals } = parseCommandArgs('explain', argv, ['help'], true);
   if (values.help) {
     console.log('Usage: recon explain <invariant-id>\n\nShows what the invariant means, the runbook step it automates, the tables it needs and its SQL.');
     return 0;

@@ -1,6 +1,6 @@
-import type { Findings, InvariantResult } from './invariants/types.ts';
-import { formatMoneyByCurrency } from './report/format.ts';
-import { oneLineSummary, tallyText, verdictOf, type Verdict } from './verdict.ts';
+import type { Findings, InvariantResult } from './findings/types.ts';
+import { formatMoneyByCurrency } from './findings/format.ts';
+import { oneLineSummary, tallyText, verdictOf, type Verdict } from './findings/verdict.ts';
 
 /** What each verdict prints as, in a CI log line and in the tally. */
 const LABEL: Record<Verdict, string> = { pass: 'PASS', warn: 'WARN', error: 'FAIL', skip: 'SKIP', waived: 'WAIVED' };

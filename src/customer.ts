@@ -3,11 +3,11 @@ import path from 'node:path';
 import type { TableName } from './contract/tables.ts';
 import type { Db } from './db.ts';
 import { parseExact } from './json.ts';
-import { formatInstant, formatMoney } from './report/format.ts';
+import { formatInstant, formatMoney } from './findings/format.ts';
 import { resolveInside, safeFileName } from './report/paths.ts';
 import { isNarrowed, type Scope } from './scope.ts';
 import { isoSql, sqlString } from './sql.ts';
-import { MONEY_ITEM_SQL } from './money.ts';
+import { MONEY_ITEM_SQL } from './findings/money.ts';
 
 /**
  * Customer-facing summaries: what a support engineer can send a tenant. One line per money

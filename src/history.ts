@@ -5,10 +5,12 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditRun } from './audit.ts';
 import { UsageError } from './errors.ts';
-import type { Findings, InvariantStatus, PreviousRun } from './invariants/types.ts';
+import { IDENTITY_SQL, sameViolationSql } from './findings/identity.ts';
+import { atStakeSql } from './findings/money.ts';
+import type { Findings, InvariantStatus, PreviousRun } from './findings/types.ts';
 import { isoSql } from './sql.ts';
-import { parseFindings } from './outputs.ts';
-import { verdictOf } from './verdict.ts';
+import { parseFindings } from './findings/io.ts';
+import { verdictOf } from './findings/verdict.ts';
 
 /**
  * The history of nightly audits: a folder of Parquet files, one pair per run, so a CI job can
@@ -103,22 +105,22 @@ async function markNew(run: AuditRun, baselineFile: string): Promise<void> {
   const { db, findings } = run;
   await db.run(
     `CREATE OR REPLACE TEMP TABLE recon_baseline AS
-     SELECT DISTINCT invariant_id, entity_id FROM read_parquet($file) WHERE NOT coalesce(waived, false)`,
+     SELECT DISTINCT ${IDENTITY_SQL} FROM read_parquet($file) WHERE NOT coalesce(waived, false)`,
     { file: baselineFile },
   );
   const counts = await db.all<{ invariant_id: string; new: bigint; persisting: bigint }>(
     `SELECT v.invariant_id, count(*) FILTER (WHERE b.entity_id IS NULL) AS new, count(*) FILTER (WHERE b.entity_id IS NOT NULL) AS persisting
-     FROM violations v LEFT JOIN recon_baseline b USING (invariant_id, entity_id)
+     FROM violations v LEFT JOIN recon_baseline b ON ${sameViolationSql('v', 'b')}
      WHERE NOT v.waived GROUP BY ALL`,
   );
   const resolved = await db.all<{ invariant_id: string; n: bigint }>(
     `SELECT b.invariant_id, count(*) AS n FROM recon_baseline b
-     ANTI JOIN (SELECT invariant_id, entity_id FROM violations WHERE NOT waived) v USING (invariant_id, entity_id)
+     ANTI JOIN (SELECT ${IDENTITY_SQL} FROM violations WHERE NOT waived) v ON ${sameViolationSql('v', 'b')}
      GROUP BY ALL`,
   );
   const samples = await db.allJson<{ invariant_id: string; ids: string[] }>(
-    `SELECT invariant_id, list(entity_id ORDER BY entity_id)[1:$n] AS ids FROM violations v
-     ANTI JOIN recon_baseline b USING (invariant_id, entity_id) WHERE NOT v.waived GROUP BY ALL`,
+    `SELECT v.invariant_id, list(v.entity_id ORDER BY v.entity_id)[1:$n] AS ids FROM violations v
+     ANTI JOIN recon_baseline b ON ${sameViolationSql('v', 'b')} WHERE NOT v.waived GROUP BY ALL`,
     { n: run.config.config.sample_size },
   );
   for (const r of findings.invariants) {
@@ -178,7 +180,7 @@ export async function appendHistory(run: AuditRun, dir: string): Promise<void> {
        LEFT JOIN (
          SELECT invariant_id, map_from_entries(list((currency, amount) ORDER BY currency)) AS money FROM (
            SELECT invariant_id, currency, sum(amount_minor)::BIGINT AS amount FROM violations
-           WHERE NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL GROUP BY ALL)
+           WHERE ${atStakeSql()} GROUP BY ALL)
          GROUP BY invariant_id) m USING (invariant_id)
        ORDER BY invariant_id)
      TO $file (FORMAT parquet)`,
@@ -187,7 +189,7 @@ export async function appendHistory(run: AuditRun, dir: string): Promise<void> {
   await db.run(
     `COPY (
        SELECT $run_id AS run_id, $generated_at::TIMESTAMPTZ AS generated_at, $as_of::TIMESTAMPTZ AS as_of,
-              invariant_id, entity_id, severity, waived, amount_minor, currency
+              ${IDENTITY_SQL}, severity, waived, amount_minor, currency
        FROM violations ORDER BY invariant_id, entity_id)
      TO $file (FORMAT parquet)`,
     { ...params, file: path.join(dir, VIOLATIONS, `${findings.run_id}.parquet`) },

@@ -1,5 +1,5 @@
-import type { Findings, InvariantResult } from './invariants/types.ts';
-import { detailText, oneLineSummary, verdictOf } from './verdict.ts';
+import type { Findings, InvariantResult } from './findings/types.ts';
+import { detailText, oneLineSummary, verdictOf } from './findings/verdict.ts';
 
 /** What Vitest reported for one invariant's test. */
 export interface CaseOutcome {

@@ -1,25 +1,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { stringify } from 'lossless-json';
 import type { AuditRun } from './audit.ts';
-import { VIOLATION_COLUMNS, type Findings, type InvariantResult } from './invariants/types.ts';
+import { VIOLATION_COLUMNS } from './contract/violations.ts';
+import type { Findings, InvariantResult } from './findings/types.ts';
 import { writeCustomerSummaries } from './customer.ts';
-import { parseExact } from './json.ts';
+import { findingsJson } from './findings/io.ts';
 import { describeScope, isNarrowed, normaliseScope } from './scope.ts';
-import { blastRadiusMarkdown, followUpsMarkdown } from './triage.ts';
-import { majorUnitsSql } from './money.ts';
-import { formatMoneyByCurrency } from './report/format.ts';
-import { exitCodeFor, tallyText, verdictOf, type Verdict } from './verdict.ts';
-
-/** findings.json: bigints are written as JSON integers, never as floats or strings. */
-export function findingsJson(findings: Findings): string {
-  return stringify(findings, null, 2) + '\n';
-}
-
-/** Reads findings.json back: money as bigint, counts as numbers. */
-export function parseFindings(text: string): Findings {
-  return parseExact(text) as Findings;
-}
+import { blastRadiusMarkdown, followUpsMarkdown } from './findings/triage.ts';
+import { majorUnitsSql } from './findings/money.ts';
+import { formatMoneyByCurrency } from './findings/format.ts';
+import { exitCodeFor, tallyText, verdictOf, type Verdict } from './findings/verdict.ts';
 
 const VERDICT_MARK: Record<Verdict, string> = {
   pass: 'pass',

@@ -64,6 +64,9 @@ export const SCOPE_OPTIONS_HELP =
   '\n                          (each repeatable: repeats of one flag are a union, different flags intersect;\n' +
   '                          a value found nowhere in the data is an error with the nearest existing values)';
 
+/** The scope flags' names (`org`, `project`, ...). */
+export const SCOPE_FLAGS = SCOPE_DIMENSIONS.map((d) => d.flag) as Array<ScopeDimension['flag']>;
+
 /** The parseArgs option table of the scope flags. */
 export const SCOPE_PARSE_OPTIONS = Object.fromEntries(SCOPE_DIMENSIONS.map((d) => [d.flag, { type: 'string', multiple: true }])) as {
   [D in ScopeDimension as D['flag']]: { type: 'string'; multiple: true };
@@ -200,4 +203,41 @@ export function scopeRecord(scope: Scope, always: readonly ScopeKey[]): Partial<
     if (always.includes(d.key) || scope[d.key].length > 0) out[d.key] = [...scope[d.key]];
   }
   return out;
+}
+
+/** The ids an incident is about (`recon incident`): its correlation and trace ids, a union. */
+export interface IncidentIds {
+  correlationIds: readonly string[];
+  traceIds: readonly string[];
+}
+
+/** The tables whose rows an incident's violations can name, with the violation column naming them. */
+const LINKS: ReadonlyArray<{ table: TableName; key: string; entityOnly?: boolean }> = [
+  { table: 'usage_records', key: 'usage_record_id' },
+  { table: 'ledger_entries', key: 'ledger_entry_id' },
+  { table: 'payment_sessions', key: 'payment_session_id' },
+  // An allocation or app instance is named by many violations of other incidents; only a
+  // violation about the allocation or instance itself is part of this one.
+  { table: 'allocations', key: 'allocation_id', entityOnly: true },
+  { table: 'app_instances', key: 'app_instance_id', entityOnly: true },
+];
+
+/**
+ * Narrows `violations` to one incident: violations carrying one of its correlation or trace
+ * ids, and violations about a row that carries one (a debit whose own correlation id differs
+ * still bills the incident's usage). Ids of either kind are a union here: the runbooks start
+ * from "a correlation_id (and trace_id)" of one incident. Unreadable rows stay, as in every scope.
+ */
+export async function narrowToIncident(db: Db, tables: ReadonlySet<TableName>, ids: IncidentIds): Promise<void> {
+  const linked = LINKS.filter((l) => tables.has(l.table)).map(
+    (l) =>
+      `(${l.entityOnly ? `entity_type = '${l.key.replace(/_id$/, '')}' AND ` : ''}${l.key} IN (
+         SELECT ${l.key} FROM ${l.table} WHERE list_contains($c::JSON::VARCHAR[], correlation_id) OR list_contains($t::JSON::VARCHAR[], trace_id)))`,
+  );
+  await db.run(
+    `DELETE FROM violations WHERE NOT coalesce(
+       entity_type = 'source_row' OR list_contains($c::JSON::VARCHAR[], correlation_id) OR list_contains($t::JSON::VARCHAR[], trace_id)
+       ${linked.map((l) => `OR ${l}`).join('\n       ')}, false)`,
+    { c: JSON.stringify(ids.correlationIds), t: JSON.stringify(ids.traceIds) },
+  );
 }

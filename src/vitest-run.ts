@@ -2,16 +2,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { Reporter, TestCase } from 'vitest/node';
 import { startVitest } from 'vitest/node';
 import { DatabaseError } from './errors.ts';
-import type { Findings } from './invariants/types.ts';
+import type { Findings } from './findings/types.ts';
 import { junitXml, type CaseOutcome } from './junit.ts';
-import { findingsJson } from './outputs.ts';
-import { verdictOf } from './verdict.ts';
+import { findingsJson } from './findings/io.ts';
+import { verdictOf } from './findings/verdict.ts';
+import { PACKAGE_ROOT as ROOT } from './package-root.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Ours: keeps each invariant test's outcome, for junit.xml and to check Vitest and findings agree. */
 class OutcomeReporter implements Reporter {

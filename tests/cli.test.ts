@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, test, vi } from 'vitest';
 import { main } from '../src/cli.ts';
-import { parseFindings } from '../src/outputs.ts';
+import { parseFindings } from '../src/findings/io.ts';
 import { ALL_CHECKS, CATALOG } from '../src/invariants/index.ts';
 import { tempDir } from './helpers/exports.ts';
 

@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { auditExports } from '../src/audit.ts';
 import { Db } from '../src/db.ts';
 import { writeAuditOutputs } from '../src/outputs.ts';
-import { diffCommand, snapshotCommand, type CommandIo } from '../src/snapshot/cli.ts';
+import type { CommandIo } from '../src/cli/io.ts';
+import { diffCommand, snapshotCommand } from '../src/cli/snapshot.ts';
 import { tempDir } from './helpers/exports.ts';
 
 const FIXTURES = path.resolve('fixtures/remediation');

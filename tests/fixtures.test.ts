@@ -5,8 +5,9 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test, vi } from 'vitest';
 import { auditExports, exitCodeFor } from '../src/audit.ts';
 import { main } from '../src/cli.ts';
-import type { Findings } from '../src/invariants/types.ts';
-import { parseFindings, writeAuditOutputs } from '../src/outputs.ts';
+import type { Findings } from '../src/findings/types.ts';
+import { parseFindings } from '../src/findings/io.ts';
+import { writeAuditOutputs } from '../src/outputs.ts';
 import { renderReports } from '../src/report/render.ts';
 import { tempDir } from './helpers/exports.ts';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test, expect, vi } from 'vitest';
 import { DUCKDB_TYPE, TABLE_NAMES, TABLES, quoteIdent } from '../src/contract/tables.ts';
 import { Db } from '../src/db.ts';
-import { generateCommand } from '../src/generate/cli.ts';
+import { generateCommand } from '../src/cli/generate.ts';
 import { DRIFT_CATALOG, DRIFT_KINDS, generateExports, type ExpectedViolation } from '../src/generate/index.ts';
 
 const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'recon-generate-'));

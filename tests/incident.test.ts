@@ -3,7 +3,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test, vi } from 'vitest';
 import { main } from '../src/cli.ts';
 import { runIncident, type IncidentResult } from '../src/incident/incident.ts';
-import { contentSecurityPolicy } from '../src/report/render.ts';
+import { pagePolicy } from '../src/report/render.ts';
 import { fixture } from './helpers/audits.ts';
 import { copyFixture, tempDir } from './helpers/exports.ts';
 
@@ -118,7 +118,7 @@ describe('recon incident on one correlation id', () => {
       ['customers', 'findings.json', 'incident.html', 'incident.md', 'summary.md', 'violations.csv', 'violations.parquet'].sort(),
     );
     const html = await readFile(path.join(dir, 'incident.html'), 'utf8');
-    expect(html).toContain(`<meta http-equiv="Content-Security-Policy" content="${contentSecurityPolicy(false).replaceAll("'", '&#39;')}">`);
+    expect(html).toContain(`<meta http-equiv="Content-Security-Policy" content="${pagePolicy(false).replaceAll("'", '&#39;')}">`);
     expect(html).not.toMatch(/<script|<link|src=/);
     const md = await readFile(path.join(dir, 'incident.md'), 'utf8');
     expect(md.split('\n').slice(0, 5)).toEqual([

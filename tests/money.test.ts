@@ -3,10 +3,10 @@ import { listValue } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports, type AuditRun } from '../src/audit.ts';
 import { Db } from '../src/db.ts';
-import { majorUnitsSql, moneyItems } from '../src/money.ts';
+import { majorUnitsSql, moneyItems } from '../src/findings/money.ts';
 import { summaryMarkdown } from '../src/outputs.ts';
-import { minorToDecimal } from '../src/report/format.ts';
-import { detailText } from '../src/verdict.ts';
+import { minorToDecimal } from '../src/findings/format.ts';
+import { detailText } from '../src/findings/verdict.ts';
 
 describe('amount_major: exact major units in SQL, the same text as minorToDecimal', () => {
   test('EUR, JPY, BHD, negatives, the BIGINT extremes, no currency', async () => {

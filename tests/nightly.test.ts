@@ -3,7 +3,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { AuditOptions } from '../src/audit.ts';
 import { parseConfig } from '../src/config.ts';
-import { verdictOf, exitCodeFor } from '../src/verdict.ts';
+import { verdictOf, exitCodeFor } from '../src/findings/verdict.ts';
 import { auditOnce, fixture } from './helpers/audits.ts';
 import { copyFixture } from './helpers/exports.ts';
 

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'lossless-json';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { diffCommand, snapshotCommand, type CommandIo } from '../src/snapshot/cli.ts';
+import type { CommandIo } from '../src/cli/io.ts';
+import { diffCommand, snapshotCommand } from '../src/cli/snapshot.ts';
 import { copyFixture, editFile, tempDir } from './helpers/exports.ts';
 
 /**

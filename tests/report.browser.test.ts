@@ -7,7 +7,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports, type AuditRun } from '../src/audit.ts';
 import { parseConfig } from '../src/config.ts';
-import { formatInt, formatMoney } from '../src/report/format.ts';
+import { formatInt, formatMoney } from '../src/findings/format.ts';
 import { safeFileName } from '../src/report/paths.ts';
 import { anchorFor, renderReports } from '../src/report/render.ts';
 import { launchBrowser, watch } from './helpers/browser.ts';

@@ -5,7 +5,7 @@ import { auditExports } from '../src/audit.ts';
 import { main } from '../src/cli.ts';
 import { UsageError } from '../src/errors.ts';
 import { applyScopeTo, normaliseScope, validateScopeAgainstExports } from '../src/scope.ts';
-import { parseFindings } from '../src/outputs.ts';
+import { parseFindings } from '../src/findings/io.ts';
 import { diffSnapshots } from '../src/snapshot/diff.ts';
 import { createSnapshot } from '../src/snapshot/snapshot.ts';
 import { auditOnce, fixture } from './helpers/audits.ts';

@@ -3,8 +3,9 @@ import path from 'node:path';
 import { safeFileName } from '../src/report/paths.ts';
 import { describe, expect, test } from 'vitest';
 import { Db } from '../src/db.ts';
-import { snapshotCommand, verifyCommand, type CommandIo } from '../src/snapshot/cli.ts';
-import { sha256File } from '../src/loaders/files.ts';
+import type { CommandIo } from '../src/cli/io.ts';
+import { snapshotCommand, verifyCommand } from '../src/cli/snapshot.ts';
+import { sha256File } from '../src/shared/hash.ts';
 import type { Manifest } from '../src/snapshot/manifest.ts';
 import { hashTree, tempDir } from './helpers/exports.ts';
 

@@ -3,10 +3,10 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { customerItems, customerMarkdown } from '../src/customer.ts';
 import { CATALOG } from '../src/invariants/index.ts';
-import { OWNING_LAYERS, type OwningLayer } from '../src/invariants/types.ts';
+import { OWNING_LAYERS, type OwningLayer } from '../src/contract/violations.ts';
 import { summaryMarkdown, writeAuditOutputs } from '../src/outputs.ts';
 import { safeFileName } from '../src/report/paths.ts';
-import { BLAST_RADIUS_THRESHOLDS } from '../src/invariants/types.ts';
+import { BLAST_RADIUS_THRESHOLDS } from '../src/findings/types.ts';
 import { auditOnce, fixture } from './helpers/audits.ts';
 import { copyFixture, editFile, tempDir } from './helpers/exports.ts';
 

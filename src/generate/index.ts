@@ -1,5 +1,6 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseInstant } from '../contract/instant.ts';
 import { TABLE_NAMES, TABLES, quoteIdent, type TableName } from '../contract/tables.ts';
 import { Db } from '../db.ts';
 import { UsageError } from '../errors.ts';
@@ -127,11 +128,14 @@ function resolveOptions(opts: GenerateOptions): ResolvedOptions {
  * seconds, and the latest rendered timestamp must equal `asOf` exactly.
  */
 function normalizeInstant(text: string): string {
-  const m = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$/.exec(text);
-  const ms = m ? Date.parse(text.replace(' ', 'T')) : NaN;
-  if (!m || Number.isNaN(ms)) throw new UsageError(`generate: as-of must be an ISO-8601 instant with Z or an offset, got ${text}`);
-  if (ms % 1000 !== 0) throw new UsageError(`generate: as-of must be whole seconds, got ${text}`);
-  return new Date(ms).toISOString().replace('.000Z', 'Z');
+  let instant: string;
+  try {
+    instant = parseInstant(text, '--as-of');
+  } catch {
+    throw new UsageError(`generate: as-of must be an ISO-8601 instant as the exports carry them (e.g. 2026-11-20T12:00:00Z), got ${text}`);
+  }
+  if (instant.includes('.')) throw new UsageError(`generate: as-of must be whole seconds, got ${text}`);
+  return instant;
 }
 
 function sortExpected(rows: ExpectedViolation[]): ExpectedViolation[] {

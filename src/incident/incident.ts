@@ -1,15 +1,17 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { LosslessNumber, stringify } from 'lossless-json';
-import { auditExports, exitCodeFor, toViolation } from '../audit.ts';
+import { auditExports, exitCodeFor } from '../audit.ts';
+import { toViolation } from '../findings/io.ts';
 import { customerItems, customerSentence } from '../customer.ts';
-import type { Findings, Violation } from '../invariants/types.ts';
+import type { BlastRadius, Findings, FollowUpGroup, Violation } from '../findings/types.ts';
 import { writeAuditOutputs } from '../outputs.ts';
-import { fillLinkTemplate, formatInstant, formatMoney, logqlFor, truncate, type IdKind, type LinkTemplates, type ObservabilityLink } from '../report/format.ts';
+import { fillLinkTemplate, logqlFor, type IdKind, type LinkTemplates, type ObservabilityLink } from '../report/format.ts';
+import { detailLine, formatInstant, formatMoney, truncate } from '../findings/format.ts';
 import { resolveInside } from '../report/paths.ts';
 import { renderStandalonePage } from '../report/render.ts';
-import { buildTimeline, TIMELINE_LIMIT, type TimelineIds } from '../snapshot/timeline.ts';
-import type { BlastRadius, FollowUpGroup } from '../invariants/types.ts';
-import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown } from '../triage.ts';
+import type { IncidentIds } from '../scope.ts';
+import { buildTimeline, TIMELINE_LIMIT } from '../snapshot/timeline.ts';
+import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown } from '../findings/triage.ts';
 
 /** Logs are searched this far either side of the first and last row of the incident. */
 export const LOG_RANGE_PADDING_MINUTES = 15;
@@ -103,7 +105,7 @@ function padded(iso: string, minutes: number): string {
   return new Date(Date.parse(iso) + minutes * 60_000).toISOString().replace('.000Z', 'Z');
 }
 
-function logViews(ids: TimelineIds, range: IncidentModel['range'], templates: LinkTemplates): LogView[] {
+function logViews(ids: IncidentIds, range: IncidentModel['range'], templates: LinkTemplates): LogView[] {
   const out: LogView[] = [];
   const names: Array<[keyof LinkTemplates, string]> = [['grafana', 'Grafana'], ['loki', 'Loki'], ['tempo', 'Tempo']];
   for (const [kind, list] of [['correlation_id', ids.correlationIds], ['trace_id', ids.traceIds]] as const) {
@@ -131,7 +133,7 @@ function logViews(ids: TimelineIds, range: IncidentModel['range'], templates: Li
  * and follow-up tasks, and what to tell each customer.
  */
 export async function runIncident(opts: IncidentOptions): Promise<IncidentResult> {
-  const ids: TimelineIds = { correlationIds: opts.correlationIds, traceIds: opts.traceIds };
+  const ids: IncidentIds = { correlationIds: opts.correlationIds, traceIds: opts.traceIds };
   const run = await auditExports({
     exportsDir: opts.exportsDir,
     ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
@@ -182,7 +184,7 @@ export async function runIncident(opts: IncidentOptions): Promise<IncidentResult
       violations: violations.map((v) => ({
         ...v,
         money: formatMoney(v.amount_minor, v.currency),
-        detailText: truncate(stringify(v.detail) ?? '', DETAIL_CHARS),
+        detailText: truncate(detailLine(v.detail, v.currency), DETAIL_CHARS),
       })),
       violationsTotal: Number(counts?.n ?? 0n),
       unreadableRows: Number(counts?.unreadable ?? 0n),

@@ -1,5 +1,5 @@
 import { quoteIdent, TABLES, type ColumnSpec, type TableSpec } from '../contract/tables.ts';
-import { REJECTS_TABLE } from '../loaders/typing.ts';
+import { REJECTS_TABLE } from '../contract/rejects.ts';
 import { sqlList, sqlString } from '../sql.ts';
 import { DETAIL_LIST_LIMIT, type Invariant, type SqlContext } from './types.ts';
 

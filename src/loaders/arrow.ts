@@ -26,7 +26,7 @@ import {
   type Vector,
 } from 'apache-arrow';
 import { quoteIdent } from '../contract/tables.ts';
-import { REJECTS_TABLE } from './typing.ts';
+import { REJECTS_TABLE } from '../contract/rejects.ts';
 import type { Db } from '../db.ts';
 import { InputError, errorMessage } from '../errors.ts';
 import type { SourceFile } from './discover.ts';

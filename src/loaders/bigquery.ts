@@ -7,7 +7,8 @@ import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { InputError, UsageError, errorMessage } from '../errors.ts';
 import type { LoadResult } from './index.ts';
-import { REJECTS_DDL, REJECTS_TABLE, typeStagedFile } from './typing.ts';
+import { REJECTS_DDL, REJECTS_TABLE } from '../contract/rejects.ts';
+import { typeStagedFile } from './typing.ts';
 
 export interface BigQuerySource {
   /** `PROJECT.DATASET`; the project also runs (and pays for) the query jobs. */

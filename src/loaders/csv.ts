@@ -8,7 +8,8 @@ import { sqlString } from '../sql.ts';
 import { mapCsvLines, type LineAccount } from './csv-lines.ts';
 import type { SourceFile } from './discover.ts';
 import { openDecompressed, type FileScan } from './files.ts';
-import { REJECTS_TABLE, typeStagedFile } from './typing.ts';
+import { REJECTS_TABLE } from '../contract/rejects.ts';
+import { typeStagedFile } from './typing.ts';
 
 /** The header record, read by csv-parse before DuckDB reads the body; null for an empty file. */
 export async function readCsvHeader(file: string): Promise<string[] | null> {

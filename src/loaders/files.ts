@@ -46,12 +46,6 @@ export async function verifyGzip(file: string, rel: string): Promise<void> {
   }
 }
 
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash);
-  return hash.digest('hex');
-}
-
 /** What one byte pass over a file learns: its hash and how its (decompressed) text breaks into lines. */
 export interface FileScan {
   /** Of the bytes on disk, compressed or not. */

@@ -1,7 +1,7 @@
 import { createTableSql, quoteIdent, TABLES, type TableName } from '../contract/tables.ts';
 import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
-import type { InputFile } from '../invariants/types.ts';
+import type { InputFile } from '../contract/inputs.ts';
 import { stageArrow } from './arrow.ts';
 import { csvHeader, loadCsvInOnePass, stageCsv } from './csv.ts';
 import type { LineAccount } from './csv-lines.ts';
@@ -10,10 +10,10 @@ import { scanFile, type FileScan } from './files.ts';
 import { InputError, ReconError, errorMessage } from '../errors.ts';
 import { stageNdjson } from './ndjson.ts';
 import { loadParquet } from './parquet.ts';
-import { REJECTS_DDL, REJECTS_TABLE, typeStagedFile } from './typing.ts';
+import { REJECTS_DDL, REJECTS_TABLE } from '../contract/rejects.ts';
+import { typeStagedFile } from './typing.ts';
 
 export { discoverSources } from './discover.ts';
-export { REJECTS_TABLE } from './typing.ts';
 
 export interface LoadResult {
   /** The contract tables present in this export (required ones always are). */

@@ -6,7 +6,7 @@ import { sqlString } from '../sql.ts';
 import { LINE_READER_DELIM, LINE_READER_OPTIONS } from './csv.ts';
 import type { LineAccount } from './csv-lines.ts';
 import type { SourceFile } from './discover.ts';
-import { REJECTS_TABLE } from './typing.ts';
+import { REJECTS_TABLE } from '../contract/rejects.ts';
 
 /** A JSON Pointer (RFC 6901) to one top-level key, so any key name is addressed safely. */
 function pointer(key: string): string {

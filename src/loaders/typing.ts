@@ -3,26 +3,12 @@ import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { InputError } from '../errors.ts';
 import { sqlString } from '../sql.ts';
-
-/** Rows that could not be typed: the `contract.rejected_row` invariant reads this table. */
-export const REJECTS_TABLE = 'recon_rejects';
-
-export const REJECTS_DDL = `CREATE TABLE IF NOT EXISTS ${REJECTS_TABLE} (
-  table_name VARCHAR, file VARCHAR, line BIGINT,
-  problems STRUCT("column" VARCHAR, "value" VARCHAR, message VARCHAR)[]
-)`;
+import { TIMESTAMP_TEXT } from '../contract/instant.ts';
+import { REJECTS_TABLE } from '../contract/rejects.ts';
 
 const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT', 'UHUGEINT']);
 const TIMESTAMP_TYPES = new Set(['TIMESTAMP', 'TIMESTAMP WITH TIME ZONE', 'TIMESTAMP_S', 'TIMESTAMP_MS', 'TIMESTAMP_NS']);
 
-/**
- * The text renderings the contract accepts for an instant: ISO-8601 with `Z` or an offset,
- * `YYYY-MM-DD HH:MM:SS[.ffffff]`, and the same followed by ` UTC` (BigQuery's CSV/JSON
- * rendering). Anything else (a bare date, `garbage`, Feb 30th) is rejected, never guessed.
- */
-// An offset is at most ±18:00 with minutes below 60: DuckDB reads `+25:00` and `+05:99` by
-// shifting the instant instead of refusing them.
-const TIMESTAMP_TEXT = String.raw`\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]| ?[+-](0\d|1[0-8])(:?[0-5]\d)?| UTC)?`;
 /**
  * A native timestamp must be an instant a text export could also carry: `infinity` and values
  * beyond year 9999 are rejected, as in text, instead of crashing a report later.

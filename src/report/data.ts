@@ -1,7 +1,7 @@
 import { listValue, type DuckDBListValue } from '@duckdb/node-api';
 import type { Db } from '../db.ts';
-import type { Violation } from '../invariants/types.ts';
-import { moneyItemsSql, moneyTotalsSql } from '../money.ts';
+import type { Violation } from '../findings/types.ts';
+import { atStakeSql, moneyItemsSql, moneyTotalsSql } from '../findings/money.ts';
 
 /**
  * The SQL behind the reports. Every query aggregates or bounds in DuckDB (GROUP BY, window
@@ -119,7 +119,7 @@ export async function prepare(db: Db, findingsAsOf: string, batchSize: number): 
         FROM (${moneyTotalsSql(T.v, [col], `${col} IS NOT NULL`)})),
       o AS (
         SELECT ${col} AS id, currency, sum(amount_minor)::HUGEINT AS overlapping FROM ${T.v}
-        WHERE ${col} IS NOT NULL AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL GROUP BY ALL)
+        WHERE ${col} IS NOT NULL AND ${atStakeSql()} GROUP BY ALL)
       SELECT m.*, o.overlapping, c.prio, rank() OVER (PARTITION BY m.currency ORDER BY m.amount DESC) AS currency_rank
       FROM m JOIN o USING (id, currency) JOIN ${T.currencies} c USING (currency)`);
     // The largest money item of each entity (in its main currency): the "largest issue".
@@ -180,7 +180,7 @@ export async function dropReportTables(db: Db): Promise<void> {
 // --- ranking lists ------------------------------------------------------------------------------
 
 export interface LargestIssue {
-  /** `usage_record:ur_1`, `payment_session:ps_2`, ... (src/money.ts) */
+  /** `usage_record:ur_1`, `payment_session:ps_2`, ... (src/findings/money.ts) */
   item: string;
   currency: string;
   amount: bigint;
@@ -288,7 +288,7 @@ export async function unattributed(db: Db): Promise<Unattributed[]> {
   );
   const money = await db.all<{ invariant_id: string; currency: string; amount: bigint }>(
     `SELECT invariant_id, currency, sum(amount_minor)::HUGEINT AS amount FROM ${T.v}
-     WHERE org_id IS NULL AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`,
+     WHERE org_id IS NULL AND ${atStakeSql()} GROUP BY 1, 2 ORDER BY 1, 2`,
   );
   return rows.map((r) => ({
     invariant_id: r.invariant_id,
@@ -335,7 +335,7 @@ export async function invariantTenants(db: Db, limit: number): Promise<Invariant
      r AS (SELECT *, row_number() OVER (PARTITION BY invariant_id ORDER BY biggest DESC NULLS LAST, open DESC, org_id NULLS LAST) AS rn,
                   count(*) OVER (PARTITION BY invariant_id) AS tenants FROM g),
      m AS (SELECT invariant_id, org_id, currency, sum(amount_minor)::HUGEINT AS amount FROM ${T.v}
-           WHERE NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL GROUP BY 1, 2, 3)
+           WHERE ${atStakeSql()} GROUP BY 1, 2, 3)
      SELECT r.invariant_id, r.org_id, r.open, r.waived, r.tenants, m.currency, m.amount
      FROM r LEFT JOIN m ON m.invariant_id = r.invariant_id AND m.org_id IS NOT DISTINCT FROM r.org_id
      WHERE r.rn <= $limit ORDER BY r.invariant_id, r.rn, m.currency`,
@@ -376,7 +376,7 @@ export type ViolationRow = Omit<Violation, 'detail'> & {
 export interface MoneySplit {
   entity: string;
   currency: string;
-  /** Each money movement once (src/money.ts). */
+  /** Each money movement once (src/findings/money.ts). */
   deduplicated: bigint;
   error: bigint;
   warn: bigint;
@@ -423,7 +423,7 @@ export async function invariantTotals(db: Db, kind: EntityKind, batch: number): 
        FROM ${T.v} WHERE ${batchFilter(kind)} GROUP BY 1, 2),
      m AS (
        SELECT ${col} AS entity, invariant_id, currency, sum(amount_minor)::HUGEINT AS amount
-       FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
+       FROM ${T.v} WHERE ${batchFilter(kind)} AND ${atStakeSql()}
        GROUP BY 1, 2, 3)
      SELECT g.*, m.currency, m.amount FROM g LEFT JOIN m USING (entity, invariant_id)
      ORDER BY g.entity, g.invariant_id, m.currency`,
@@ -468,7 +468,7 @@ export async function moneySplit(db: Db, kind: EntityKind, batch: number): Promi
        SELECT ${col} AS entity, currency, sum(amount_minor)::HUGEINT AS total,
               ${f('unbilled')}, ${f('over')}, ${f('under')}, ${f('currency_mismatch')}, ${f('mismatch')}, ${f('duplicate_credit')}
        FROM ${T.v}
-       WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
+       WHERE ${batchFilter(kind)} AND ${atStakeSql()}
        GROUP BY 1, 2)
      SELECT s.*, m.amount AS deduplicated, m.error_minor AS error, m.warn_minor AS warn, m.items
      FROM s JOIN ${money} m ON m.id = s.entity AND m.currency = s.currency
@@ -498,7 +498,7 @@ export async function impact(
        GROUP BY 1, 2),
      m AS (
        SELECT ${col} AS entity, ${by} AS key, currency, sum(amount_minor)::HUGEINT AS amount
-       FROM ${T.v} WHERE ${batchFilter(kind)} AND NOT waived AND amount_minor IS NOT NULL AND currency IS NOT NULL
+       FROM ${T.v} WHERE ${batchFilter(kind)} AND ${atStakeSql()}
        GROUP BY 1, 2, 3)
      SELECT k.entity, k.key, k.n, k.keys, m.currency, m.amount
      FROM k LEFT JOIN m ON m.entity = k.entity AND m.key IS NOT DISTINCT FROM k.key

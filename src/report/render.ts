@@ -1,20 +1,22 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import ejs from 'ejs';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import { CATALOG } from '../invariants/index.ts';
-import type { Findings } from '../invariants/types.ts';
+import type { Findings } from '../findings/types.ts';
 import { parseExact } from '../json.ts';
 import { barChart, type BarDatum, type Chart } from './charts.ts';
 import * as data from './data.ts';
 import type { Money } from './data.ts';
-import { detailFields, violationTimeRange, formatInstant, formatInt, formatMoney, logQueries, type DetailField, moneyAsNumber, truncate, type LinkTemplates, type LogQuery } from './format.ts';
+import { detailFields, formatInstant, formatInt, formatMoney, moneyAsNumber, truncate, type DetailField } from '../findings/format.ts';
+import { logQueries, violationTimeRange, type LinkTemplates, type LogQuery } from './format.ts';
 import { resolveInside, safeFileName } from './paths.ts';
+import { PACKAGE_ROOT } from '../package-root.ts';
 import { describeScope, isNarrowed, normaliseScope } from '../scope.ts';
-import { BLAST_RADIUS_LABEL } from '../triage.ts';
+import { contentSecurityPolicy } from '../shared/html.ts';
+import { BLAST_RADIUS_LABEL } from '../findings/triage.ts';
 
 export { safeFileName } from './paths.ts';
 
@@ -60,7 +62,7 @@ interface FigureView {
 
 // --- templates and assets -----------------------------------------------------------------------
 
-const TEMPLATE_DIR = fileURLToPath(new URL('./templates/', import.meta.url));
+const TEMPLATE_DIR = path.join(PACKAGE_ROOT, 'src', 'report', 'templates');
 
 function readAsset(name: string): string {
   return readFileSync(resolveInside(TEMPLATE_DIR, name), 'utf8');
@@ -92,25 +94,9 @@ function template(name: string): Template {
 const CSS = readAsset('style.css').trim();
 const FILTER_SCRIPT = readAsset('filter.js').trim();
 
-function sha256Source(text: string): string {
-  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
-}
-
-/**
- * The page's Content-Security-Policy: nothing may load from anywhere (`default-src 'none'`);
- * the one inline stylesheet and, where present, the one inline script are allowed by hash.
- */
-export function contentSecurityPolicy(withScript: boolean): string {
-  return [
-    `default-src 'none'`,
-    `style-src ${sha256Source(CSS)}`,
-    `script-src ${withScript ? sha256Source(FILTER_SCRIPT) : `'none'`}`,
-    `img-src 'none'`,
-    `font-src 'none'`,
-    `connect-src 'none'`,
-    `base-uri 'none'`,
-    `form-action 'none'`,
-  ].join('; ');
+/** The policy of a report page: its stylesheet and, on pages that filter, the filter script. */
+export function pagePolicy(withScript: boolean): string {
+  return contentSecurityPolicy({ css: CSS, script: withScript ? FILTER_SCRIPT : null });
 }
 
 const ID_DISPLAY_MAX = 160;
@@ -154,7 +140,7 @@ function page(opts: {
     body: opts.body,
     script: opts.script ? FILTER_SCRIPT : null,
     css: CSS,
-    csp: contentSecurityPolicy(opts.script),
+    csp: pagePolicy(opts.script),
     tool: `${f.tool.name} ${f.tool.version}`,
     asOf: formatInstant(f.as_of),
     scope: scope || null,

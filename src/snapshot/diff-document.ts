@@ -1,4 +1,4 @@
-import type { Violation } from '../invariants/types.ts';
+import type { Violation } from '../findings/types.ts';
 import type { SnapshotScope } from './manifest.ts';
 
 /**
@@ -107,7 +107,7 @@ export interface DiffDocument {
     by_invariant: Array<{ invariant_id: string; severity: string; resolved: number; persisting: number; introduced: number }>;
   };
   /**
-   * Money at stake, each money movement counted once (CONTRACT.md §3, src/money.ts): a money item
+   * Money at stake, each money movement counted once (CONTRACT.md §3, src/findings/money.ts): a money item
    * is resolved when no violation prices it any more, introduced when nothing priced it before,
    * persisting otherwise. In a tenant-scoped diff, violations without a tenant are left out
    * (see `without_tenant`).

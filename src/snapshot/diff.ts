@@ -1,13 +1,14 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parse, parseNumberAndBigInt, stringify } from 'lossless-json';
+import { stringify } from 'lossless-json';
 import { listValue } from '@duckdb/node-api';
 import type { TableName } from '../contract/tables.ts';
 import { writeCustomerSummaries } from '../customer.ts';
 import { Db } from '../db.ts';
 import { InputError, errorMessage } from '../errors.ts';
-import { VIOLATION_COLUMNS, type Findings, type Violation } from '../invariants/types.ts';
-import { parseFindings } from '../outputs.ts';
+import { VIOLATION_COLUMNS } from '../contract/violations.ts';
+import type { Findings } from '../findings/types.ts';
+import { parseFindings, toViolation } from '../findings/io.ts';
 import { TOOL } from '../version.ts';
 import { CORRECTIVE_ENTRY_TYPES, PARQUET_OPTIONS } from './evidence.ts';
 import { MANIFEST_FILE, describeScope, normaliseScope, sameScope, type Manifest, type SnapshotScope } from './manifest.ts';
@@ -16,7 +17,8 @@ import type { DiffSide, CheckResult, CheckName, PersistingViolation, CorrectiveE
 import { describeVerify, verifySnapshot } from './verify.ts';
 import { isoSql, sqlList } from '../sql.ts';
 import { applyScopeTo, scopeRecord, validateScopeAgainstViolations } from '../scope.ts';
-import { moneyItemsSql } from '../money.ts';
+import { IDENTITY_SQL, sameViolationSql } from '../findings/identity.ts';
+import { atStakeSql, moneyItemsSql } from '../findings/money.ts';
 
 const CHECK_ENTITY_LIMIT = 50;
 export const LIST_LIMIT = 10_000;
@@ -124,20 +126,6 @@ async function loadSide(dir: string, role: 'BEFORE' | 'AFTER'): Promise<LoadedSi
   };
 }
 
-/** Detail is JSON text in violations.parquet; integers beyond 2^53 stay exact. */
-function toViolationRow(row: Record<string, unknown>): Violation {
-  const v = { ...row } as unknown as Violation;
-  const detail = row['detail'];
-  if (typeof detail === 'string') {
-    try {
-      v.detail = parse(detail, null, parseNumberAndBigInt);
-    } catch {
-      v.detail = detail;
-    }
-  }
-  return v;
-}
-
 function listEntities(failing: { count: number; sample: ReadonlyArray<{ invariant_id: string; entity_id: string }> }): string {
   const shown = failing.sample.slice(0, 10).map((v) => `${v.invariant_id} ${v.entity_id}`);
   return shown.join(', ') + (failing.count > shown.length ? ` and ${failing.count - shown.length} more` : '');
@@ -174,7 +162,7 @@ async function loadViolations(db: Db, table: string, file: string, role: string)
     throw new InputError(`recon diff: ${role} ${file} is not a violations file of this recon version: ${errorMessage(err).split('\n')[0]}`, { cause: err });
   }
   await db.run(`CREATE TABLE ${table} AS SELECT * FROM ${table}_all
-    QUALIFY row_number() OVER (PARTITION BY invariant_id, entity_id ORDER BY ${COLUMNS}) = 1`);
+    QUALIFY row_number() OVER (PARTITION BY ${IDENTITY_SQL} ORDER BY ${COLUMNS}) = 1`);
   const n = await db.one<{ all: bigint; dedup: bigint }>(
     `SELECT (SELECT count(*) FROM ${table}_all) AS all, (SELECT count(*) FROM ${table}) AS dedup`,
   );
@@ -211,7 +199,7 @@ async function matchViolations(db: Db, notComparable: readonly string[], inScope
       b.amount_minor AS before_amount_minor, b.currency AS before_currency, coalesce(b.waived, false) AS before_waived,
       a.amount_minor AS after_amount_minor, a.currency AS after_currency, coalesce(a.waived, false) AS after_waived,
       b.detail AS before_detail, a.detail AS after_detail
-    FROM v_before b FULL OUTER JOIN v_after a ON a.invariant_id = b.invariant_id AND a.entity_id IS NOT DISTINCT FROM b.entity_id`);
+    FROM v_before b FULL OUTER JOIN v_after a ON ${sameViolationSql('a', 'b')}`);
   const c = await db.one<Record<keyof MatchCounts, bigint>>(`SELECT
       count(*) FILTER (WHERE status = 'not_comparable' AND ${inScope}) AS not_comparable,
       count(*) FILTER (WHERE status = 'resolved' AND ${inScope}) AS resolved,
@@ -236,7 +224,7 @@ const emptyMoney = (): DiffDocument['money'] => ({ before: {}, after: {}, resolv
 async function overlappingMoney(db: Db, inScope: string): Promise<DiffDocument['money']> {
   const side = (name: string, prefix: 'before' | 'after', statuses: string) =>
     `SELECT '${name}' AS k, ${prefix}_currency AS currency, sum(${prefix}_amount_minor)::HUGEINT AS amount FROM d
-     WHERE status IN (${statuses}) AND NOT ${prefix}_waived AND ${prefix}_amount_minor IS NOT NULL AND ${prefix}_currency IS NOT NULL AND ${inScope}
+     WHERE status IN (${statuses}) AND ${atStakeSql(`${prefix}_`)} AND ${inScope}
      GROUP BY ${prefix}_currency`;
   const rows = await db.all<{ k: keyof DiffDocument['money']; currency: string; amount: bigint }>(
     [
@@ -254,7 +242,7 @@ async function overlappingMoney(db: Db, inScope: string): Promise<DiffDocument['
 }
 
 /**
- * Table `items`: the money items of both sides (src/money.ts), each priced once per side, with
+ * Table `items`: the money items of both sides (src/findings/money.ts), each priced once per side, with
  * its status: resolved (priced only before), introduced (only after), persisting (both).
  */
 async function matchMoneyItems(db: Db, inScope: string): Promise<void> {
@@ -472,9 +460,9 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
 
     // Lists for diff.json (capped); every row is in diff.parquet.
     const order = `ORDER BY invariant_id, entity_id LIMIT ${LIST_LIMIT}`;
-    const on = `a.invariant_id = b.invariant_id AND a.entity_id IS NOT DISTINCT FROM b.entity_id`;
+    const on = sameViolationSql('a', 'b');
     const comparable = notComparable.length ? `AND invariant_id NOT IN (${sqlList(notComparable)})` : '';
-    const rows = async (sql: string) => (await db.all(sql)).map(toViolationRow);
+    const rows = async (sql: string) => (await db.all(sql)).map(toViolation);
     // In a tenant-scoped diff the violations without a tenant are listed apart (without_tenant).
     const resolved = await rows(`SELECT * FROM v_before b WHERE NOT EXISTS (SELECT 1 FROM v_after a WHERE ${on}) AND ${inScope} ${comparable} ${order}`);
     const introduced = await rows(`SELECT * FROM v_after a WHERE NOT EXISTS (SELECT 1 FROM v_before b WHERE ${on}) AND ${inScope} ${comparable} ${order}`);

@@ -2,7 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { InputError, errorMessage } from '../errors.ts';
-import { sha256File } from '../loaders/files.ts';
+import { sha256File } from '../shared/hash.ts';
 import { SCOPE_DIMENSIONS, describeScope, normaliseScope, scopeRecord, type Scope, type ScopeKey } from '../scope.ts';
 
 const LEGACY_SCOPE_KEYS: readonly ScopeKey[] = ['orgs', 'app_instances', 'correlation_ids'];

@@ -1,31 +1,24 @@
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import ejs from 'ejs';
-import { detailLine, formatInstant, formatMoney, truncate } from '../report/format.ts';
+import { PACKAGE_ROOT } from '../package-root.ts';
+import { detailLine, formatInstant, formatMoney, truncate } from '../findings/format.ts';
 import type { DiffDocument, MoneyByCurrency } from './diff-document.ts';
 import { describeScope } from './manifest.ts';
+import { contentSecurityPolicy } from '../shared/html.ts';
 
 /** Rows shown per section of diff.html; diff.json always has every one. */
 export const HTML_ROW_LIMIT = 200;
 
-const TEMPLATE = new URL('./templates/diff.ejs', import.meta.url);
-const OWN_CSS = new URL('./templates/diff.css', import.meta.url);
+const TEMPLATE = path.join(PACKAGE_ROOT, 'src', 'snapshot', 'templates', 'diff.ejs');
+const OWN_CSS = path.join(PACKAGE_ROOT, 'src', 'snapshot', 'templates', 'diff.css');
 /** The drift reports' stylesheet: the diff looks like them when it is there. */
-const REPORT_CSS = new URL('../report/templates/style.css', import.meta.url);
+const REPORT_CSS = path.join(PACKAGE_ROOT, 'src', 'report', 'templates', 'style.css');
 
 async function stylesheet(): Promise<string> {
   const own = await readFile(OWN_CSS, 'utf8');
   const report = await readFile(REPORT_CSS, 'utf8').catch(() => null);
   return report === null ? own : `${report}\n${own.split('/* diff-specific */')[1] ?? ''}`;
-}
-
-/**
- * A strict Content-Security-Policy for a self-contained page: nothing is loaded from anywhere,
- * no script runs, and the one inline stylesheet is allowed by its hash.
- */
-export function contentSecurityPolicy(css: string): string {
-  const hash = createHash('sha256').update(css, 'utf8').digest('base64');
-  return `default-src 'none'; style-src 'sha256-${hash}'; img-src data:; base-uri 'none'; form-action 'none'`;
 }
 
 function moneyRows(diff: DiffDocument): Array<{ currency: string; kind: string; cells: string[] }> {
@@ -57,7 +50,7 @@ export async function renderDiffHtml(diff: DiffDocument, listLimit: number): Pro
     {
       d: diff,
       css,
-      csp: contentSecurityPolicy(css),
+      csp: contentSecurityPolicy({ css }),
       title: `recon diff: ${side(diff.before)} → ${side(diff.after)}`,
       scope:
         describeScope(diff.scope) +

@@ -3,7 +3,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { auditExports, exitCodeFor, type AuditOptions } from '../audit.ts';
 import { UsageError } from '../errors.ts';
-import type { Findings } from '../invariants/types.ts';
+import type { Findings } from '../findings/types.ts';
 import { writeAuditOutputs } from '../outputs.ts';
 import type { ScopeKey } from '../scope.ts';
 import { TOOL } from '../version.ts';

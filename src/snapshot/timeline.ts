@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { parse, stringify } from 'lossless-json';
 import type { TableName } from '../contract/tables.ts';
 import type { Db } from '../db.ts';
+import type { IncidentIds } from '../scope.ts';
 import { isoSql } from '../sql.ts';
 
 /**
@@ -13,12 +14,6 @@ import { isoSql } from '../sql.ts';
 export const TIMELINE_LIMIT = 10_000;
 export const TIMELINE_PER_ID_EDGE = 10;
 export const TIMELINE_ID_LIMIT = 1000;
-
-/** The ids an incident is about; the timeline then lists every row carrying one of them. */
-export interface TimelineIds {
-  correlationIds: readonly string[];
-  traceIds: readonly string[];
-}
 
 interface Moment {
   column: string;
@@ -101,7 +96,7 @@ const SOURCES: readonly TimelineSource[] = [
 export async function buildTimeline(
   db: Db,
   tables: ReadonlySet<TableName>,
-  opts: { ids?: TimelineIds; perIdEdge?: number } = {},
+  opts: { ids?: IncidentIds; perIdEdge?: number } = {},
 ): Promise<Record<string, unknown>> {
   const edge = opts.perIdEdge ?? TIMELINE_PER_ID_EDGE;
   if (opts.ids) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { sha256File } from '../loaders/files.ts';
+import { sha256File } from '../shared/hash.ts';
 import { MANIFEST_FILE, hashFolder, readManifest, type Manifest } from './manifest.ts';
 
 export interface FileChange {

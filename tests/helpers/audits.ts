@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { auditExports, toViolation, type AuditOptions, type AuditRun } from '../../src/audit.ts';
-import type { InvariantResult, Violation } from '../../src/invariants/types.ts';
+import { auditExports, type AuditOptions, type AuditRun } from '../../src/audit.ts';
+import { toViolation } from '../../src/findings/io.ts';
+import type { InvariantResult, Violation } from '../../src/findings/types.ts';
 
 export const fixture = (name: string) => path.resolve('fixtures', name);
 

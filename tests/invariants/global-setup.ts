@@ -1,7 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import type { TestProject } from 'vitest/node';
-import { auditExports } from '../../src/audit.ts';
-import { findingsJson } from '../../src/outputs.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -25,6 +23,10 @@ export default async function setup(project: TestProject): Promise<void> {
   if (!exportsDir) {
     throw new Error('RECON_EXPORTS is not set: run the audit suite as `RECON_EXPORTS=DIR npx vitest run --project invariants`');
   }
+  // Imported here, not above: `recon audit` starts this suite after every audit, and the audit's
+  // module graph (loaders, DuckDB, the BigQuery client) would only slow that start.
+  const { auditExports } = await import('../../src/audit.ts');
+  const { findingsJson } = await import('../../src/findings/io.ts');
   // The same knobs as `recon audit`, as environment variables (README: "Environment").
   const list = (name: string) => (process.env[name] ? process.env[name].split(',').map((p) => p.trim()).filter(Boolean) : undefined);
   const select = list('RECON_SELECT');

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
-import type { InvariantResult } from '../../src/invariants/types.ts';
-import { detailText, verdictOf } from '../../src/verdict.ts';
+import type { InvariantResult } from '../../src/findings/types.ts';
+import { detailText, verdictOf } from '../../src/findings/verdict.ts';
 
 expect.extend({
   /**

@@ -1,8 +1,9 @@
 import { describe, expect, inject, test } from 'vitest';
 import { ALL_CHECKS } from '../../src/invariants/index.ts';
-import type { Family, Findings } from '../../src/invariants/types.ts';
-import { parseFindings } from '../../src/outputs.ts';
-import { oneLineSummary, verdictOf } from '../../src/verdict.ts';
+import type { Family } from '../../src/invariants/types.ts';
+import type { Findings } from '../../src/findings/types.ts';
+import { parseFindings } from '../../src/findings/io.ts';
+import { oneLineSummary, verdictOf } from '../../src/findings/verdict.ts';
 import './matcher.ts';
 
 function providedFindings(): Findings {

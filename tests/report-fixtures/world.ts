@@ -2,8 +2,8 @@ import { fileURLToPath } from 'node:url';
 import { auditExports } from '../../src/audit.ts';
 import { parseConfig } from '../../src/config.ts';
 import type { Db } from '../../src/db.ts';
-import type { Findings, InvariantResult } from '../../src/invariants/types.ts';
-import { VIOLATION_COLUMNS } from '../../src/invariants/types.ts';
+import type { Findings, InvariantResult } from '../../src/findings/types.ts';
+import { VIOLATION_COLUMNS } from '../../src/contract/violations.ts';
 import type { Config } from '../../src/config.ts';
 
 /**

@@ -1,5 +1,5 @@
-import type { Db } from './db.ts';
-import { sqlString } from './sql.ts';
+import type { Db } from '../db.ts';
+import { sqlString } from '../sql.ts';
 
 /**
  * Money totals that count each money movement once (CONTRACT.md §3). One defect is seen by
@@ -29,6 +29,16 @@ export const ISO_4217_EXPONENT: Readonly<Record<string, number>> = {
   CLF: 4, UYW: 4,
 };
 
+/**
+ * SQL: a violation whose money counts as at stake: not waived, with an amount and a currency.
+ * Every sum of money at stake (per invariant, per tenant or app instance, the de-duplicated
+ * totals, the history, the diff) filters by this one rule. `prefix` reads one side of a diff's
+ * matched rows (`before_` reads before_waived, before_amount_minor, before_currency).
+ */
+export function atStakeSql(prefix = ''): string {
+  return `NOT coalesce(${prefix}waived, false) AND ${prefix}amount_minor IS NOT NULL AND ${prefix}currency IS NOT NULL`;
+}
+
 /** The money item a violation prices: `usage_record:ur_1`, `payment_session:ps_2`, `ledger_entry:le_3`, or its own identity. */
 export const MONEY_ITEM_SQL = `coalesce(
     'usage_record:' || usage_record_id,
@@ -52,7 +62,7 @@ export function moneyItemsSql(source: string, group: readonly string[] = [], whe
          list(DISTINCT invariant_id ORDER BY invariant_id) AS invariant_ids,
          count(*) AS violations
   FROM (SELECT *, ${MONEY_ITEM_SQL} AS item FROM ${source}
-        WHERE NOT coalesce(waived, false) AND amount_minor IS NOT NULL AND currency IS NOT NULL AND (${where}))
+        WHERE ${atStakeSql()} AND (${where}))
   GROUP BY ${g}item, currency`;
 }
 

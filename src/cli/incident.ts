@@ -1,17 +1,10 @@
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError, errorMessage } from '../errors.ts';
-import { runIncident } from './incident.ts';
+import { parseCommandArgs, type OptionName } from './options.ts';
+import { parseInstant } from '../contract/instant.ts';
+import { UsageError } from '../errors.ts';
+import { runIncident } from '../incident/incident.ts';
 
-const OPTIONS = {
-  'correlation-id': { type: 'string', multiple: true },
-  'trace-id': { type: 'string', multiple: true },
-  exports: { type: 'string' },
-  out: { type: 'string' },
-  'as-of': { type: 'string' },
-  config: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies NonNullable<ParseArgsConfig['options']>;
+const OPTIONS = ['correlation-id', 'trace-id', 'exports', 'out', 'as-of', 'config', 'help'] as const satisfies readonly OptionName[];
 
 export const INCIDENT_HELP = `Usage: recon incident --correlation-id ID [--trace-id ID] --exports DIR --out DIR [options]
 
@@ -41,12 +34,7 @@ Exit codes: 0 no error-severity violation in the incident, 1 some, 2 it could no
 
 /** `recon incident`: returns the exit code. */
 export async function incidentCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new UsageError(`recon incident: ${errorMessage(err)} (see recon incident --help)`);
-  }
+  const { values } = parseCommandArgs('incident', argv, OPTIONS);
   if (values.help) {
     console.log(INCIDENT_HELP);
     return 0;
@@ -62,7 +50,7 @@ export async function incidentCommand(argv: string[]): Promise<number> {
     correlationIds,
     traceIds,
     ...(values.config !== undefined ? { configPath: values.config } : {}),
-    ...(values['as-of'] !== undefined ? { asOf: values['as-of'] } : {}),
+    ...(values['as-of'] !== undefined ? { asOf: parseInstant(values['as-of'], '--as-of') } : {}),
   });
   const m = result.model;
   console.log(`recon incident: wrote ${path.join(values.out!, 'incident.html')} and incident.md`);

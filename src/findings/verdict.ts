@@ -1,7 +1,8 @@
 import { stringify } from 'lossless-json';
-import type { Limit } from './config.ts';
-import type { Findings, InvariantResult, Severity, Violation } from './invariants/types.ts';
-import { detailLine, formatMoney, formatMoneyByCurrency } from './report/format.ts';
+import type { Limit } from '../config.ts';
+import type { Findings, InvariantResult, Violation } from './types.ts';
+import type { Severity } from '../contract/violations.ts';
+import { detailLine, formatMoney, formatMoneyByCurrency } from './format.ts';
 
 /**
  * The one verdict of an invariant, which the exit code, junit.xml, plain Vitest and the console

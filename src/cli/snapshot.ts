@@ -1,58 +1,15 @@
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ReconError, UsageError, errorMessage } from '../errors.ts';
-import { diffSnapshots } from './diff.ts';
-import { describeScope } from './manifest.ts';
-import { SCOPE_OPTIONS_HELP, SCOPE_PARSE_OPTIONS, scopeFromArgs } from '../scope.ts';
-import { createSnapshot } from './snapshot.ts';
-import { describeVerify, verifySnapshot } from './verify.ts';
+import { parseCommandArgs, type OptionName } from './options.ts';
+import { parseInstant } from '../contract/instant.ts';
+import { defaultIo, guarded, progressReporter, type CommandIo } from './io.ts';
+import { UsageError } from '../errors.ts';
+import { diffSnapshots } from '../snapshot/diff.ts';
+import { describeScope } from '../snapshot/manifest.ts';
+import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from '../scope.ts';
+import { createSnapshot } from '../snapshot/snapshot.ts';
+import { describeVerify, verifySnapshot } from '../snapshot/verify.ts';
 
-/** Where a command writes; tests pass their own to capture the text. */
-export interface CommandIo {
-  stdout: (line: string) => void;
-  stderr: (line: string) => void;
-}
-
-const defaultIo: CommandIo = {
-  stdout: (line) => process.stdout.write(line + '\n'),
-  stderr: (line) => process.stderr.write(line + '\n'),
-};
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse<O extends Options>(command: string, argv: string[], options: O, allowPositionals: boolean) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true });
-  } catch (err) {
-    throw new UsageError(`recon ${command}: ${errorMessage(err)} (see recon ${command} --help)`);
-  }
-}
-
-/** Runs a command body: a ReconError (or anything unexpected) is a message on stderr and exit 2. */
-async function guarded(command: string, io: CommandIo, body: () => Promise<number>): Promise<number> {
-  try {
-    return await body();
-  } catch (err) {
-    if (err instanceof ReconError) {
-      io.stderr(err.message.startsWith('recon ') ? err.message : `recon ${command}: ${err.message}`);
-    } else {
-      io.stderr(`recon ${command}: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    }
-    return 2;
-  }
-}
-
-const SNAPSHOT_OPTIONS = {
-  exports: { type: 'string' },
-  label: { type: 'string' },
-  out: { type: 'string' },
-  ...SCOPE_PARSE_OPTIONS,
-  'as-of': { type: 'string' },
-  config: { type: 'string' },
-  bigquery: { type: 'string' },
-  engine: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies Options;
+const SNAPSHOT_OPTIONS = ['exports', 'label', 'out', ...SCOPE_FLAGS, 'as-of', 'config', 'bigquery', 'engine', 'help'] as const satisfies readonly OptionName[];
 
 export const SNAPSHOT_HELP = `Usage: recon snapshot --exports DIR --label LABEL --out SNAP [options]
 
@@ -80,7 +37,7 @@ Exit codes as recon audit: 0 no error-severity violation, 1 error-severity viola
 /** `recon snapshot`: returns the exit code (CONTRACT.md §5). */
 export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   return guarded('snapshot', io, async () => {
-    const { values, positionals } = parse('snapshot', argv, SNAPSHOT_OPTIONS, true);
+    const { values, positionals } = parseCommandArgs('snapshot', argv, SNAPSHOT_OPTIONS, true);
     if (values.help) {
       io.stdout(SNAPSHOT_HELP);
       return 0;
@@ -93,18 +50,14 @@ export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo)
     if (missing.length > 0) {
       throw new UsageError(`recon snapshot: ${missing.map((k) => `--${k}`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} required (see recon snapshot --help)`);
     }
-    // A progress line for long loads, only where a person is watching.
-    const onProgress = process.stderr.isTTY
-      ? ({ table, file, rows, elapsedMs }: { table: string; file: string; rows: number; elapsedMs: number }) =>
-          process.stderr.write(`\rloading ${table} (${file}): ${rows.toLocaleString('en-US')} rows, ${(elapsedMs / 1000).toFixed(1)}s\x1b[K`)
-      : undefined;
+    const onProgress = progressReporter();
     const result = await createSnapshot({
       ...(onProgress ? { onProgress } : {}),
       exportsDir: values.exports!,
       label: values.label!,
       outDir: values.out!,
       ...(values.config !== undefined ? { configPath: values.config } : {}),
-      ...(values['as-of'] !== undefined ? { asOf: values['as-of'] } : {}),
+      ...(values['as-of'] !== undefined ? { asOf: parseInstant(values['as-of'], '--as-of') } : {}),
       scope: scopeFromArgs(values),
       arguments: ['snapshot', ...argv],
     });
@@ -126,11 +79,7 @@ export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo)
   });
 }
 
-const VERIFY_OPTIONS = {
-  exports: { type: 'string' },
-  'manifest-sha256': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies Options;
+const VERIFY_OPTIONS = ['exports', 'manifest-sha256', 'help'] as const satisfies readonly OptionName[];
 
 export const VERIFY_HELP = `Usage: recon verify SNAP [--exports DIR] [--manifest-sha256 HEX]
 
@@ -146,7 +95,7 @@ Exit codes: 0 everything matches, 1 something changed, 2 SNAP has no readable ma
 /** `recon verify`: 0 all hashes match, 1 a file changed/went missing/was added, 2 no readable manifest. */
 export async function verifyCommand(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   return guarded('verify', io, async () => {
-    const { values, positionals } = parse('verify', argv, VERIFY_OPTIONS, true);
+    const { values, positionals } = parseCommandArgs('verify', argv, VERIFY_OPTIONS, true);
     if (values.help) {
       io.stdout(VERIFY_HELP);
       return 0;
@@ -170,12 +119,7 @@ export async function verifyCommand(argv: string[], io: CommandIo = defaultIo): 
   });
 }
 
-const DIFF_OPTIONS = {
-  out: { type: 'string' },
-  ...SCOPE_PARSE_OPTIONS,
-  strict: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies Options;
+const DIFF_OPTIONS = ['out', ...SCOPE_FLAGS, 'strict', 'help'] as const satisfies readonly OptionName[];
 
 export const DIFF_HELP = `Usage: recon diff BEFORE AFTER --out DIR [--strict] [scope options]
 
@@ -201,7 +145,7 @@ Exit codes: 0 no error-severity violation introduced (with --strict: and none pe
 /** `recon diff`: 0/1 per CONTRACT.md §5, 2 when the inputs cannot be compared. */
 export async function diffCommand(argv: string[], io: CommandIo = defaultIo): Promise<number> {
   return guarded('diff', io, async () => {
-    const { values, positionals } = parse('diff', argv, DIFF_OPTIONS, true);
+    const { values, positionals } = parseCommandArgs('diff', argv, DIFF_OPTIONS, true);
     if (values.help) {
       io.stdout(DIFF_HELP);
       return 0;

@@ -1,8 +1,9 @@
-import type { TableName } from './contract/tables.ts';
-import type { Db } from './db.ts';
-import { CATALOG } from './invariants/index.ts';
-import { BLAST_RADIUS_THRESHOLDS, OWNING_LAYERS, type BlastRadius, type BlastRadiusClass, type FollowUpGroup, type OwningLayer } from './invariants/types.ts';
-import { parseExact } from './json.ts';
+import type { TableName } from '../contract/tables.ts';
+import type { Db } from '../db.ts';
+import { CATALOG } from '../invariants/index.ts';
+import { BLAST_RADIUS_THRESHOLDS, type BlastRadius, type BlastRadiusClass, type FollowUpGroup } from './types.ts';
+import { OWNING_LAYERS, type OwningLayer } from '../contract/violations.ts';
+import { parseExact } from '../json.ts';
 
 /**
  * What the runbooks ask first: how far the drift spreads. The verdict reads the open (not

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseCommandArgs, type OptionName } from './options.ts';
 import { errorMessage, ReconError, UsageError } from '../errors.ts';
 import {
   DRIFT_CATALOG,
@@ -10,18 +10,9 @@ import {
   type DriftKind,
   type ExportFormat,
   type GenerateOptions,
-} from './index.ts';
+} from '../generate/index.ts';
 
-const OPTIONS = {
-  out: { type: 'string' },
-  seed: { type: 'string' },
-  tenants: { type: 'string' },
-  'usage-rows': { type: 'string' },
-  format: { type: 'string' },
-  inject: { type: 'string', multiple: true },
-  'as-of': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+const OPTIONS = ['out', 'seed', 'tenants', 'usage-rows', 'format', 'inject', 'as-of', 'help'] as const satisfies readonly OptionName[];
 
 function usage(): string {
   const d = GENERATE_DEFAULTS;
@@ -68,12 +59,7 @@ function parseInject(specs: readonly string[]): Partial<Record<DriftKind, number
 }
 
 function toOptions(argv: string[]): GenerateOptions | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true }));
-  } catch (err) {
-    throw new UsageError(`generate: ${errorMessage(err)}`);
-  }
+  const { values } = parseCommandArgs('generate', argv, OPTIONS);
   if (values.help) return 'help';
   if (!values.out) throw new UsageError('generate: --out DIR is required');
   const format = values.format ?? GENERATE_DEFAULTS.format;

@@ -1,0 +1,2 @@
+/** See sources.mjs. */
+export function sourcesDigest(root: string): string;

@@ -1,0 +1,55 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError, errorMessage } from '../errors.ts';
+import { SCOPE_PARSE_OPTIONS } from '../scope.ts';
+
+/**
+ * Every option of every command, once: a flag parses the same way wherever it appears, and a
+ * command says which of them it takes (`parseCommandArgs(command, argv, ['out', 'help'])`).
+ */
+export const OPTIONS = {
+  exports: { type: 'string' },
+  bigquery: { type: 'string' },
+  'bigquery-endpoint': { type: 'string' },
+  'max-bytes-billed': { type: 'string' },
+  engine: { type: 'string' },
+  out: { type: 'string' },
+  'as-of': { type: 'string' },
+  config: { type: 'string' },
+  ...SCOPE_PARSE_OPTIONS,
+  'memory-limit': { type: 'string' },
+  'temp-dir': { type: 'string' },
+  select: { type: 'string', multiple: true },
+  exclude: { type: 'string', multiple: true },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  'warn-error': { type: 'boolean' },
+  history: { type: 'string' },
+  baseline: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  json: { type: 'boolean' },
+  label: { type: 'string' },
+  'manifest-sha256': { type: 'string' },
+  strict: { type: 'boolean' },
+  seed: { type: 'string' },
+  tenants: { type: 'string' },
+  'usage-rows': { type: 'string' },
+  format: { type: 'string' },
+  inject: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+export type OptionName = keyof typeof OPTIONS;
+
+/** The options a command takes, as parseArgs wants them. */
+export function optionsOf<const N extends readonly OptionName[]>(names: N): Pick<typeof OPTIONS, N[number]> {
+  return Object.fromEntries(names.map((n) => [n, OPTIONS[n]])) as Pick<typeof OPTIONS, N[number]>;
+}
+
+/** Parses argv without ever exiting: bad arguments become a UsageError (exit 2). */
+export function parseCommandArgs<const N extends readonly OptionName[]>(command: string, argv: string[], names: N, allowPositionals = false) {
+  try {
+    return parseArgs({ args: argv, options: optionsOf(names), allowPositionals, strict: true });
+  } catch (err) {
+    throw new UsageError(`recon ${command}: ${errorMessage(err)} (see recon ${command} --help)`);
+  }
+}
