@@ -1,12 +1,15 @@
 import { parse } from 'csv-parse';
 import { listValue, structValue } from '@duckdb/node-api';
-import { quoteIdent } from '../contract/tables.ts';
+import { quoteIdent, type TableSpec } from '../contract/tables.ts';
+import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
-import { InputError, errorMessage } from '../errors.ts';
+import { InputError, ReconError, errorMessage } from '../errors.ts';
+import { sqlString } from '../sql.ts';
 import { mapCsvLines, type LineAccount } from './csv-lines.ts';
 import type { SourceFile } from './discover.ts';
-import { openDecompressed } from './files.ts';
+import { openDecompressed, type FileScan } from './files.ts';
 import { REJECTS_TABLE } from '../contract/rejects.ts';
+import { typeStagedFile } from './typing.ts';
 
 /** The header record, read by csv-parse before DuckDB reads the body; null for an empty file. */
 export async function readCsvHeader(file: string): Promise<string[] | null> {
@@ -32,13 +35,8 @@ export interface StagedText {
   readonly lines: LineAccount;
 }
 
-/**
- * Stages one CSV file into `raw` as text columns plus `__file`, and returns the relation that adds
- * each row's physical `__line`. Records DuckDB cannot
- * split into the header's columns (too many or too few fields, broken quoting, invalid UTF-8)
- * go to `recon_rejects` with their physical line.
- */
-export async function stageCsv(db: Db, file: SourceFile, raw: string, table: string): Promise<StagedText> {
+/** The header's column names, refused when the file has none or names a column twice. */
+export async function csvHeader(file: SourceFile, table: string): Promise<string[]> {
   let header: string[] | null;
   try {
     header = await readCsvHeader(file.path);
@@ -55,14 +53,79 @@ export async function stageCsv(db: Db, file: SourceFile, raw: string, table: str
     if (seen.has(name.toLowerCase())) throw new InputError(`${file.rel}: line 1, column ${i + 1}: duplicate column name "${name}"`);
     seen.add(name.toLowerCase());
   });
+  return header;
+}
 
+/** DuckDB's CSV reader over one file, every column text under a positional name (`c0`, `c1`, ...). */
+function readCsvSql(pathSql: string, columnsSql: string): string {
+  return `read_csv(${pathSql}, header = true, auto_detect = false, columns = ${columnsSql},
+                   delim = ',', quote = '"', escape = '"',
+                   store_rejects = true, rejects_table = '__rej', rejects_scan = '__rejscan')`;
+}
+
+/**
+ * The common case in one read: a CSV file whose every line after the header is one record that
+ * types cleanly goes straight from DuckDB's reader into the contract table, while `scan` (the
+ * byte pass that hashes the file) counts its lines. The file qualifies only when nothing needs a
+ * line map: no record rejected by the reader or by typing, no lone carriage return, and exactly
+ * one record per physical line, so the n-th row sits on line n + 1. Anything else is rolled back
+ * and returns null, and the caller takes the staged way ({@link stageCsv}), which accounts for
+ * every line. Line numbers come from the rows' order of insertion, which DuckDB keeps.
+ */
+export async function loadCsvInOnePass(
+  db: Db,
+  file: SourceFile,
+  spec: TableSpec,
+  config: Config,
+  header: readonly string[],
+  scan: Promise<FileScan>,
+): Promise<{ rows: number; lines: LineAccount } | null> {
+  // An unnamed column must be checked for values before it is dropped: that needs the staged copy.
+  if (header.includes('')) return null;
+  const columns = `{${header.map((_, i) => `'c${i}': 'VARCHAR'`).join(', ')}}`;
+  const relation = `(SELECT ${header.map((name, i) => `c${i} AS ${quoteIdent(name)}`).join(', ')},
+                            ${sqlString(file.rel)} AS __file, NULL::BIGINT AS __line
+                     FROM ${readCsvSql(sqlString(file.path), columns)})`;
+  const table = quoteIdent(spec.name);
+  await db.run(`DROP TABLE IF EXISTS __rej; DROP TABLE IF EXISTS __rejscan`);
+  await db.run('BEGIN TRANSACTION');
+  let clean: { rows: number; lines: number } | undefined;
+  try {
+    const rows = await typeStagedFile(db, relation, spec, config, file.rel, true, true);
+    const rejected = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM __rej`);
+    const { lines, loneCr } = await scan;
+    if (rows !== null && (rejected?.n ?? 1n) === 0n && !loneCr && lines === rows + 1) clean = { rows, lines };
+  } catch (err) {
+    await db.run('ROLLBACK');
+    // A schema error is the file's answer either way; any other failure is left to the staged way.
+    if (err instanceof ReconError) throw err;
+    return null;
+  }
+  if (!clean) {
+    await db.run('ROLLBACK');
+    return null;
+  }
+  await db.run('COMMIT');
+  // After the commit: updating rows of an open transaction made its commit rewrite them.
+  await db.run(
+    `UPDATE ${table} SET __line = rowid - (SELECT min(rowid) FROM ${table} WHERE __file = $rel) + 2 WHERE __file = $rel`,
+    { rel: file.rel },
+  );
+  return { rows: clean.rows, lines: { physical: clean.lines, header: 1, blank: 0, continuation: 0 } };
+}
+
+/**
+ * Stages one CSV file into `raw` as text columns plus `__file`, and returns the relation that adds
+ * each row's physical `__line`. Records DuckDB cannot
+ * split into the header's columns (too many or too few fields, broken quoting, invalid UTF-8)
+ * go to `recon_rejects` with their physical line.
+ */
+export async function stageCsv(db: Db, file: SourceFile, raw: string, table: string, header: string[]): Promise<StagedText> {
   await db.run(`DROP TABLE IF EXISTS __rej; DROP TABLE IF EXISTS __rejscan`);
   await db.run(
     `CREATE OR REPLACE TEMP TABLE ${quoteIdent(raw)} AS
      SELECT *, $rel AS __file
-     FROM read_csv($path, header = true, auto_detect = false, columns = $columns,
-                   delim = ',', quote = '"', escape = '"',
-                   store_rejects = true, rejects_table = '__rej', rejects_scan = '__rejscan')`,
+     FROM ${readCsvSql('$path', '$columns')}`,
     {
       path: file.path,
       rel: file.rel,

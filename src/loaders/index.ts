@@ -3,14 +3,13 @@ import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import type { InputFile } from '../contract/inputs.ts';
 import { stageArrow } from './arrow.ts';
-import { stageCsv } from './csv.ts';
+import { csvHeader, loadCsvInOnePass, stageCsv } from './csv.ts';
 import type { LineAccount } from './csv-lines.ts';
 import { discoverSources, type SourceFile } from './discover.ts';
-import { sha256File } from '../shared/hash.ts';
-import { verifyGzip } from './files.ts';
+import { scanFile, type FileScan } from './files.ts';
 import { InputError, ReconError, errorMessage } from '../errors.ts';
 import { stageNdjson } from './ndjson.ts';
-import { stageParquet } from './parquet.ts';
+import { loadParquet } from './parquet.ts';
 import { REJECTS_DDL, REJECTS_TABLE } from '../contract/rejects.ts';
 import { typeStagedFile } from './typing.ts';
 
@@ -28,23 +27,34 @@ export interface LoadOptions {
 }
 
 /**
- * Stages one file into `raw`; returns the relation typing reads (the file's columns, `__file`,
- * `__line`) and, for text formats, how the file's physical lines divide up.
+ * Loads one file into its contract table; returns the rows loaded and, for text formats, how the
+ * file's physical lines divide up. `scan` is the byte pass over the same file, running meanwhile.
  */
-async function stage(db: Db, file: SourceFile, raw: string, table: TableName, config: Config): Promise<{ relation: string; lines?: LineAccount }> {
+async function loadFile(db: Db, file: SourceFile, table: TableName, config: Config, scan: Promise<FileScan>): Promise<{ rows: number; lines?: LineAccount | undefined }> {
+  const spec = TABLES[table];
+  const raw = `__raw_${table}`;
+  let staged: { relation: string; lines?: LineAccount };
   switch (file.format) {
-    case 'csv':
-      return stageCsv(db, file, raw, table);
-    case 'ndjson':
-      return { relation: quoteIdent(raw), lines: await stageNdjson(db, file, raw, TABLES[table], config) };
+    case 'csv': {
+      const header = await csvHeader(file, table);
+      const direct = await loadCsvInOnePass(db, file, spec, config, header, scan);
+      if (direct) return direct;
+      staged = await stageCsv(db, file, raw, table, header);
+      break;
+    }
     case 'parquet':
-      await stageParquet(db, file, raw);
+      return { rows: await loadParquet(db, file, spec, config) };
+    case 'ndjson':
+      staged = { relation: quoteIdent(raw), lines: await stageNdjson(db, file, raw, spec, config) };
       break;
     case 'arrow':
-      await stageArrow(db, file, raw, table, new Set(TABLES[table].columns.map((c) => sourceColumn(config, table, c.name))));
+      await stageArrow(db, file, raw, table, new Set(spec.columns.map((c) => sourceColumn(config, table, c.name))));
+      staged = { relation: quoteIdent(raw) };
       break;
   }
-  return { relation: quoteIdent(raw) };
+  const rows = await typeStagedFile(db, staged.relation, spec, config, file.rel, file.format !== 'ndjson');
+  await db.run(`DROP TABLE ${quoteIdent(raw)}`);
+  return { rows, lines: staged.lines };
 }
 
 /**
@@ -60,27 +70,29 @@ export async function loadExports(db: Db, exportsDir: string, config: Config, op
   for (const [table, source] of sources) {
     await db.run(createTableSql(TABLES[table]));
     for (const file of source.files) {
-      const raw = `__raw_${table}`;
+      // Hashing, counting lines and checking a gzip trailer overlap DuckDB's read of the file.
+      const scan = scanFile(file.path, file.rel);
+      scan.catch(() => undefined);
       let rows: number;
       let lines: LineAccount | undefined;
+      let sha256: string;
       try {
-        await verifyGzip(file.path, file.rel);
-        const staged = await stage(db, file, raw, table, config);
-        lines = staged.lines;
-        rows = await typeStagedFile(db, staged.relation, TABLES[table], config, file.rel, file.format !== 'ndjson');
+        ({ rows, lines } = await loadFile(db, file, table, config, scan));
+        sha256 = (await scan).sha256;
       } catch (err) {
+        // A truncated gzip file is named as such, whatever DuckDB made of it meanwhile.
+        await scan;
         // A corrupt shard surfaces as a reader error deep in DuckDB or apache-arrow: name the file.
         if (err instanceof ReconError) throw err;
         throw new InputError(`${file.rel}: cannot read this ${file.format} file (corrupt or truncated?): ${errorMessage(err).split('\n')[0]}`, { cause: err });
       }
-      await db.run(`DROP TABLE ${quoteIdent(raw)}`);
       // Structural rejects (short rows, broken JSON) never reach typing but count all the same.
       const rejected = await db.one<{ n: bigint }>(
         `SELECT count(*) AS n FROM ${REJECTS_TABLE} WHERE table_name = $table AND file = $file`,
         { table, file: file.rel },
       );
       const rejectedRows = Number(rejected?.n ?? 0n);
-      const input: InputFile = { table, source: file.rel, format: file.format, rows, rejected_rows: rejectedRows, sha256: await sha256File(file.path) };
+      const input: InputFile = { table, source: file.rel, format: file.format, rows, rejected_rows: rejectedRows, sha256 };
       if (lines) {
         // Every physical line is a loaded row, a rejected line, a blank line, the header or the
         // continuation of a quoted field: if they do not add up, rows went unseen.

@@ -64,6 +64,9 @@ function typingFor(col: ColumnSpec, rawType: string): Typing {
   }
 }
 
+/** The message of the error a fail-fast typing pass raises inside DuckDB; nothing else says it. */
+const TYPING_FAILED = 'recon: a row does not type (fail-fast pass)';
+
 /**
  * Types one staged file into the contract table, and moves every row that cannot be typed to
  * `recon_rejects` with the column, value and reason. A value that was present and does not
@@ -72,6 +75,10 @@ function typingFor(col: ColumnSpec, rawType: string): Typing {
  * `staged` is a relation (table name or parenthesised query) with the file's columns plus
  * `__file` and `__line`. Typing runs twice over it, once for the good rows and once for the
  * bad: casts are cheap next to materialising a second wide copy of a million rows.
+ *
+ * With `failFast`, typing runs once and the first row that does not type aborts the statement
+ * (the result is then null, and the caller rolls back and takes the two-pass way): the common
+ * clean file is read once, straight from its source, with no rejects pass.
  *
  * `requireColumns` is false for JSON, where a key missing from an object (BigQuery omits NULLs)
  * means NULL; for header-based formats a missing column is a schema error (exit 2).
@@ -83,7 +90,25 @@ export async function typeStagedFile(
   config: Config,
   fileRel: string,
   requireColumns: boolean,
-): Promise<number> {
+): Promise<number>;
+export async function typeStagedFile(
+  db: Db,
+  staged: string,
+  spec: TableSpec,
+  config: Config,
+  fileRel: string,
+  requireColumns: boolean,
+  failFast: true,
+): Promise<number | null>;
+export async function typeStagedFile(
+  db: Db,
+  staged: string,
+  spec: TableSpec,
+  config: Config,
+  fileRel: string,
+  requireColumns: boolean,
+  failFast = false,
+): Promise<number | null> {
   const described = await db.all<{ column_name: string; column_type: string }>(`DESCRIBE SELECT * FROM ${staged}`);
   const rawTypes = new Map(described.map((d) => [d.column_name, d.column_type]));
 
@@ -124,7 +149,16 @@ export async function typeStagedFile(
                  FROM (SELECT ${inner.join(', ')}, __file, __line FROM ${staged}))`;
   const anyFailed = failed.join(' OR ') || 'false';
   const cols = spec.columns.map((c) => quoteIdent(c.name)).join(', ');
-  const loaded = await db.change(`INSERT INTO ${quoteIdent(spec.name)} SELECT ${cols}, __file, __line FROM ${rows} WHERE NOT (${anyFailed})`);
+  const insert = `INSERT INTO ${quoteIdent(spec.name)} SELECT ${cols}, __file, __line FROM ${rows}`;
+  if (failFast) {
+    try {
+      return await db.change(`${insert} WHERE CASE WHEN ${anyFailed} THEN error(${sqlString(TYPING_FAILED)}) ELSE true END`);
+    } catch (err) {
+      if (String((err as Error)?.message).includes(TYPING_FAILED)) return null;
+      throw err;
+    }
+  }
+  const loaded = await db.change(`${insert} WHERE NOT (${anyFailed})`);
   await db.run(
     `INSERT INTO ${REJECTS_TABLE}
      SELECT $table, __file, __line, list_filter([${problems.join(', ') || 'NULL'}], p -> p IS NOT NULL) FROM ${rows} WHERE ${anyFailed}`,

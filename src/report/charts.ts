@@ -124,28 +124,47 @@ export function assertSafeSvg(svg: string): void {
 
 /**
  * Renders a horizontal bar chart to inline SVG. Element ids (clip paths) get a per-chart prefix
- * so several charts on one page never share an id.
+ * so several charts on one page never share an id; the same chart asked for again (another
+ * tenant's page) is drawn once.
  */
 export async function barChart(
   kind: ChartKind,
   rows: readonly BarDatum[],
   opts: { xTitle: string; yTitle: string; alt: string; sortByValue?: boolean },
 ): Promise<Chart> {
-  const rt = runtimeFor(kind, opts.xTitle, opts.yTitle, opts.sortByValue ?? true);
-  const view = new vega.View(rt, { renderer: 'none', loader: noLoader, logLevel: vega.None });
+  const sortByValue = opts.sortByValue ?? true;
+  const data = rows.map((r) => ({ label: r.label, value: r.value, group: r.group ?? '' }));
+  const key = JSON.stringify([kind, opts.xTitle, opts.yTitle, sortByValue, data]);
+  let drawn = drawnCharts.get(key);
+  if (drawn === undefined) {
+    drawn = await draw(kind, data, opts.xTitle, opts.yTitle, sortByValue);
+    if (drawnCharts.size >= DRAWN_CHARTS_KEPT) drawnCharts.delete(drawnCharts.keys().next().value!);
+    drawnCharts.set(key, drawn);
+  }
+  const prefix = `c${++chartCounter}`;
+  const svg = drawn
+    .replace(/\sid="([^"]+)"/g, (_, id: string) => ` id="${prefix}-${id}"`)
+    .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${prefix}-${id})`)
+    // The root carries a text alternative; the drawn marks are decoration for it.
+    .replace(/^<svg /, `<svg role="img" aria-label="${escapeAttr(opts.alt)}" `);
+  assertSafeSvg(svg);
+  return { svg, alt: opts.alt };
+}
+
+/**
+ * Charts already drawn, by everything that decides their pixels. Ten thousand tenant pages hold
+ * far fewer distinct charts (one invariant with one violation looks the same for every tenant),
+ * and vega takes milliseconds per chart, so each distinct one is drawn once per process.
+ */
+const drawnCharts = new Map<string, string>();
+const DRAWN_CHARTS_KEPT = 2000;
+
+async function draw(kind: ChartKind, data: readonly Record<string, unknown>[], xTitle: string, yTitle: string, sortByValue: boolean): Promise<string> {
+  const view = new vega.View(runtimeFor(kind, xTitle, yTitle, sortByValue), { renderer: 'none', loader: noLoader, logLevel: vega.None });
   try {
-    view.data('rows', rows.map((r) => ({ label: r.label, value: r.value, group: r.group ?? '' })));
-    let svg = slim(await view.toSVG());
-    const prefix = `c${++chartCounter}`;
-    svg = svg
-      .replace(/\sid="([^"]+)"/g, (_, id: string) => ` id="${prefix}-${id}"`)
-      .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${prefix}-${id})`)
-      // Inside a role="img" everything is presentational: vega's own ARIA would only conflict.
-      .replace(/\s(role|aria-[a-z]+)="[^"]*"/g, '')
-      // The root carries a text alternative; the drawn marks are decoration for it.
-      .replace(/^<svg /, `<svg role="img" aria-label="${escapeAttr(opts.alt)}" `);
-    assertSafeSvg(svg);
-    return { svg, alt: opts.alt };
+    view.data('rows', data);
+    // Inside a role="img" everything is presentational: vega's own ARIA would only conflict.
+    return slim(await view.toSVG()).replace(/\s(role|aria-[a-z]+)="[^"]*"/g, '');
   } finally {
     view.finalize();
   }
