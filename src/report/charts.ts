@@ -1,5 +1,5 @@
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as vega from 'vega';
+import type * as vl from 'vega-lite';
 
 /**
  * Charts are rendered to SVG at build time (vega-lite → vega, renderer `none`) so that every
@@ -67,12 +67,21 @@ function barSpec(kind: ChartKind, xTitle: string, yTitle: string, sortByValue: b
   } as vl.TopLevelSpec;
 }
 
+let libraries: Promise<[typeof vega, typeof vl]> | undefined;
+
+/** Vega and vega-lite take about half a second to load: only a command that draws a chart pays. */
+function chartLibraries(): Promise<[typeof vega, typeof vl]> {
+  libraries ??= Promise.all([import('vega'), import('vega-lite')]);
+  return libraries;
+}
+
 const runtimes = new Map<string, vega.Runtime>();
 
-function runtimeFor(kind: ChartKind, xTitle: string, yTitle: string, sortByValue: boolean): vega.Runtime {
+async function runtimeFor(kind: ChartKind, xTitle: string, yTitle: string, sortByValue: boolean): Promise<vega.Runtime> {
   const key = JSON.stringify([kind, xTitle, yTitle, sortByValue]);
   let rt = runtimes.get(key);
   if (!rt) {
+    const [vega, vl] = await chartLibraries();
     rt = vega.parse(vl.compile(barSpec(kind, xTitle, yTitle, sortByValue)).spec);
     runtimes.set(key, rt);
   }
@@ -160,7 +169,8 @@ const drawnCharts = new Map<string, string>();
 const DRAWN_CHARTS_KEPT = 2000;
 
 async function draw(kind: ChartKind, data: readonly Record<string, unknown>[], xTitle: string, yTitle: string, sortByValue: boolean): Promise<string> {
-  const view = new vega.View(runtimeFor(kind, xTitle, yTitle, sortByValue), { renderer: 'none', loader: noLoader, logLevel: vega.None });
+  const [vega] = await chartLibraries();
+  const view = new vega.View(await runtimeFor(kind, xTitle, yTitle, sortByValue), { renderer: 'none', loader: noLoader, logLevel: vega.None });
   try {
     view.data('rows', data);
     // Inside a role="img" everything is presentational: vega's own ARIA would only conflict.
