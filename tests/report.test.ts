@@ -104,7 +104,7 @@ describe('templates', () => {
       for (const m of (await readFile(f, 'utf8')).matchAll(/<%-\s*([\s\S]*?)\s*-?%>/g)) raw.push(m[1]!);
     }
     // it.body: a page template's own output; it.css / it.script: the static assets (CSP-hashed);
-    // it.chart.svg: vega's SVG after assertSafeSvg.
+    // it.chart.svg: the drawn SVG after assertSafeSvg.
     const trusted = ['it.body', 'it.css', 'it.script', 'it.chart.svg'];
     expect(raw.filter((r) => !r.startsWith('include(') && !trusted.includes(r))).toEqual([]);
     expect(raw.some((r) => r.startsWith('include('))).toBe(true);

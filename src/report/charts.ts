@@ -1,13 +1,9 @@
-import type * as vega from 'vega';
-import type * as vl from 'vega-lite';
-
 /**
- * Charts are rendered to SVG at build time (vega-lite → vega, renderer `none`) so that every
- * report is one self-contained file: no script, font or data is ever fetched by the page.
- *
- * Each chart kind is compiled and parsed once; a page only feeds its rows into a new view.
- * Labels come from data (project ids, tenant ids) and vega escapes them in the SVG it writes;
- * `assertSafeSvg` checks the result anyway before it is inlined.
+ * Charts are drawn as plain SVG at build time, so every report is one self-contained file: no
+ * script, font or data is ever fetched by the page. A chart here is one kind only (horizontal
+ * bars, one per label, on a linear axis from zero), so it is drawn directly: a general grammar
+ * (vega) cost a millisecond or more per chart and most of the reports stage on 10,000 tenants.
+ * Every label and title is escaped; `assertSafeSvg` checks the result anyway before it is inlined.
  */
 
 export interface BarDatum {
@@ -26,86 +22,52 @@ export interface Chart {
 
 type ChartKind = 'severity' | 'money' | 'aging';
 
-const COMMON_CONFIG = {
-  background: 'white',
-  // The root <svg> gets role="img" and a text alternative; per-mark ARIA would only repeat it.
-  aria: false,
-  // Short on purpose: it is repeated on every label; the page's CSS sets the real font stack.
-  font: 'sans-serif',
-  view: { stroke: null },
-  axis: { labelFontSize: 11, titleFontSize: 11, labelColor: '#333', titleColor: '#333', grid: false, tickCount: 4, labelOverlap: false },
-  // Wide enough for every invariant id (node has no canvas, so vega estimates text widths generously).
-  axisY: { labelLimit: 400, labelOverlap: false },
-  legend: { labelFontSize: 11, titleFontSize: 11, orient: 'bottom' },
-} as const;
-
 /** Colours that stay readable in print and meet contrast on white. */
-const SEVERITY_DOMAIN = ['error', 'warn', 'waived'];
-const SEVERITY_RANGE = ['#b3261e', '#a05a00', '#6b6b6b'];
-const AGING_DOMAIN = ['open usage', 'open payment session'];
-const AGING_RANGE = ['#1f5f99', '#7a4fa3'];
+const GROUP_COLOURS: Readonly<Record<ChartKind, Readonly<Record<string, string>>>> = {
+  severity: { error: '#b3261e', warn: '#a05a00', waived: '#6b6b6b' },
+  aging: { 'open usage': '#1f5f99', 'open payment session': '#7a4fa3' },
+  money: {},
+};
+const DEFAULT_COLOUR = '#1f5f99';
 
-function barSpec(kind: ChartKind, xTitle: string, yTitle: string, sortByValue: boolean): vl.TopLevelSpec {
-  const color =
-    kind === 'severity'
-      ? { field: 'group', type: 'nominal' as const, title: 'severity', scale: { domain: SEVERITY_DOMAIN, range: SEVERITY_RANGE }, legend: null }
-      : kind === 'aging'
-        ? { field: 'group', type: 'nominal' as const, title: 'item', scale: { domain: AGING_DOMAIN, range: AGING_RANGE }, legend: null }
-        : { value: '#1f5f99' };
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    data: { name: 'rows' },
-    width: 360,
-    height: { step: 18 },
-    mark: { type: 'bar', tooltip: false, aria: false },
-    encoding: {
-      y: { field: 'label', type: 'nominal', title: yTitle, sort: sortByValue ? '-x' : null },
-      x: { field: 'value', type: 'quantitative', title: xTitle, axis: { format: kind === 'money' ? ',.2~f' : ',d', tickMinStep: 1 } },
-      color,
-    },
-    config: COMMON_CONFIG,
-  } as vl.TopLevelSpec;
+const PLOT_WIDTH = 360;
+const BAR_STEP = 18;
+const BAR_FILL = 0.9;
+const FONT = 11;
+const INK = '#333';
+/** Node has no font metrics: a generous estimate of a character's width at 11 px. */
+const CHAR_WIDTH = 6.6;
+const LABEL_LIMIT = 400;
+
+/** Ticks at 1, 2 or 5 times a power of ten, about four of them, whole numbers for counts. */
+function ticks(max: number, whole: boolean): number[] {
+  if (max <= 0) return [0];
+  const rough = max / 4;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  let step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough) ?? 10 * power;
+  if (whole) step = Math.max(1, Math.round(step));
+  const out: number[] = [];
+  for (let t = 0; t <= max + step * 1e-9; t += step) out.push(Number(t.toFixed(10)));
+  return out;
 }
 
-let libraries: Promise<[typeof vega, typeof vl]> | undefined;
+const MONEY_FORMAT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 });
+const COUNT_FORMAT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
-/** Vega and vega-lite take about half a second to load: only a command that draws a chart pays. */
-function chartLibraries(): Promise<[typeof vega, typeof vl]> {
-  libraries ??= Promise.all([import('vega'), import('vega-lite')]);
-  return libraries;
+function escapeText(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-const runtimes = new Map<string, vega.Runtime>();
-
-async function runtimeFor(kind: ChartKind, xTitle: string, yTitle: string, sortByValue: boolean): Promise<vega.Runtime> {
-  const key = JSON.stringify([kind, xTitle, yTitle, sortByValue]);
-  let rt = runtimes.get(key);
-  if (!rt) {
-    const [vega, vl] = await chartLibraries();
-    rt = vega.parse(vl.compile(barSpec(kind, xTitle, yTitle, sortByValue)).spec);
-    runtimes.set(key, rt);
-  }
-  return rt;
-}
-
-/** A loader that refuses everything: a chart must never reach a file or the network. */
-const noLoader = {
-  load: () => Promise.reject(new Error('report charts load nothing')),
-  sanitize: () => Promise.reject(new Error('report charts load nothing')),
-  http: () => Promise.reject(new Error('report charts load nothing')),
-  file: () => Promise.reject(new Error('report charts load nothing')),
-} as unknown as vega.Loader;
-
-let chartCounter = 0;
+const px = (n: number) => String(Math.round(n * 100) / 100);
 
 const SVG_ELEMENTS = new Set(['svg', 'g', 'path', 'rect', 'line', 'text', 'tspan', 'defs', 'clippath', 'title', 'desc', 'circle', 'ellipse', 'polyline', 'polygon']);
 
 /**
- * Rejects SVG that could run or fetch anything. Text in vega's output is entity-escaped, so
- * every `<` starts a real tag: each tag must be a known drawing element, and each attribute a
+ * Rejects SVG that could run or fetch anything. Text in the drawn output is entity-escaped,
+ * so every `<` starts a real tag: each tag must be a known drawing element, and each attribute a
  * plain one (no `on*` handlers, no `href`, no `style`, no `url()` other than a local `#id`).
- * Vega's output always passes; a data label that somehow produced markup makes this throw
- * instead of reaching a report.
+ * What `draw` writes always passes; a data label that somehow produced markup makes this
+ * throw instead of reaching a report.
  */
 export function assertSafeSvg(svg: string): void {
   const problems: string[] = [];
@@ -132,28 +94,15 @@ export function assertSafeSvg(svg: string): void {
 }
 
 /**
- * Renders a horizontal bar chart to inline SVG. Element ids (clip paths) get a per-chart prefix
- * so several charts on one page never share an id; the same chart asked for again (another
- * tenant's page) is drawn once.
+ * Renders a horizontal bar chart to inline SVG, with `alt` as its text alternative. It has no
+ * element ids, so any number of charts can share a page.
  */
 export async function barChart(
   kind: ChartKind,
   rows: readonly BarDatum[],
   opts: { xTitle: string; yTitle: string; alt: string; sortByValue?: boolean },
 ): Promise<Chart> {
-  const sortByValue = opts.sortByValue ?? true;
-  const data = rows.map((r) => ({ label: r.label, value: r.value, group: r.group ?? '' }));
-  const key = JSON.stringify([kind, opts.xTitle, opts.yTitle, sortByValue, data]);
-  let drawn = drawnCharts.get(key);
-  if (drawn === undefined) {
-    drawn = await draw(kind, data, opts.xTitle, opts.yTitle, sortByValue);
-    if (drawnCharts.size >= DRAWN_CHARTS_KEPT) drawnCharts.delete(drawnCharts.keys().next().value!);
-    drawnCharts.set(key, drawn);
-  }
-  const prefix = `c${++chartCounter}`;
-  const svg = drawn
-    .replace(/\sid="([^"]+)"/g, (_, id: string) => ` id="${prefix}-${id}"`)
-    .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${prefix}-${id})`)
+  const svg = draw(kind, rows, opts.xTitle, opts.yTitle, opts.sortByValue ?? true)
     // The root carries a text alternative; the drawn marks are decoration for it.
     .replace(/^<svg /, `<svg role="img" aria-label="${escapeAttr(opts.alt)}" `);
   assertSafeSvg(svg);
@@ -161,41 +110,44 @@ export async function barChart(
 }
 
 /**
- * Charts already drawn, by everything that decides their pixels. Ten thousand tenant pages hold
- * far fewer distinct charts (one invariant with one violation looks the same for every tenant),
- * and vega takes milliseconds per chart, so each distinct one is drawn once per process.
+ * One bar per datum, longest first when `sortByValue` (ties by label), else in the given order;
+ * the axis starts at zero and ends at the last tick at or above the largest value.
  */
-const drawnCharts = new Map<string, string>();
-const DRAWN_CHARTS_KEPT = 2000;
-
-async function draw(kind: ChartKind, data: readonly Record<string, unknown>[], xTitle: string, yTitle: string, sortByValue: boolean): Promise<string> {
-  const [vega] = await chartLibraries();
-  const view = new vega.View(await runtimeFor(kind, xTitle, yTitle, sortByValue), { renderer: 'none', loader: noLoader, logLevel: vega.None });
-  try {
-    view.data('rows', data);
-    // Inside a role="img" everything is presentational: vega's own ARIA would only conflict.
-    return slim(await view.toSVG()).replace(/\s(role|aria-[a-z]+)="[^"]*"/g, '');
-  } finally {
-    view.finalize();
+function draw(kind: ChartKind, rows: readonly BarDatum[], xTitle: string, yTitle: string, sortByValue: boolean): string {
+  const bars = sortByValue ? [...rows].sort((a, b) => b.value - a.value || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)) : [...rows];
+  const ticksAt = ticks(Math.max(0, ...bars.map((b) => b.value)), kind !== 'money');
+  const top = ticksAt.at(-1)! || 1;
+  const format = kind === 'money' ? MONEY_FORMAT : COUNT_FORMAT;
+  const labelWidth = Math.min(LABEL_LIMIT, Math.max(0, ...bars.map((b) => b.label.length)) * CHAR_WIDTH);
+  const left = FONT + 8 + labelWidth + 8;
+  const plotHeight = bars.length * BAR_STEP;
+  const width = Math.ceil(left + PLOT_WIDTH + 4 * CHAR_WIDTH);
+  const height = Math.ceil(plotHeight + 8 + FONT + 6 + FONT + 8);
+  const x = (v: number) => left + (Math.max(0, v) / top) * PLOT_WIDTH;
+  const colours = GROUP_COLOURS[kind];
+  const text = (tx: number, ty: number, anchor: string, content: string, extra = '') =>
+    `<text x="${px(tx)}" y="${px(ty)}" text-anchor="${anchor}" font-size="${FONT}" fill="${INK}"${extra}>${escapeText(content)}</text>`;
+  const parts: string[] = [`<rect width="${width}" height="${height}" fill="white"/>`];
+  bars.forEach((b, i) => {
+    const y = i * BAR_STEP;
+    const fill = colours[b.group ?? ''] ?? DEFAULT_COLOUR;
+    const w = x(b.value) - left;
+    if (w > 0) parts.push(`<rect x="${px(left)}" y="${px(y + (BAR_STEP * (1 - BAR_FILL)) / 2)}" width="${px(w)}" height="${px(BAR_STEP * BAR_FILL)}" fill="${fill}"/>`);
+    // A label too long for its room is cut, as the estimate of its width allows, with an ellipsis.
+    const room = Math.floor(LABEL_LIMIT / CHAR_WIDTH);
+    const label = b.label.length > room ? `${b.label.slice(0, room - 1)}…` : b.label;
+    parts.push(text(left - 6, y + BAR_STEP / 2 + FONT / 3, 'end', label));
+  });
+  const axisY = plotHeight + 0.5;
+  parts.push(`<line x1="${px(left)}" y1="${px(axisY)}" x2="${px(left + PLOT_WIDTH)}" y2="${px(axisY)}" stroke="#888"/>`);
+  parts.push(`<line x1="${px(left - 0.5)}" y1="0" x2="${px(left - 0.5)}" y2="${px(plotHeight)}" stroke="#888"/>`);
+  for (const t of ticksAt) {
+    parts.push(`<line x1="${px(x(t))}" y1="${px(axisY)}" x2="${px(x(t))}" y2="${px(axisY + 5)}" stroke="#888"/>`);
+    parts.push(text(x(t), axisY + 6 + FONT, 'middle', format.format(t)));
   }
-}
-
-/**
- * Makes vega's SVG smaller without changing what it draws: inside tags only (never in label
- * text), drops class names, attributes at their default value and empty paths, and rounds
- * coordinates to 2 decimals.
- */
-function slim(svg: string): string {
-  return svg
-    .replace(/<[^>]+>/g, (tag) =>
-      tag
-        .replace(/\s(class|pointer-events)="[^"]*"/g, '')
-        .replace(/\s(opacity|fill-opacity|stroke-opacity)="1"/g, '')
-        .replace(/\sstroke-miterlimit="4"/g, '')
-        .replace(/(\d+\.\d\d)\d+/g, '$1'),
-    )
-    .replace(/<path d="(M0,0h0v0h0Z)?"( display="none")?\/>/g, '')
-    .replace(/<g><\/g>/g, '');
+  parts.push(text(left + PLOT_WIDTH / 2, height - 6, 'middle', xTitle, ' font-weight="bold"'));
+  parts.push(text(FONT, plotHeight / 2, 'middle', yTitle, ` font-weight="bold" transform="rotate(-90 ${FONT} ${px(plotHeight / 2)})"`));
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${parts.join('')}</svg>`;
 }
 
 function escapeAttr(text: string): string {
