@@ -16,6 +16,8 @@ export const bigquery: Dialect = {
   jsonObject: (fields) => `JSON_OBJECT(${fields.map(([k, v]) => `${string(k)}, ${v}`).join(', ')})`,
   countIf: (condition) => `COUNTIF(${condition})`,
   aggregateIf: (fn, expr, condition) => `${fn}(IF(${condition}, ${expr}, NULL))`,
+  countDistinctIf: (expr, condition) => `COUNT(DISTINCT IF(${condition}, ${expr}, NULL))`,
+  boolOr: (condition) => `LOGICAL_OR(${condition})`,
   // No ANTI JOIN in GoogleSQL: the left side is filtered by NOT EXISTS under its own alias.
   antiJoin: (left, right, on) =>
     `(SELECT ${left.alias}.* FROM ${left.table} ${left.alias}\n   WHERE NOT EXISTS (SELECT 1 FROM ${right.table} ${right.alias} WHERE ${on})) ${left.alias}`,
@@ -23,6 +25,7 @@ export const bigquery: Dialect = {
   sortedSet: (expr) => `ARRAY_AGG(DISTINCT ${expr} ORDER BY ${expr})`,
   emptyStringList: () => `ARRAY<STRING>[]`,
   nonNullList: (items) => `ARRAY(SELECT x FROM UNNEST([${items.join(', ')}]) AS x WITH OFFSET AS i WHERE x IS NOT NULL ORDER BY i)`,
+  listTransform: (list, x, expr) => `ARRAY(SELECT ${expr} FROM UNNEST(${list}) AS ${x} WITH OFFSET AS i ORDER BY i)`,
   listLength: (list) => `ARRAY_LENGTH(${list})`,
   listContains: (list, value) => `(${value} IN UNNEST(${list}))`,
   isoTimestamp: (expr) => `REGEXP_REPLACE(FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', ${expr}, 'UTC'), r'\\.000000Z$', 'Z')`,

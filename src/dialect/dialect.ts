@@ -25,6 +25,10 @@ export interface Dialect {
    * `left`. Both are `table alias`.
    */
   antiJoin(left: { table: string; alias: string }, right: { table: string; alias: string }, on: string): string;
+  /** Aggregate: the number of distinct non-NULL values of `expr` among the rows where `condition` holds. */
+  countDistinctIf(expr: string, condition: string): string;
+  /** Aggregate: whether `condition` holds for some row of the group (NULL when it is NULL for all). */
+  boolOr(condition: string): string;
   /** Aggregate: at most `limit` values of `expr` in `orderBy` order. `expr` must not be NULL. */
   cappedList(expr: string, orderBy: string, limit: number): string;
   /** Aggregate: the distinct values of `expr`, sorted. `expr` must not be NULL. */
@@ -33,6 +37,8 @@ export interface Dialect {
   emptyStringList(): string;
   /** The non-NULL values of `items`, in their order, as a list. */
   nonNullList(items: readonly string[]): string;
+  /** The list of `expr` for each element `x` of `list` (a name `expr` refers to), in order. */
+  listTransform(list: string, x: string, expr: string): string;
   listLength(list: string): string;
   /** Whether `list` holds `value` (`value` not NULL). */
   listContains(list: string, value: string): string;
