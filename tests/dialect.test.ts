@@ -12,7 +12,7 @@ import { copyFixture, editFile } from './helpers/exports.ts';
 import { useZetaSql } from './helpers/zetasql.ts';
 
 /** The families whose checks are written once against src/dialect/ (the rest are DuckDB-only so far). */
-const CONVERTED_FAMILIES: ReadonlySet<Family> = new Set(['contract', 'payments', 'events', 'app_runtime']);
+const CONVERTED_FAMILIES: ReadonlySet<Family> = new Set(['contract', 'usage', 'payments', 'events', 'app_runtime']);
 const CONVERTED = CATALOG.filter((i) => CONVERTED_FAMILIES.has(i.family));
 const DIALECTS: readonly Dialect[] = [duckdb, bigquery];
 const ALL_TABLES = new Set(TABLE_NAMES);
@@ -39,6 +39,11 @@ const EXPORTS = {
   app_runtime_misattributed: fixture('app_runtime_misattributed'),
   app_runtime_missing_usage: fixture('app_runtime_missing_usage'),
   control_plane_unclassified: fixture('control_plane_unclassified'),
+  billing_worker_stalled: fixture('billing_worker_stalled'),
+  ledger_drift: fixture('ledger_drift'),
+  usage_lifecycle_drift: fixture('usage_lifecycle_drift'),
+  release_failed: fixture('release_failed'),
+  incident_one_correlation: fixture('incident_one_correlation'),
 };
 type Export = keyof typeof EXPORTS;
 const FIXTURES = Object.keys(EXPORTS) as Export[];
@@ -49,6 +54,7 @@ const EXPORTS_OF: Partial<Record<Family, readonly Export[]>> = {
   contract: BILLING_EXPORTS,
   payments: BILLING_EXPORTS,
   events: BILLING_EXPORTS,
+  usage: ['billing_worker_stalled', 'ledger_drift', 'usage_lifecycle_drift', 'release_failed', 'incident_one_correlation'],
   app_runtime: ['app_runtime_misattributed', 'app_runtime_missing_usage', 'control_plane_unclassified'],
 };
 
@@ -57,11 +63,19 @@ const audits = auditOnce(Object.fromEntries(FIXTURES.map((f) => [f, { exportsDir
 
 const render = (id: string, d: Dialect) => CATALOG.find((i) => i.id === id)!.sql({ tables: ALL_TABLES, dialect: d });
 
-test('the converted families are contract, payments, events and app_runtime', () => {
+test('the converted families are contract, usage, payments, app_runtime and events', () => {
   expect(CONVERTED.map((i) => i.id)).toEqual([
     'contract.rejected_row',
     'contract.invalid_value',
     'contract.duplicate_key',
+    'usage.missing_open',
+    'usage.orphan_open',
+    'usage.duplicate_open',
+    'usage.unbilled_closed',
+    'usage.debit_mismatch',
+    'usage.lifecycle',
+    'usage.billing_lag',
+    'usage.outside_allocation_window',
     'payments.failed_reconcile',
     'payments.completed_without_credit',
     'app_runtime.source_attribution',

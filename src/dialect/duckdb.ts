@@ -19,6 +19,10 @@ export const duckdb: Dialect = {
   boolOr: (condition) => `bool_or(${condition})`,
   antiJoin: (left, right, on) => `${left.table} ${left.alias}\n   ANTI JOIN ${right.table} ${right.alias} ON ${on}`,
   cappedList: (expr, orderBy, limit) => `list(${expr} ORDER BY ${orderBy})[1:${limit}]`,
+  orderedList: (expr, orderBy) => `list(${expr} ORDER BY ${orderBy})`,
+  firstBy: (expr, orderBy) => `first(${expr} ORDER BY ${orderBy})`,
+  // DuckDB's default null order is NULLS LAST, so its spelling stays as it was.
+  nullsLast: (key) => key,
   sortedSet: (expr) => `list(DISTINCT ${expr} ORDER BY ${expr})`,
   emptyStringList: () => `[]::VARCHAR[]`,
   nonNullList: (items) => `list_filter([${items.join(', ')}], x -> x IS NOT NULL)`,
@@ -27,6 +31,8 @@ export const duckdb: Dialect = {
   listContains: (list, value) => `list_contains(${list}, ${value})`,
   // strftime's %f is always six digits, so a whole second is recognised by its zeros.
   isoTimestamp: (expr) => `regexp_replace(strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%fZ'), '\\.000000Z$', 'Z')`,
+  minutesBetween: (later, earlier) => `epoch(${later} - ${earlier}) / 60`,
+  shiftMinutes: (ts, sign, minutes) => `${ts} ${sign} to_minutes(${minutes})`,
   concatText: (expr) => expr,
   castText: (expr) => `${expr}::VARCHAR`,
   fullMatch: (expr, pattern) => `regexp_full_match(${expr}, ${string(pattern)})`,
