@@ -36,6 +36,8 @@ export const bigquery: Dialect = {
   // Microseconds to seconds to minutes, the two divisions DuckDB's epoch(interval) / 60 makes.
   minutesBetween: (later, earlier) => `TIMESTAMP_DIFF(${later}, ${earlier}, MICROSECOND) / 1000000 / 60`,
   shiftMinutes: (ts, sign, minutes) => `TIMESTAMP_${sign === '+' ? 'ADD' : 'SUB'}(${ts}, INTERVAL ${minutes} MINUTE)`,
+  // TRIM alone strips every whitespace character, DuckDB's trim only spaces.
+  trimSpaces: (expr) => `TRIM(${expr}, ' ')`,
   concatText: (expr) => `CAST(${expr} AS STRING)`,
   castText: (expr) => `CAST(${expr} AS STRING)`,
   fullMatch: (expr, pattern) => `REGEXP_CONTAINS(${expr}, ${string(`^(?:${pattern})$`)})`,

@@ -54,6 +54,8 @@ export interface Dialect {
   minutesBetween(later: string, earlier: string): string;
   /** The instant `minutes` (an integer expression) after (`+`) or before (`-`) the instant `ts`. */
   shiftMinutes(ts: string, sign: '+' | '-', minutes: string): string;
+  /** `expr` without leading and trailing spaces (only U+0020, as DuckDB's trim). */
+  trimSpaces(expr: string): string;
   /** `expr` as an operand of `||`, which DuckDB casts to text itself and GoogleSQL does not. */
   concatText(expr: string): string;
   /** `expr` cast to text. */

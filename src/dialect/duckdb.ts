@@ -33,6 +33,7 @@ export const duckdb: Dialect = {
   isoTimestamp: (expr) => `regexp_replace(strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%fZ'), '\\.000000Z$', 'Z')`,
   minutesBetween: (later, earlier) => `epoch(${later} - ${earlier}) / 60`,
   shiftMinutes: (ts, sign, minutes) => `${ts} ${sign} to_minutes(${minutes})`,
+  trimSpaces: (expr) => `trim(${expr})`,
   concatText: (expr) => expr,
   castText: (expr) => `${expr}::VARCHAR`,
   fullMatch: (expr, pattern) => `regexp_full_match(${expr}, ${string(pattern)})`,
