@@ -1,9 +1,10 @@
 /**
  * SQL text helpers. Values from the user always go in as bound parameters; these only render
  * our own constants (contract vocabulary, column names from TABLES, messages) and expressions.
- * They are DuckDB's spelling of src/dialect/, for the checks not yet written against a dialect.
+ * They are DuckDB's spelling of src/dialect/, for the SQL outside the catalog (the audit's own
+ * checks, outputs, snapshots, history), which runs on the DuckDB session only.
  */
-import { firstRowPerKey as dialectFirstRowPerKey, rowEntityId as dialectRowEntityId } from './dialect/dialect.ts';
+import { firstRowPerKey as dialectFirstRowPerKey } from './dialect/dialect.ts';
 import { duckdb } from './dialect/duckdb.ts';
 
 /** A string literal of one of our own constants. */
@@ -19,11 +20,6 @@ export function sqlList(values: readonly string[]): string {
  * every `detail` read the same whatever DuckDB's default rendering is.
  */
 export const isoSql = duckdb.isoTimestamp;
-
-/** {@link rowEntityId} of the dialect module, in DuckDB's SQL. */
-export function rowEntityId(table: string, key: string, alias?: string): string {
-  return dialectRowEntityId(duckdb, table, key, alias);
-}
 
 /** {@link firstRowPerKey} of the dialect module, in DuckDB's SQL. */
 export function firstRowPerKey(source: string, key: string, where?: string): string {

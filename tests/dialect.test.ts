@@ -5,13 +5,12 @@ import type { Dialect } from '../src/dialect/dialect.ts';
 import { duckdb } from '../src/dialect/duckdb.ts';
 import { parseExact } from '../src/json.ts';
 import { CATALOG } from '../src/invariants/index.ts';
-import { EFFECTIVE_LEDGER_SQL } from '../src/invariants/setup.ts';
+import type { Family } from '../src/invariants/types.ts';
+import { effectiveLedgerQuery } from '../src/invariants/setup.ts';
 import { auditOnce, fixture } from './helpers/audits.ts';
 import { copyFixture, editFile } from './helpers/exports.ts';
 import { useZetaSql } from './helpers/zetasql.ts';
 
-/** The families whose checks are written once against src/dialect/ (the rest are DuckDB-only so far). */
-const CONVERTED = CATALOG.filter((i) => i.family === 'contract' || i.family === 'payments' || i.family === 'events');
 const DIALECTS: readonly Dialect[] = [duckdb, bigquery];
 const ALL_TABLES = new Set(TABLE_NAMES);
 
@@ -28,33 +27,45 @@ await editFile(contractDrift, 'payment_sessions.csv', (text) =>
   '\n',
 );
 
-/** Exports with violations of every converted check between them, including reversed credits. */
+/** Exports with violations of every check of the catalog between them, including reversed credits. */
 const EXPORTS = {
   payment_webhook_lost: fixture('payment_webhook_lost'),
   events_drift: fixture('events_drift'),
   duplicate_credit_after_retry: fixture('duplicate_credit_after_retry'),
   contract_drift: contractDrift,
+  app_runtime_misattributed: fixture('app_runtime_misattributed'),
+  app_runtime_missing_usage: fixture('app_runtime_missing_usage'),
+  control_plane_unclassified: fixture('control_plane_unclassified'),
+  billing_worker_stalled: fixture('billing_worker_stalled'),
+  ledger_drift: fixture('ledger_drift'),
+  usage_lifecycle_drift: fixture('usage_lifecycle_drift'),
+  release_failed: fixture('release_failed'),
+  incident_one_correlation: fixture('incident_one_correlation'),
 };
-const FIXTURES = Object.keys(EXPORTS) as Array<keyof typeof EXPORTS>;
+type Export = keyof typeof EXPORTS;
+const FIXTURES = Object.keys(EXPORTS) as Export[];
+
+const BILLING_EXPORTS: readonly Export[] = ['payment_webhook_lost', 'events_drift', 'duplicate_credit_after_retry', 'contract_drift'];
+/** The exports each family's checks are run on in both engines: those whose drift it reports. */
+const EXPORTS_OF: Partial<Record<Family, readonly Export[]>> = {
+  contract: BILLING_EXPORTS,
+  payments: BILLING_EXPORTS,
+  events: BILLING_EXPORTS,
+  usage: ['billing_worker_stalled', 'ledger_drift', 'usage_lifecycle_drift', 'release_failed', 'incident_one_correlation'],
+  ledger: ['ledger_drift', 'duplicate_credit_after_retry', 'incident_one_correlation'],
+  app_runtime: ['app_runtime_misattributed', 'app_runtime_missing_usage', 'control_plane_unclassified'],
+};
 
 const zeta = useZetaSql();
 const audits = auditOnce(Object.fromEntries(FIXTURES.map((f) => [f, { exportsDir: EXPORTS[f] }])));
 
 const render = (id: string, d: Dialect) => CATALOG.find((i) => i.id === id)!.sql({ tables: ALL_TABLES, dialect: d });
 
-test('the converted families are contract, payments and events', () => {
-  expect(CONVERTED.map((i) => i.id)).toEqual([
-    'contract.rejected_row',
-    'contract.invalid_value',
-    'contract.duplicate_key',
-    'payments.failed_reconcile',
-    'payments.completed_without_credit',
-    'events.allocation_status_mismatch',
-    'events.payment_event_mismatch',
-  ]);
+test('every invariant of the catalog is run in both engines on the exports of its family', () => {
+  expect(CATALOG.filter((i) => !EXPORTS_OF[i.family]?.length).map((i) => i.id)).toEqual([]);
 });
 
-describe.each(CONVERTED.map((i) => i.id))('%s', (id) => {
+describe.each(CATALOG.map((i) => i.id))('%s', (id) => {
   test.each(DIALECTS.map((d) => d.name))('its %s rendering is pinned', async (name) => {
     await expect(render(id, DIALECTS.find((d) => d.name === name)!)).toMatchFileSnapshot(`./__renderings__/${id}.${name}.sql`);
   });
@@ -65,7 +76,7 @@ describe.each(CONVERTED.map((i) => i.id))('%s', (id) => {
 
   test('its GoogleSQL finds what DuckDB finds, with the same money and detail, on every fixture', async () => {
     let found = 0;
-    for (const f of FIXTURES) {
+    for (const f of EXPORTS_OF[CATALOG.find((i) => i.id === id)!.family]!) {
       const db = audits.run(f).db;
       const ours = await db.all<{ entity_id: string; amount_minor: bigint | null; currency: string | null; detail: string }>(
         `SELECT entity_id, amount_minor, currency, detail::VARCHAR AS detail FROM violations WHERE invariant_id = $id ORDER BY entity_id`,
@@ -90,25 +101,30 @@ test('ZetaSQL rejects what BigQuery would: a DuckDB rendering and an unknown col
   expect(await zeta.analyzeError('SELECT nope FROM payment_sessions')).toMatch(/Unrecognized name: nope/);
 });
 
-describe('the dialect parts the other families will need', () => {
-  const reversed = `(SELECT DISTINCT reverses_ledger_entry_id AS ledger_entry_id FROM ledger_entries
-     WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL)`;
-  const effective = (d: Dialect, right = 'recon_reversed_entry_ids') =>
-    `SELECT l.* FROM ${d.antiJoin({ table: 'ledger_entries', alias: 'l' }, { table: right, alias: 'r' }, 'r.ledger_entry_id = l.ledger_entry_id')}
-   WHERE l.entry_type IS DISTINCT FROM 'reversal'`;
-
-  test("DuckDB's anti-join spells the effective-ledger view of setup.ts as it is", () => {
-    expect(EFFECTIVE_LEDGER_SQL[1]).toBe(`CREATE OR REPLACE VIEW effective_ledger_entries AS\n   ${effective(duckdb)}`);
-  });
-
-  test('the anti-join in GoogleSQL gives the effective ledger entries of DuckDB', async () => {
-    const sql = `SELECT ledger_entry_id FROM (${effective(bigquery, reversed)}) ORDER BY ledger_entry_id`;
+describe('dialect parts on their own', () => {
+  test('the effective ledger entries read the same in GoogleSQL, through its anti-join', async () => {
+    const sql = `SELECT ledger_entry_id FROM (${effectiveLedgerQuery(bigquery)}) ORDER BY ledger_entry_id`;
     expect(await zeta.analyzeError(sql)).toBeUndefined();
     const db = audits.run('duplicate_credit_after_retry').db;
     const ours = await db.all(`SELECT ledger_entry_id FROM effective_ledger_entries ORDER BY ledger_entry_id`);
     const all = await db.all(`SELECT ledger_entry_id FROM ledger_entries`);
     expect(ours.length, 'the fixture has reversed entries').toBeLessThan(all.length);
     expect(await zeta.evaluate(sql, db)).toEqual(ours);
+  });
+
+  test('ascending keys put NULLs last and trim strips spaces only, in both engines', async () => {
+    // A NULL key (k = 0) sorts first in GoogleSQL unless told; a tab is not a space to DuckDB's trim.
+    const query = (d: Dialect) => `WITH ${d.valuesCte('t', ['g', 'k', 'v'], [['a', 0, 'null key'], ['a', 2, 'two'], ['a', 1, 'one']])}
+      SELECT g, ${d.firstBy('v', d.nullsLast('nullif(k, 0)'))} AS first_v,
+             ${d.cappedList('v', `${d.nullsLast('nullif(k, 0)')}, v`, 2)} AS first_two,
+             ${d.countIf(`${d.trimSpaces(`'  ' || v || ' '`)} = v`)} AS trimmed,
+             ${d.countIf(`${d.trimSpaces(`'\t' || v`)} = v`)} AS tab_trimmed
+      FROM t GROUP BY g`;
+    expect(await zeta.analyzeError(query(bigquery))).toBeUndefined();
+    const db = audits.run('events_drift').db;
+    const ours = (await db.all(query(duckdb))).map((r) => ({ ...r, first_two: (r.first_two as { items: unknown[] }).items }));
+    expect(ours).toEqual([{ g: 'a', first_v: 'one', first_two: ['one', 'two'], trimmed: 3n, tab_trimmed: 0n }]);
+    expect(await zeta.evaluate(query(bigquery), db)).toEqual(ours);
   });
 
   test('instants read as the same ISO-8601 text in both engines, microseconds only when there are some', async () => {

@@ -16,16 +16,28 @@ export const bigquery: Dialect = {
   jsonObject: (fields) => `JSON_OBJECT(${fields.map(([k, v]) => `${string(k)}, ${v}`).join(', ')})`,
   countIf: (condition) => `COUNTIF(${condition})`,
   aggregateIf: (fn, expr, condition) => `${fn}(IF(${condition}, ${expr}, NULL))`,
+  countDistinctIf: (expr, condition) => `COUNT(DISTINCT IF(${condition}, ${expr}, NULL))`,
+  boolOr: (condition) => `LOGICAL_OR(${condition})`,
   // No ANTI JOIN in GoogleSQL: the left side is filtered by NOT EXISTS under its own alias.
   antiJoin: (left, right, on) =>
     `(SELECT ${left.alias}.* FROM ${left.table} ${left.alias}\n   WHERE NOT EXISTS (SELECT 1 FROM ${right.table} ${right.alias} WHERE ${on})) ${left.alias}`,
   cappedList: (expr, orderBy, limit) => `ARRAY_AGG(${expr} ORDER BY ${orderBy} LIMIT ${limit})`,
+  orderedList: (expr, orderBy) => `ARRAY_AGG(${expr} ORDER BY ${orderBy})`,
+  // ARRAY_AGG refuses a NULL element, so the value travels in a struct.
+  firstBy: (expr, orderBy) => `ARRAY_AGG(STRUCT(${expr} AS v) ORDER BY ${orderBy} LIMIT 1)[OFFSET(0)].v`,
+  nullsLast: (key) => `${key} NULLS LAST`,
   sortedSet: (expr) => `ARRAY_AGG(DISTINCT ${expr} ORDER BY ${expr})`,
   emptyStringList: () => `ARRAY<STRING>[]`,
   nonNullList: (items) => `ARRAY(SELECT x FROM UNNEST([${items.join(', ')}]) AS x WITH OFFSET AS i WHERE x IS NOT NULL ORDER BY i)`,
+  listTransform: (list, x, expr) => `ARRAY(SELECT ${expr} FROM UNNEST(${list}) AS ${x} WITH OFFSET AS i ORDER BY i)`,
   listLength: (list) => `ARRAY_LENGTH(${list})`,
   listContains: (list, value) => `(${value} IN UNNEST(${list}))`,
   isoTimestamp: (expr) => `REGEXP_REPLACE(FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', ${expr}, 'UTC'), r'\\.000000Z$', 'Z')`,
+  // Microseconds to seconds to minutes, the two divisions DuckDB's epoch(interval) / 60 makes.
+  minutesBetween: (later, earlier) => `TIMESTAMP_DIFF(${later}, ${earlier}, MICROSECOND) / 1000000 / 60`,
+  shiftMinutes: (ts, sign, minutes) => `TIMESTAMP_${sign === '+' ? 'ADD' : 'SUB'}(${ts}, INTERVAL ${minutes} MINUTE)`,
+  // TRIM alone strips every whitespace character, DuckDB's trim only spaces.
+  trimSpaces: (expr) => `TRIM(${expr}, ' ')`,
   concatText: (expr) => `CAST(${expr} AS STRING)`,
   castText: (expr) => `CAST(${expr} AS STRING)`,
   fullMatch: (expr, pattern) => `REGEXP_CONTAINS(${expr}, ${string(`^(?:${pattern})$`)})`,

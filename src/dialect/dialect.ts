@@ -25,19 +25,37 @@ export interface Dialect {
    * `left`. Both are `table alias`.
    */
   antiJoin(left: { table: string; alias: string }, right: { table: string; alias: string }, on: string): string;
+  /** Aggregate: the number of distinct non-NULL values of `expr` among the rows where `condition` holds. */
+  countDistinctIf(expr: string, condition: string): string;
+  /** Aggregate: whether `condition` holds for some row of the group (NULL when it is NULL for all). */
+  boolOr(condition: string): string;
   /** Aggregate: at most `limit` values of `expr` in `orderBy` order. `expr` must not be NULL. */
   cappedList(expr: string, orderBy: string, limit: number): string;
+  /** Aggregate: every value of `expr` (NULLs too) in `orderBy` order. */
+  orderedList(expr: string, orderBy: string): string;
+  /** Aggregate: the value of `expr` (NULL too) on the group's first row in `orderBy` order. */
+  firstBy(expr: string, orderBy: string): string;
+  /** An ascending ORDER BY key that sorts NULLs last, as DuckDB does by default and BigQuery does not. */
+  nullsLast(key: string): string;
   /** Aggregate: the distinct values of `expr`, sorted. `expr` must not be NULL. */
   sortedSet(expr: string): string;
   /** An empty list of strings (so a missing list reads `[]`, never NULL). */
   emptyStringList(): string;
   /** The non-NULL values of `items`, in their order, as a list. */
   nonNullList(items: readonly string[]): string;
+  /** The list of `expr` for each element `x` of `list` (a name `expr` refers to), in order. */
+  listTransform(list: string, x: string, expr: string): string;
   listLength(list: string): string;
   /** Whether `list` holds `value` (`value` not NULL). */
   listContains(list: string, value: string): string;
   /** An instant as ISO-8601 UTC text: microseconds only when it has them. */
   isoTimestamp(expr: string): string;
+  /** The minutes from instant `earlier` to instant `later`, as a DOUBLE (negative when `later` is earlier). */
+  minutesBetween(later: string, earlier: string): string;
+  /** The instant `minutes` (an integer expression) after (`+`) or before (`-`) the instant `ts`. */
+  shiftMinutes(ts: string, sign: '+' | '-', minutes: string): string;
+  /** `expr` without leading and trailing spaces (only U+0020, as DuckDB's trim). */
+  trimSpaces(expr: string): string;
   /** `expr` as an operand of `||`, which DuckDB casts to text itself and GoogleSQL does not. */
   concatText(expr: string): string;
   /** `expr` cast to text. */

@@ -1,14 +1,14 @@
-import { BILLABLE_APP_STATUSES, quoteIdent } from '../contract/tables.ts';
-import { firstRowPerKey, isoSql, rowEntityId, sqlList } from '../sql.ts';
-import type { Invariant } from './types.ts';
+import { BILLABLE_APP_STATUSES } from '../contract/tables.ts';
+import { firstRowPerKey, rowEntityId, type Dialect } from '../dialect/dialect.ts';
+import { dialectOf, type Invariant } from './types.ts';
 
-const BILLABLE_APP = sqlList(BILLABLE_APP_STATUSES);
+const billableApp = (d: Dialect) => BILLABLE_APP_STATUSES.map(d.string).join(', ');
 
 /**
  * A usage row's entity id: its key or, when the key is null, its source location (the id
  * `contract.invalid_value` gives the same row), so an id-less cost row is still reported.
  */
-const USAGE_ENTITY = rowEntityId('usage_records', 'usage_record_id', 'u');
+const usageEntity = (d: Dialect) => rowEntityId(d, 'usage_records', 'usage_record_id', 'u');
 
 /**
  * One violation per entity even when a key is duplicated (`contract.duplicate_key` reports
@@ -16,12 +16,13 @@ const USAGE_ENTITY = rowEntityId('usage_records', 'usage_record_id', 'u');
  */
 // Partitioned by the expression, not the `entity_id` alias: a joined table's own entity_id
 // column would win the name lookup and silently merge different usage rows.
-const FIRST_PER_ENTITY = `QUALIFY row_number() OVER (PARTITION BY ${USAGE_ENTITY} ORDER BY u.__file, u.__line) = 1`;
+const firstPerEntity = (d: Dialect, where: string) =>
+  d.qualify(where, `row_number() OVER (PARTITION BY ${usageEntity(d)} ORDER BY u.__file, u.__line) = 1`);
 
-/** app_instances with one row per key, chosen like FIRST_PER_ENTITY, so a join never fans out. */
-const INSTANCES_CTE = `instances AS (
-  SELECT *, ${rowEntityId('app_instances', 'app_instance_id')} AS entity_id
-  FROM (${firstRowPerKey('app_instances', 'app_instance_id')}))`;
+/** app_instances with one row per key, chosen like firstPerEntity, so a join never fans out. */
+const instancesCte = (d: Dialect) => `instances AS (
+  SELECT *, ${rowEntityId(d, 'app_instances', 'app_instance_id')} AS entity_id
+  FROM (${firstRowPerKey(d, 'app_instances', 'app_instance_id')}))`;
 
 /** The scope of a usage-row violation, with its accrued cost as the money at stake. */
 const USAGE_SCOPE = `u.org_id, u.project_id, u.requested_by_user_id, u.allocation_id, u.app_instance_id,
@@ -31,10 +32,15 @@ const USAGE_SCOPE = `u.org_id, u.project_id, u.requested_by_user_id, u.allocatio
 /** What app_runtime usage copies from its instance (CONTRACT.md §1, usage_records). */
 const ANCHOR_FIELDS = ['org_id', 'project_id', 'operating_mode', 'control_plane_scope', 'runtime_backend'] as const;
 
-const anchorDiffs = ANCHOR_FIELDS.map((f) => {
-  const c = quoteIdent(f);
-  return `CASE WHEN u.${c} IS DISTINCT FROM i.${c} THEN {'field': '${f}', 'usage': u.${c}, 'instance': i.${c}} END`;
-}).join(',\n      ');
+const anchorDiffs = (d: Dialect) =>
+  ANCHOR_FIELDS.map((f) => {
+    const c = d.ident(f);
+    return `CASE WHEN u.${c} IS DISTINCT FROM i.${c} THEN ${d.struct([
+      ['field', d.string(f)],
+      ['usage', `u.${c}`],
+      ['instance', `i.${c}`],
+    ])} END`;
+  });
 
 const RUNBOOK = 'App-runtime billing drift runbook';
 
@@ -54,23 +60,28 @@ export const appRuntimeInvariants: readonly Invariant[] = [
       'app instance as well), cannot be traced to what the customer actually ran: its cost, shown as the amount at stake, ' +
       'may be billed under the wrong product line or counted twice when usage is broken down by resource. An ' +
       'app-runtime row that also names the allocation it runs on is allowed.',
-    sql: () => `WITH attributed AS (
-  SELECT u.*, ${USAGE_ENTITY} AS entity_id,
-    list_filter([
-      CASE WHEN u.usage_source = 'app_runtime' AND u.app_instance_id IS NULL
-           THEN 'app_runtime usage without app_instance_id' END,
-      CASE WHEN u.usage_source = 'allocation' AND u.app_instance_id IS NOT NULL
-           THEN 'allocation usage with an app_instance_id' END,
-      CASE WHEN u.usage_source = 'allocation' AND u.allocation_id IS NULL
-           THEN 'allocation usage without allocation_id' END
-    ], p -> p IS NOT NULL) AS problems
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH attributed AS (
+  SELECT u.*, ${usageEntity(d)} AS entity_id,
+    ${d.nonNullList([
+      `CASE WHEN u.usage_source = 'app_runtime' AND u.app_instance_id IS NULL
+           THEN 'app_runtime usage without app_instance_id' END`,
+      `CASE WHEN u.usage_source = 'allocation' AND u.app_instance_id IS NOT NULL
+           THEN 'allocation usage with an app_instance_id' END`,
+      `CASE WHEN u.usage_source = 'allocation' AND u.allocation_id IS NULL
+           THEN 'allocation usage without allocation_id' END`,
+    ])} AS problems
   FROM usage_records u)
 SELECT u.entity_id, ${USAGE_SCOPE},
-  json_object('usage_source', u.usage_source, 'allocation_id', u.allocation_id,
-              'app_instance_id', u.app_instance_id, 'problems', to_json(u.problems)) AS detail
-FROM attributed u
-WHERE len(u.problems) > 0
-${FIRST_PER_ENTITY}`,
+  ${d.jsonObject([
+    ['usage_source', 'u.usage_source'],
+    ['allocation_id', 'u.allocation_id'],
+    ['app_instance_id', 'u.app_instance_id'],
+    ['problems', 'to_json(u.problems)'],
+  ])} AS detail
+FROM attributed u${firstPerEntity(d, `${d.listLength('u.problems')} > 0`)}`;
+    },
   },
   {
     id: 'app_runtime.anchor_mismatch',
@@ -96,22 +107,24 @@ ${FIRST_PER_ENTITY}`,
       'not exist, the cost shown as the amount at stake is charged to the wrong tenant or explained by the wrong runtime ' +
       'configuration. Empty values are compared as values: an empty field on both sides agrees, an empty field on one ' +
       'side only is a difference. The detail lists every differing field with the usage and instance values.',
-    sql: () => `WITH ${INSTANCES_CTE},
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH ${instancesCte(d)},
 compared AS (
-  SELECT u.*, ${USAGE_ENTITY} AS entity_id, i.app_instance_id IS NOT NULL AS instance_found,
-    CASE WHEN i.app_instance_id IS NULL THEN [] ELSE list_filter([
-      ${anchorDiffs}
-    ], d -> d IS NOT NULL) END AS mismatches
+  SELECT u.*, ${usageEntity(d)} AS entity_id, i.app_instance_id IS NOT NULL AS instance_found,
+    CASE WHEN i.app_instance_id IS NULL THEN [] ELSE ${d.nonNullList(anchorDiffs(d))} END AS mismatches
   FROM usage_records u
   LEFT JOIN instances i ON i.app_instance_id = u.app_instance_id
   WHERE u.usage_source = 'app_runtime' AND u.app_instance_id IS NOT NULL)
 SELECT u.entity_id, ${USAGE_SCOPE},
-  json_object('app_instance_id', u.app_instance_id, 'instance_found', u.instance_found,
-              'mismatched_fields', to_json(list_transform(u.mismatches, d -> d.field)),
-              'mismatches', to_json(u.mismatches)) AS detail
-FROM compared u
-WHERE NOT u.instance_found OR len(u.mismatches) > 0
-${FIRST_PER_ENTITY}`,
+  ${d.jsonObject([
+    ['app_instance_id', 'u.app_instance_id'],
+    ['instance_found', 'u.instance_found'],
+    ['mismatched_fields', `to_json(${d.listTransform('u.mismatches', 'm', 'm.field')})`],
+    ['mismatches', 'to_json(u.mismatches)'],
+  ])} AS detail
+FROM compared u${firstPerEntity(d, `NOT u.instance_found OR ${d.listLength('u.mismatches')} > 0`)}`;
+    },
   },
   {
     id: 'app_runtime.control_plane_classification',
@@ -129,22 +142,26 @@ ${FIRST_PER_ENTITY}`,
       'cannot be explained either way, so it is reported too. Component names match the configured list ignoring case ' +
       '("Scheduler" is the scheduler); a row without a component name is not a control-plane component, so it may only ' +
       'be flagged false.',
-    sql: () => `WITH classified AS (
-  SELECT u.*, ${USAGE_ENTITY} AS entity_id,
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH classified AS (
+  SELECT u.*, ${usageEntity(d)} AS entity_id,
     coalesce(lower(u.component) IN (SELECT lower(name) FROM recon_control_plane_components), false) AS named_control_plane
   FROM usage_records u
   WHERE u.usage_source = 'app_runtime')
 SELECT u.entity_id, ${USAGE_SCOPE},
-  json_object('component', u.component, 'control_plane_component', u.control_plane_component,
-              'expected_control_plane_component', u.named_control_plane,
-              'problem', CASE
+  ${d.jsonObject([
+    ['component', 'u.component'],
+    ['control_plane_component', 'u.control_plane_component'],
+    ['expected_control_plane_component', 'u.named_control_plane'],
+    ['problem', `CASE
                 WHEN u.control_plane_component IS NULL THEN 'control_plane_component is not set'
                 WHEN u.named_control_plane THEN 'a control-plane component flagged as not control plane'
                 WHEN u.component IS NULL THEN 'a row without a component flagged as control plane'
-                ELSE 'a component that is not control plane flagged as control plane' END) AS detail
-FROM classified u
-WHERE u.control_plane_component IS DISTINCT FROM u.named_control_plane
-${FIRST_PER_ENTITY}`,
+                ELSE 'a component that is not control plane flagged as control plane' END`],
+  ])} AS detail
+FROM classified u${firstPerEntity(d, 'u.control_plane_component IS DISTINCT FROM u.named_control_plane')}`;
+    },
   },
   {
     id: 'app_runtime.missing_usage',
@@ -161,44 +178,53 @@ ${FIRST_PER_ENTITY}`,
       'customer is not being charged for what runs (revenue leakage); the amount cannot be known from the exports. ' +
       'Only app_runtime usage counts: a row labelled allocation usage is not the instance\'s metering even if it names ' +
       'the instance. An instance that never started needs no usage.',
-    sql: () => `WITH ${INSTANCES_CTE},
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      const usageId = rowEntityId(d, 'usage_records', 'usage_record_id');
+      return `WITH ${instancesCte(d)},
 usage_rows AS (
   SELECT * FROM usage_records
   WHERE usage_source = 'app_runtime' AND app_instance_id IS NOT NULL),
 metered AS (
   -- Plain counts say which instances have usage and open usage; a row exported twice changes neither ...
-  SELECT app_instance_id, bool_or(end_time IS NULL) AS metering
+  SELECT app_instance_id, ${d.boolOr('end_time IS NULL')} AS metering
   FROM usage_rows
   GROUP BY app_instance_id),
 judged AS (
   SELECT i.*,
-    list_filter([
-      CASE WHEN i.started_at IS NOT NULL AND m.app_instance_id IS NULL
-           THEN 'ran (started_at is set) but has no app_runtime usage row' END,
-      CASE WHEN i.status IN (${BILLABLE_APP}) AND NOT coalesce(m.metering, false)
-           THEN 'is ' || i.status || ' (billable) but has no open app_runtime usage row' END
-    ], p -> p IS NOT NULL) AS problems
+    ${d.nonNullList([
+      `CASE WHEN i.started_at IS NOT NULL AND m.app_instance_id IS NULL
+           THEN 'ran (started_at is set) but has no app_runtime usage row' END`,
+      `CASE WHEN i.status IN (${billableApp(d)}) AND NOT coalesce(m.metering, false)
+           THEN 'is ' || i.status || ' (billable) but has no open app_runtime usage row' END`,
+    ])} AS problems
   FROM instances i
   LEFT JOIN metered m ON m.app_instance_id = i.app_instance_id),
 counted AS (
   -- ... and the detail of the few instances reported counts each usage record once.
   SELECT app_instance_id,
-    count(DISTINCT ${rowEntityId('usage_records', 'usage_record_id')}) AS usage_rows,
-    count(DISTINCT ${rowEntityId('usage_records', 'usage_record_id')}) FILTER (WHERE end_time IS NULL) AS open_usage_rows
+    count(DISTINCT ${usageId}) AS usage_rows,
+    ${d.countDistinctIf(usageId, 'end_time IS NULL')} AS open_usage_rows
   FROM usage_rows
-  WHERE app_instance_id IN (SELECT app_instance_id FROM judged WHERE len(problems) > 0)
+  WHERE app_instance_id IN (SELECT app_instance_id FROM judged WHERE ${d.listLength('problems')} > 0)
   GROUP BY app_instance_id),
 checked AS (
   SELECT j.*, coalesce(c.usage_rows, 0) AS usage_rows, coalesce(c.open_usage_rows, 0) AS open_usage_rows
   FROM judged j
   LEFT JOIN counted c ON c.app_instance_id = j.app_instance_id
-  WHERE len(j.problems) > 0)
+  WHERE ${d.listLength('j.problems')} > 0)
 SELECT entity_id, org_id, project_id, app_instance_id, correlation_id, trace_id,
-  json_object('status', status, 'started_at', ${isoSql('started_at')}, 'stopped_at', ${isoSql('stopped_at')},
-              'usage_rows', usage_rows, 'open_usage_rows', open_usage_rows,
-              'problems', to_json(problems)) AS detail
+  ${d.jsonObject([
+    ['status', 'status'],
+    ['started_at', d.isoTimestamp('started_at')],
+    ['stopped_at', d.isoTimestamp('stopped_at')],
+    ['usage_rows', 'usage_rows'],
+    ['open_usage_rows', 'open_usage_rows'],
+    ['problems', 'to_json(problems)'],
+  ])} AS detail
 FROM checked
-WHERE len(problems) > 0`,
+WHERE ${d.listLength('problems')} > 0`;
+    },
   },
   {
     id: 'app_runtime.orphan_open',
@@ -213,15 +239,24 @@ WHERE len(problems) > 0`,
       'An open app-runtime usage row keeps accruing cost. If its instance does not exist, or has stopped, failed or not ' +
       'yet started running, the customer is being charged for nothing: the accrued cost shown as the amount at stake ' +
       'keeps growing until the row is closed at the instance\'s stop time and the excess is credited back.',
-    sql: () => `WITH ${INSTANCES_CTE}
-SELECT ${USAGE_ENTITY} AS entity_id, ${USAGE_SCOPE},
-  json_object('app_instance_id', u.app_instance_id, 'instance_found', i.app_instance_id IS NOT NULL,
-              'instance_status', i.status, 'instance_stopped_at', ${isoSql('i.stopped_at')},
-              'start_time', ${isoSql('u.start_time')}, 'last_billed_at', ${isoSql('u.last_billed_at')}) AS detail
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH ${instancesCte(d)}
+SELECT ${usageEntity(d)} AS entity_id, ${USAGE_SCOPE},
+  ${d.jsonObject([
+    ['app_instance_id', 'u.app_instance_id'],
+    ['instance_found', 'i.app_instance_id IS NOT NULL'],
+    ['instance_status', 'i.status'],
+    ['instance_stopped_at', d.isoTimestamp('i.stopped_at')],
+    ['start_time', d.isoTimestamp('u.start_time')],
+    ['last_billed_at', d.isoTimestamp('u.last_billed_at')],
+  ])} AS detail
 FROM usage_records u
-LEFT JOIN instances i ON i.app_instance_id = u.app_instance_id
-WHERE u.usage_source = 'app_runtime' AND u.end_time IS NULL AND u.app_instance_id IS NOT NULL
-  AND NOT coalesce(i.status IN (${BILLABLE_APP}), false)
-${FIRST_PER_ENTITY}`,
+LEFT JOIN instances i ON i.app_instance_id = u.app_instance_id${firstPerEntity(
+        d,
+        `u.usage_source = 'app_runtime' AND u.end_time IS NULL AND u.app_instance_id IS NOT NULL
+  AND NOT coalesce(i.status IN (${billableApp(d)}), false)`,
+      )}`;
+    },
   },
 ];

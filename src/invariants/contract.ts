@@ -17,7 +17,7 @@ function problems(d: Dialect, col: ColumnSpec, isKey: boolean): Array<[condition
   const out: Array<[string, string]> = [];
   if (col.notNull) out.push([`${c} IS NULL`, 'is null but required']);
   // Free text keeps its blanks, but an id of only spaces would pass as a tenant or a key.
-  if (col.type === 'string' && (isKey || (col.notNull && col.name.endsWith('_id')))) out.push([`trim(${c}) = ''`, 'is blank (only whitespace) but required']);
+  if (col.type === 'string' && (isKey || (col.notNull && col.name.endsWith('_id')))) out.push([`${d.trimSpaces(c)} = ''`, 'is blank (only whitespace) but required']);
   if (col.enum) out.push([`${c} NOT IN (${col.enum.map(d.string).join(', ')})`, `is not one of ${col.enum.join(', ')}`]);
   if (col.currency) out.push([`NOT ${d.fullMatch(c, '[A-Z]{3}')}`, 'is not a 3-letter ISO-4217 code']);
   if (col.min === 'positive') out.push([`${c} <= 0`, 'must be greater than 0']);
@@ -28,7 +28,7 @@ function problems(d: Dialect, col: ColumnSpec, isKey: boolean): Array<[condition
 function entityId(d: Dialect, table: TableSpec): string {
   const location = `${d.string(table.name + ':')} || __file || ':' || ${d.concatText('__line')}`;
   const key = table.key && d.ident(table.key);
-  return key ? `CASE WHEN ${key} IS NULL OR trim(${key}) = '' THEN ${location} ELSE ${key} END` : location;
+  return key ? `CASE WHEN ${key} IS NULL OR ${d.trimSpaces(key)} = '' THEN ${location} ELSE ${key} END` : location;
 }
 
 /** The result of a family of per-table checks when no table is present. */

@@ -1,8 +1,14 @@
-import { firstRowPerKey, isoSql, rowEntityId } from '../sql.ts';
-import { DETAIL_LIST_LIMIT, type Invariant } from './types.ts';
+import { firstRowPerKey, rowEntityId, type Dialect } from '../dialect/dialect.ts';
+import { DETAIL_LIST_LIMIT, dialectOf, type Invariant } from './types.ts';
 
 /** A ledger row's entity id: its key, or its source location when the key is null. */
-const entryEntity = (alias?: string) => rowEntityId('ledger_entries', 'ledger_entry_id', alias);
+const entryEntity = (d: Dialect, alias?: string) => rowEntityId(d, 'ledger_entries', 'ledger_entry_id', alias);
+
+/** The order of a key's entries: the earliest is the legitimate one. */
+const entryOrder = (d: Dialect, alias?: string) => {
+  const col = (name: string) => (alias ? `${alias}.${name}` : name);
+  return `${d.nullsLast(col('created_at'))}, ${d.nullsLast(col('ledger_entry_id'))}, ${col('__file')}, ${col('__line')}`;
+};
 
 /** The scope columns of a ledger entry, for invariants whose entity is the entry itself. */
 const ENTRY_SCOPE = (l: string) =>
@@ -22,7 +28,8 @@ const STAKE_ORDER = `CASE WHEN duplicated_minor > 0 THEN 2 WHEN duplicated_minor
  * the duplicated money, in their currency: if they are in several, the currency with the most
  * (STAKE_ORDER).
  */
-function duplicateEntriesCtes(entryType: 'usage_debit' | 'payment_credit', key: 'usage_record_id' | 'payment_session_id'): string {
+function duplicateEntriesCtes(d: Dialect, entryType: 'usage_debit' | 'payment_credit', key: 'usage_record_id' | 'payment_session_id'): string {
+  const kept = (expr: string) => d.aggregateIf('any_value', expr, 'r.seq = 1');
   return `repeated AS (
         -- Only keys with two or more effective entries need ranking and listing.
         SELECT ${key}
@@ -34,23 +41,23 @@ function duplicateEntriesCtes(entryType: 'usage_debit' | 'payment_credit', key: 
         SELECT * FROM effective_ledger_entries
         WHERE entry_type = '${entryType}' AND ${key} IN (SELECT ${key} FROM repeated)),
       entries_once AS (
-        ${firstRowPerKey('candidates', 'ledger_entry_id')}),
+        ${firstRowPerKey(d, 'candidates', 'ledger_entry_id')}),
       ranked AS (
-        SELECT *, row_number() OVER (PARTITION BY ${key} ORDER BY created_at, ledger_entry_id, __file, __line) AS seq
+        SELECT *, row_number() OVER (PARTITION BY ${key} ORDER BY ${entryOrder(d)}) AS seq
         FROM entries_once),
       per_currency AS (
         -- An entry without an amount makes its currency's totals unknown (null).
-        SELECT ${key}, currency, bool_or(seq = 1) AS kept,
+        SELECT ${key}, currency, ${d.boolOr('seq = 1')} AS kept,
                CASE WHEN count(amount_minor) = count(*) THEN coalesce(sum(amount_minor), 0) END AS total_minor,
-               CASE WHEN count(amount_minor) FILTER (WHERE seq > 1) = count(*) FILTER (WHERE seq > 1)
-                    THEN coalesce(sum(amount_minor) FILTER (WHERE seq > 1), 0) END AS duplicated_minor
+               CASE WHEN ${d.aggregateIf('count', 'amount_minor', 'seq > 1')} = ${d.countIf('seq > 1')}
+                    THEN coalesce(${d.aggregateIf('sum', 'amount_minor', 'seq > 1')}, 0) END AS duplicated_minor
         FROM ranked
         GROUP BY ${key}, currency),
       at_stake AS (
         SELECT ${key},
-               first(currency ORDER BY ${STAKE_ORDER}) AS currency,
-               first(total_minor ORDER BY ${STAKE_ORDER}) AS effective_total_minor,
-               first(duplicated_minor ORDER BY ${STAKE_ORDER}) AS duplicated_minor
+               ${d.firstBy('currency', STAKE_ORDER)} AS currency,
+               ${d.firstBy('total_minor', STAKE_ORDER)} AS effective_total_minor,
+               ${d.firstBy('duplicated_minor', STAKE_ORDER)} AS duplicated_minor
         FROM per_currency
         GROUP BY ${key}),
       duplicated AS (
@@ -59,28 +66,45 @@ function duplicateEntriesCtes(entryType: 'usage_debit' | 'payment_credit', key: 
                any_value(s.currency) AS currency,
                any_value(s.effective_total_minor) AS effective_total_minor,
                any_value(s.duplicated_minor) AS duplicated_minor,
-               any_value(${entryEntity('r')}) FILTER (WHERE r.seq = 1) AS kept_entry_id,
-               any_value(r.org_id) FILTER (WHERE r.seq = 1) AS kept_org_id,
-               any_value(r.requested_by_user_id) FILTER (WHERE r.seq = 1) AS kept_user_id,
-               any_value(r.project_id) FILTER (WHERE r.seq = 1) AS kept_project_id,
-               any_value(r.correlation_id) FILTER (WHERE r.seq = 1) AS kept_correlation_id,
-               any_value(r.trace_id) FILTER (WHERE r.seq = 1) AS kept_trace_id,
-               list({'ledger_entry_id': ${entryEntity('r')}, 'amount_minor': r.amount_minor, 'currency': r.currency,
-                     'created_at': ${isoSql('r.created_at')}, 'idempotency_key': r.idempotency_key}
-                    ORDER BY r.seq)[1:${DETAIL_LIST_LIMIT}] AS entries
+               ${kept(entryEntity(d, 'r'))} AS kept_entry_id,
+               ${kept('r.org_id')} AS kept_org_id,
+               ${kept('r.requested_by_user_id')} AS kept_user_id,
+               ${kept('r.project_id')} AS kept_project_id,
+               ${kept('r.correlation_id')} AS kept_correlation_id,
+               ${kept('r.trace_id')} AS kept_trace_id,
+               ${d.cappedList(
+                 d.struct([
+                   ['ledger_entry_id', entryEntity(d, 'r')],
+                   ['amount_minor', 'r.amount_minor'],
+                   ['currency', 'r.currency'],
+                   ['created_at', d.isoTimestamp('r.created_at')],
+                   ['idempotency_key', 'r.idempotency_key'],
+                 ]),
+                 'r.seq',
+                 DETAIL_LIST_LIMIT,
+               )} AS entries
         FROM ranked r
         JOIN at_stake s ON s.${key} = r.${key}
         GROUP BY r.${key}
         HAVING count(*) > 1)`;
 }
 
-const DUPLICATE_DETAIL = `json_object(
-               'effective_entries', d.effective_entries,
-               'kept_entry_id', d.kept_entry_id,
-               'effective_total_minor', d.effective_total_minor,
-               'duplicated_minor', d.duplicated_minor,
-               'currency', d.currency,
-               'entries', d.entries)`;
+const duplicateDetail = (d: Dialect) =>
+  d.jsonObject([
+    ['effective_entries', 'd.effective_entries'],
+    ['kept_entry_id', 'd.kept_entry_id'],
+    ['effective_total_minor', 'd.effective_total_minor'],
+    ['duplicated_minor', 'd.duplicated_minor'],
+    ['currency', 'd.currency'],
+    ['entries', 'd.entries'],
+  ]);
+
+/** The references a ledger entry makes: its column, the table it names, and the joined key that is NULL when absent. */
+const DANGLING = [
+  ['usage_record_id', 'usage_records', 'u.usage_record_id'],
+  ['payment_session_id', 'payment_sessions', 'p.payment_session_id'],
+  ['reverses_ledger_entry_id', 'ledger_entries', 'r.ledger_entry_id'],
+] as const;
 
 export const ledgerInvariants: readonly Invariant[] = [
   {
@@ -101,9 +125,11 @@ export const ledgerInvariants: readonly Invariant[] = [
       'another currency than the first debit; if the repeats are in several, the currency with the largest ' +
       'duplicated amount is reported, and the detail lists every debit). A duplicate that was already reversed is ' +
       'no longer counted, and a ledger row the export repeats is one debit (contract.duplicate_key reports it).',
-    sql: () => `WITH ${duplicateEntriesCtes('usage_debit', 'usage_record_id')},
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH ${duplicateEntriesCtes(d, 'usage_debit', 'usage_record_id')},
       owners AS (
-        ${firstRowPerKey('usage_records', 'usage_record_id', 'usage_record_id IN (SELECT usage_record_id FROM duplicated)')})
+        ${firstRowPerKey(d, 'usage_records', 'usage_record_id', 'usage_record_id IN (SELECT usage_record_id FROM duplicated)')})
       SELECT d.usage_record_id AS entity_id,
              coalesce(u.org_id, d.kept_org_id) AS org_id,
              coalesce(u.project_id, d.kept_project_id) AS project_id,
@@ -112,9 +138,10 @@ export const ledgerInvariants: readonly Invariant[] = [
              d.duplicated_minor AS amount_minor, CASE WHEN d.duplicated_minor IS NOT NULL THEN d.currency END AS currency,
              coalesce(u.correlation_id, d.kept_correlation_id) AS correlation_id,
              coalesce(u.trace_id, d.kept_trace_id) AS trace_id,
-             ${DUPLICATE_DETAIL} AS detail
+             ${duplicateDetail(d)} AS detail
       FROM duplicated d
-      LEFT JOIN owners u USING (usage_record_id)`,
+      LEFT JOIN owners u USING (usage_record_id)`;
+    },
   },
   {
     id: 'ledger.duplicate_credit',
@@ -134,9 +161,11 @@ export const ledgerInvariants: readonly Invariant[] = [
       'earliest, add, in their currency (if the repeats are in several currencies, the currency with the largest ' +
       'duplicated amount is reported, and the detail lists every credit). A duplicate that was already reversed is ' +
       'no longer counted, and a ledger row the export repeats is one credit (contract.duplicate_key reports it).',
-    sql: () => `WITH ${duplicateEntriesCtes('payment_credit', 'payment_session_id')},
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH ${duplicateEntriesCtes(d, 'payment_credit', 'payment_session_id')},
       sessions AS (
-        ${firstRowPerKey('payment_sessions', 'payment_session_id', 'payment_session_id IN (SELECT payment_session_id FROM duplicated)')})
+        ${firstRowPerKey(d, 'payment_sessions', 'payment_session_id', 'payment_session_id IN (SELECT payment_session_id FROM duplicated)')})
       SELECT d.payment_session_id AS entity_id,
              coalesce(p.org_id, d.kept_org_id) AS org_id,
              coalesce(p.requested_by_user_id, d.kept_user_id) AS requested_by_user_id,
@@ -144,9 +173,10 @@ export const ledgerInvariants: readonly Invariant[] = [
              d.duplicated_minor AS amount_minor, CASE WHEN d.duplicated_minor IS NOT NULL THEN d.currency END AS currency,
              coalesce(p.correlation_id, d.kept_correlation_id) AS correlation_id,
              coalesce(p.trace_id, d.kept_trace_id) AS trace_id,
-             ${DUPLICATE_DETAIL} AS detail
+             ${duplicateDetail(d)} AS detail
       FROM duplicated d
-      LEFT JOIN sessions p USING (payment_session_id)`,
+      LEFT JOIN sessions p USING (payment_session_id)`;
+    },
   },
   {
     id: 'ledger.duplicate_idempotency_key',
@@ -175,7 +205,9 @@ export const ledgerInvariants: readonly Invariant[] = [
       'remediation is resolved. Money is at stake on each entry that repeats an earlier effective entry of the ' +
       'key: its amount is reported; the first effective entry carries no amount. A ledger row the export repeats ' +
       'is one entry (contract.duplicate_key reports it), so it neither uses a key twice nor repeats itself.',
-    sql: () => `WITH reused AS (
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH reused AS (
         -- Only keys on more than one effective row need the per-entry analysis below.
         SELECT idempotency_key
         FROM effective_ledger_entries
@@ -183,33 +215,35 @@ export const ledgerInvariants: readonly Invariant[] = [
         GROUP BY idempotency_key
         HAVING count(*) > 1),
       entries AS (
-        ${firstRowPerKey('effective_ledger_entries', 'ledger_entry_id', 'idempotency_key IN (SELECT idempotency_key FROM reused)')}),
+        ${firstRowPerKey(d, 'effective_ledger_entries', 'ledger_entry_id', 'idempotency_key IN (SELECT idempotency_key FROM reused)')}),
       keys AS (
         SELECT idempotency_key, count(*) AS uses,
-               list(${entryEntity()} ORDER BY created_at, ledger_entry_id, __file, __line) AS key_entries
+               ${d.cappedList(entryEntity(d), entryOrder(d), DETAIL_LIST_LIMIT)} AS key_entries
         FROM entries
         GROUP BY idempotency_key
         HAVING count(*) > 1),
       judged AS (
         SELECT e.*, k.uses, k.key_entries,
-               first_value(${entryEntity('e')}) OVER key_order AS first_entry,
+               first_value(${entryEntity(d, 'e')}) OVER key_order AS first_entry,
                row_number() OVER key_order > 1 AS repeats
         FROM entries e
         JOIN keys k ON k.idempotency_key = e.idempotency_key
-        WINDOW key_order AS (PARTITION BY e.idempotency_key ORDER BY e.created_at, e.ledger_entry_id, e.__file, e.__line))
-      SELECT ${entryEntity('j')} AS entity_id, ${ENTRY_SCOPE('j')},
+        WINDOW key_order AS (PARTITION BY e.idempotency_key ORDER BY ${entryOrder(d, 'e')}))
+      SELECT ${entryEntity(d, 'j')} AS entity_id, ${ENTRY_SCOPE('j')},
              CASE WHEN j.repeats THEN j.amount_minor END AS amount_minor,
              CASE WHEN j.repeats THEN j.currency END AS currency,
-             json_object(
-               'idempotency_key', j.idempotency_key,
-               'effective_uses', j.uses,
-               'ledger_entry_ids', j.key_entries[1:${DETAIL_LIST_LIMIT}],
-               'entry_type', j.entry_type,
-               'amount_minor', j.amount_minor,
-               'entry_currency', j.currency,
-               'role', CASE WHEN j.repeats THEN 'repeats effective entry ' || j.first_entry
-                            ELSE 'first effective entry of the key' END) AS detail
-      FROM judged j`,
+             ${d.jsonObject([
+               ['idempotency_key', 'j.idempotency_key'],
+               ['effective_uses', 'j.uses'],
+               ['ledger_entry_ids', 'j.key_entries'],
+               ['entry_type', 'j.entry_type'],
+               ['amount_minor', 'j.amount_minor'],
+               ['entry_currency', 'j.currency'],
+               ['role', `CASE WHEN j.repeats THEN 'repeats effective entry ' || j.first_entry
+                            ELSE 'first effective entry of the key' END`],
+             ])} AS detail
+      FROM judged j`;
+    },
   },
   {
     id: 'ledger.dangling_reference',
@@ -235,24 +269,25 @@ export const ledgerInvariants: readonly Invariant[] = [
       'This ledger entry points at a usage record, payment session or ledger entry that is not in the exports: ' +
       'money was charged, credited or reversed for something that cannot be found, so nobody can check that it ' +
       'was right. The money at stake is the entry\'s amount. The detail names each broken reference.',
-    sql: () => `WITH refs AS (
-        SELECT l.*, list_filter([
-                 CASE WHEN l.usage_record_id IS NOT NULL AND u.usage_record_id IS NULL
-                      THEN {'column': 'usage_record_id', 'value': l.usage_record_id, 'missing_from': 'usage_records'} END,
-                 CASE WHEN l.payment_session_id IS NOT NULL AND p.payment_session_id IS NULL
-                      THEN {'column': 'payment_session_id', 'value': l.payment_session_id, 'missing_from': 'payment_sessions'} END,
-                 CASE WHEN l.reverses_ledger_entry_id IS NOT NULL AND r.ledger_entry_id IS NULL
-                      THEN {'column': 'reverses_ledger_entry_id', 'value': l.reverses_ledger_entry_id, 'missing_from': 'ledger_entries'} END],
-                 x -> x IS NOT NULL) AS dangling
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH refs AS (
+        SELECT l.*, ${d.nonNullList(
+                 DANGLING.map(
+                   ([column, table, present]) => `CASE WHEN l.${column} IS NOT NULL AND ${present} IS NULL
+                      THEN ${d.struct([['column', d.string(column)], ['value', `l.${column}`], ['missing_from', d.string(table)]])} END`,
+                 ),
+               )} AS dangling
         FROM ledger_entries l
         LEFT JOIN (SELECT DISTINCT usage_record_id FROM usage_records) u ON u.usage_record_id = l.usage_record_id
         LEFT JOIN (SELECT DISTINCT payment_session_id FROM payment_sessions) p ON p.payment_session_id = l.payment_session_id
         LEFT JOIN (SELECT DISTINCT ledger_entry_id FROM ledger_entries) r ON r.ledger_entry_id = l.reverses_ledger_entry_id)
-      SELECT ${entryEntity('f')} AS entity_id, ${ENTRY_SCOPE('f')},
+      SELECT ${entryEntity(d, 'f')} AS entity_id, ${ENTRY_SCOPE('f')},
              f.amount_minor, f.currency,
-             json_object('entry_type', f.entry_type, 'dangling', f.dangling) AS detail
+             ${d.jsonObject([['entry_type', 'f.entry_type'], ['dangling', 'f.dangling']])} AS detail
       FROM refs f
-      WHERE len(f.dangling) > 0`,
+      WHERE ${d.listLength('f.dangling')} > 0`;
+    },
   },
   {
     id: 'ledger.debit_wrong_account',
@@ -270,7 +305,9 @@ export const ledgerInvariants: readonly Invariant[] = [
       'customer paid for another\'s GPU time, and the owner was not charged. The money at stake is the debit\'s ' +
       'amount. Only org and user define the account; a different project or currency is not a wrong account (a ' +
       'currency error is reported by usage.debit_mismatch). The scope columns are those of the account charged.',
-    sql: () => `WITH suspects AS (
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH suspects AS (
         -- A plain join finds the few debits that differ from a row of their usage record ...
         SELECT l.*, u.__file AS owner_file, u.__line AS owner_line,
                u.org_id AS owner_org_id, u.requested_by_user_id AS owner_user_id,
@@ -282,20 +319,22 @@ export const ledgerInvariants: readonly Invariant[] = [
           AND (l.org_id IS DISTINCT FROM u.org_id OR l.requested_by_user_id IS DISTINCT FROM u.requested_by_user_id)),
       owners AS (
         -- ... and the record's first row in the export says whose usage it is, even if it is exported twice.
-        ${firstRowPerKey('usage_records', 'usage_record_id', 'usage_record_id IN (SELECT usage_record_id FROM suspects)')})
-      SELECT ${entryEntity('l')} AS entity_id, ${ENTRY_SCOPE('l')},
+        ${firstRowPerKey(d, 'usage_records', 'usage_record_id', 'usage_record_id IN (SELECT usage_record_id FROM suspects)')})
+      SELECT ${entryEntity(d, 'l')} AS entity_id, ${ENTRY_SCOPE('l')},
              l.owner_allocation_id AS allocation_id, l.owner_app_instance_id AS app_instance_id,
              l.owner_usage_source AS usage_source,
              l.amount_minor, l.currency,
-             json_object(
-               'expected', json_object('org_id', l.owner_org_id, 'requested_by_user_id', l.owner_user_id),
-               'actual', json_object('org_id', l.org_id, 'requested_by_user_id', l.requested_by_user_id),
-               'mismatched', list_filter([
-                 CASE WHEN l.org_id IS DISTINCT FROM l.owner_org_id THEN 'org_id' END,
-                 CASE WHEN l.requested_by_user_id IS DISTINCT FROM l.owner_user_id THEN 'requested_by_user_id' END],
-                 c -> c IS NOT NULL)) AS detail
+             ${d.jsonObject([
+               ['expected', d.jsonObject([['org_id', 'l.owner_org_id'], ['requested_by_user_id', 'l.owner_user_id']])],
+               ['actual', d.jsonObject([['org_id', 'l.org_id'], ['requested_by_user_id', 'l.requested_by_user_id']])],
+               ['mismatched', d.nonNullList([
+                 `CASE WHEN l.org_id IS DISTINCT FROM l.owner_org_id THEN 'org_id' END`,
+                 `CASE WHEN l.requested_by_user_id IS DISTINCT FROM l.owner_user_id THEN 'requested_by_user_id' END`,
+               ])],
+             ])} AS detail
       FROM suspects l
-      JOIN owners o ON o.__file = l.owner_file AND o.__line = l.owner_line`,
+      JOIN owners o ON o.__file = l.owner_file AND o.__line = l.owner_line`;
+    },
   },
   {
     id: 'ledger.unaudited_adjustment',
@@ -313,20 +352,25 @@ export const ledgerInvariants: readonly Invariant[] = [
       'it cannot be audited: nobody can tell whether it was an authorised correction. Reversed adjustments are ' +
       'reported too, because the missing audit trail is the defect. A blank value counts as missing. The money at ' +
       'stake is the entry\'s amount.',
-    sql: () => `SELECT ${entryEntity('l')} AS entity_id, ${ENTRY_SCOPE('l')},
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      const blank = (expr: string) => `nullif(${d.trimSpaces(expr)}, '') IS NULL`;
+      return `SELECT ${entryEntity(d, 'l')} AS entity_id, ${ENTRY_SCOPE('l')},
              l.amount_minor, l.currency,
-             json_object(
-               'entry_type', l.entry_type,
-               'missing', list_filter([
-                 CASE WHEN nullif(trim(l.actor), '') IS NULL THEN 'actor' END,
-                 CASE WHEN nullif(trim(l.correlation_id), '') IS NULL THEN 'correlation_id' END],
-                 c -> c IS NOT NULL),
-               'actor', l.actor,
-               'reverses_ledger_entry_id', l.reverses_ledger_entry_id,
-               'created_at', ${isoSql('l.created_at')}) AS detail
+             ${d.jsonObject([
+               ['entry_type', 'l.entry_type'],
+               ['missing', d.nonNullList([
+                 `CASE WHEN ${blank('l.actor')} THEN 'actor' END`,
+                 `CASE WHEN ${blank('l.correlation_id')} THEN 'correlation_id' END`,
+               ])],
+               ['actor', 'l.actor'],
+               ['reverses_ledger_entry_id', 'l.reverses_ledger_entry_id'],
+               ['created_at', d.isoTimestamp('l.created_at')],
+             ])} AS detail
       FROM ledger_entries l
       WHERE l.entry_type IN ('adjustment_debit', 'adjustment_credit', 'reversal')
-        AND (nullif(trim(l.actor), '') IS NULL OR nullif(trim(l.correlation_id), '') IS NULL)`,
+        AND (${blank('l.actor')} OR ${blank('l.correlation_id')})`;
+    },
   },
   {
     id: 'ledger.balance_projection',
@@ -346,12 +390,14 @@ export const ledgerInvariants: readonly Invariant[] = [
       'money than they have. The money at stake is the absolute difference. If the export holds several balance ' +
       'rows for one account, each is checked and the latest mismatching one is reported, with the number of ' +
       'mismatching rows. Each ledger entry counts once, even if the export repeats its row.',
-    sql: () => `WITH entries_once AS (
-        ${firstRowPerKey('effective_ledger_entries', 'ledger_entry_id')}),
+    sql: (ctx) => {
+      const d = dialectOf(ctx);
+      return `WITH entries_once AS (
+        ${firstRowPerKey(d, 'effective_ledger_entries', 'ledger_entry_id')}),
       projected AS (
         SELECT b.org_id, b.requested_by_user_id, b.currency, b.as_of, b.balance_minor, b.__file, b.__line,
-               coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'credit'), 0) AS credits_minor,
-               coalesce(sum(l.amount_minor) FILTER (WHERE l.direction = 'debit'), 0) AS debits_minor,
+               coalesce(${d.aggregateIf('sum', 'l.amount_minor', `l.direction = 'credit'`)}, 0) AS credits_minor,
+               coalesce(${d.aggregateIf('sum', 'l.amount_minor', `l.direction = 'debit'`)}, 0) AS debits_minor,
                count(l.__line) AS entries
         FROM balances b
         LEFT JOIN entries_once l
@@ -371,16 +417,18 @@ export const ledgerInvariants: readonly Invariant[] = [
       SELECT coalesce(org_id, '') || '|' || coalesce(requested_by_user_id, '') || '|' || coalesce(currency, '') AS entity_id,
              org_id, requested_by_user_id,
              abs(difference_minor) AS amount_minor, currency,
-             json_object(
-               'as_of', ${isoSql('as_of')},
-               'balance_minor', balance_minor,
-               'expected_minor', expected_minor,
-               'difference_minor', difference_minor,
-               'effective_credits_minor', credits_minor,
-               'effective_debits_minor', debits_minor,
-               'effective_entries', entries,
-               'mismatched_balance_rows', mismatched_rows) AS detail
+             ${d.jsonObject([
+               ['as_of', d.isoTimestamp('as_of')],
+               ['balance_minor', 'balance_minor'],
+               ['expected_minor', 'expected_minor'],
+               ['difference_minor', 'difference_minor'],
+               ['effective_credits_minor', 'credits_minor'],
+               ['effective_debits_minor', 'debits_minor'],
+               ['effective_entries', 'entries'],
+               ['mismatched_balance_rows', 'mismatched_rows'],
+             ])} AS detail
       FROM latest
-      WHERE recency = 1`,
+      WHERE recency = 1`;
+    },
   },
 ];

@@ -11,7 +11,7 @@ function sessionCredits(d: Dialect, sessions: string): string {
         WHERE entry_type = 'payment_credit' AND payment_session_id IN (${sessions})),
       credits AS (
         SELECT payment_session_id,
-               ${d.cappedList(rowEntityId(d, 'ledger_entries', 'ledger_entry_id'), 'created_at, ledger_entry_id, __file, __line', DETAIL_LIST_LIMIT)} AS ledger_entry_ids
+               ${d.cappedList(rowEntityId(d, 'ledger_entries', 'ledger_entry_id'), `${d.nullsLast('created_at')}, ${d.nullsLast('ledger_entry_id')}, __file, __line`, DETAIL_LIST_LIMIT)} AS ledger_entry_ids
         FROM (${firstRowPerKey(d, 'credit_rows', 'ledger_entry_id')})
         GROUP BY payment_session_id)`;
 }

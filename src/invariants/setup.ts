@@ -1,6 +1,8 @@
 import { listValue } from '@duckdb/node-api';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
+import type { Dialect } from '../dialect/dialect.ts';
+import { duckdb } from '../dialect/duckdb.ts';
 
 /**
  * "Effective" ledger entries (CONTRACT.md §1): everything except reversals and the entries a
@@ -13,10 +15,14 @@ export const EFFECTIVE_LEDGER_SQL = [
    SELECT DISTINCT reverses_ledger_entry_id AS ledger_entry_id FROM ledger_entries
    WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL`,
   `CREATE OR REPLACE VIEW effective_ledger_entries AS
-   SELECT l.* FROM ledger_entries l
-   ANTI JOIN recon_reversed_entry_ids r ON r.ledger_entry_id = l.ledger_entry_id
-   WHERE l.entry_type IS DISTINCT FROM 'reversal'`,
+   ${effectiveLedgerQuery(duckdb)}`,
 ];
+
+/** The query of `effective_ledger_entries` in dialect `d`, over `recon_reversed_entry_ids`. */
+export function effectiveLedgerQuery(d: Dialect): string {
+  return `SELECT l.* FROM ${d.antiJoin({ table: 'ledger_entries', alias: 'l' }, { table: 'recon_reversed_entry_ids', alias: 'r' }, 'r.ledger_entry_id = l.ledger_entry_id')}
+   WHERE l.entry_type IS DISTINCT FROM 'reversal'`;
+}
 
 /**
  * Creates what invariant SQL may read besides the contract tables: `recon_settings` (one row:

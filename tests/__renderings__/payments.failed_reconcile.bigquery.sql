@@ -3,7 +3,7 @@ WITH credit_rows AS (
         WHERE entry_type = 'payment_credit' AND payment_session_id IN (SELECT payment_session_id FROM payment_sessions WHERE status = 'failed_reconcile')),
       credits AS (
         SELECT payment_session_id,
-               ARRAY_AGG(coalesce(ledger_entry_id, 'ledger_entries:' || __file || ':' || CAST(__line AS STRING)) ORDER BY created_at, ledger_entry_id, __file, __line LIMIT 20) AS ledger_entry_ids
+               ARRAY_AGG(coalesce(ledger_entry_id, 'ledger_entries:' || __file || ':' || CAST(__line AS STRING)) ORDER BY created_at NULLS LAST, ledger_entry_id NULLS LAST, __file, __line LIMIT 20) AS ledger_entry_ids
         FROM (SELECT * FROM credit_rows
   WHERE true
   QUALIFY ledger_entry_id IS NULL OR row_number() OVER (PARTITION BY ledger_entry_id ORDER BY __file, __line) = 1)

@@ -56,6 +56,13 @@ function columnsOf(table: keyof typeof TABLES): Array<{ name: string; type: Cata
 export const CATALOG_TABLES: Readonly<Record<string, Array<{ name: string; type: CatalogType }>>> = {
   ...Object.fromEntries(Object.keys(TABLES).map((t) => [t, columnsOf(t as keyof typeof TABLES)])),
   effective_ledger_entries: columnsOf('ledger_entries'),
+  recon_reversed_entry_ids: [{ name: 'ledger_entry_id', type: 'string' }],
+  recon_settings: [
+    { name: 'as_of', type: 'timestamp' },
+    { name: 'billing_lag_minutes', type: 'bigint' },
+    { name: 'allocation_window_tolerance_minutes', type: 'bigint' },
+  ],
+  recon_control_plane_components: [{ name: 'name', type: 'string' }],
   [REJECTS_TABLE]: [
     { name: 'table_name', type: 'string' },
     { name: 'file', type: 'string' },

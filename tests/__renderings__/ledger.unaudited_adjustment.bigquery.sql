@@ -1,0 +1,6 @@
+SELECT coalesce(l.ledger_entry_id, 'ledger_entries:' || l.__file || ':' || CAST(l.__line AS STRING)) AS entity_id, l.org_id, l.project_id, l.requested_by_user_id, l.ledger_entry_id, l.usage_record_id, l.payment_session_id, l.correlation_id, l.trace_id,
+             l.amount_minor, l.currency,
+             JSON_OBJECT('entry_type', l.entry_type, 'missing', ARRAY(SELECT x FROM UNNEST([CASE WHEN nullif(TRIM(l.actor, ' '), '') IS NULL THEN 'actor' END, CASE WHEN nullif(TRIM(l.correlation_id, ' '), '') IS NULL THEN 'correlation_id' END]) AS x WITH OFFSET AS i WHERE x IS NOT NULL ORDER BY i), 'actor', l.actor, 'reverses_ledger_entry_id', l.reverses_ledger_entry_id, 'created_at', REGEXP_REPLACE(FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', l.created_at, 'UTC'), r'\.000000Z$', 'Z')) AS detail
+      FROM ledger_entries l
+      WHERE l.entry_type IN ('adjustment_debit', 'adjustment_credit', 'reversal')
+        AND (nullif(TRIM(l.actor, ' '), '') IS NULL OR nullif(TRIM(l.correlation_id, ' '), '') IS NULL)

@@ -1,0 +1,6 @@
+SELECT coalesce(u.usage_record_id, 'usage_records:' || u.__file || ':' || CAST(u.__line AS STRING)) AS entity_id, u.org_id, u.project_id, u.requested_by_user_id, u.allocation_id, u.app_instance_id, u.usage_record_id, u.usage_source, u.correlation_id, u.trace_id,
+             JSON_OBJECT('billed_through', REGEXP_REPLACE(FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', coalesce(u.last_billed_at, u.start_time), 'UTC'), r'\.000000Z$', 'Z'), 'never_billed', u.last_billed_at IS NULL, 'as_of', REGEXP_REPLACE(FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', s.as_of, 'UTC'), r'\.000000Z$', 'Z'), 'lag_minutes', round(TIMESTAMP_DIFF(s.as_of, coalesce(u.last_billed_at, u.start_time), MICROSECOND) / 1000000 / 60, 2), 'threshold_minutes', s.billing_lag_minutes, 'accrued_cost_minor', u.accrued_cost_minor, 'currency', u.currency) AS detail
+      FROM usage_records u
+      CROSS JOIN recon_settings s
+      WHERE u.end_time IS NULL
+        AND coalesce(u.last_billed_at, u.start_time) < TIMESTAMP_SUB(s.as_of, INTERVAL s.billing_lag_minutes MINUTE)
