@@ -1,3 +1,5 @@
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { parseInstant } from './contract/instant.ts';
 import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
 import { discoverConfig, durationSeconds, loadConfig, type LoadedConfig } from './config.ts';
@@ -80,6 +82,20 @@ export interface AuditRun {
 
 /** DuckDB's row group: the unit it splits scans and hash tables by across threads. */
 const DUCKDB_ROW_GROUP_ROWS = 122_880;
+/** About one row group of CSV text; compressed files count eight times their size. */
+const SMALL_EXPORT_BYTES = 16 * 2 ** 20;
+
+/** The size of an export folder's files, compressed ones weighted by a typical ratio; 0 if unreadable (the loaders say why). */
+async function exportBytes(dir: string): Promise<number> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  let bytes = 0;
+  for (const e of entries) {
+    if (!e.isFile() && !e.isSymbolicLink()) continue;
+    const size = await stat(path.join(e.parentPath, e.name)).then((st) => st.size, () => 0);
+    bytes += e.name.endsWith('.gz') ? size * 8 : size;
+  }
+  return bytes;
+}
 
 /** The latest timestamp anywhere in the exports, so re-auditing the same files is reproducible. */
 async function latestTimestamp(db: Db, tables: ReadonlySet<TableName>): Promise<string | null> {
@@ -318,6 +334,10 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
   }
   const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
   try {
+    // Below one row group DuckDB has nothing to split (see below); for a small export folder the
+    // load runs on one thread too, and the rows counted after it decide for the catalog.
+    const small = !opts.bigquery && (await exportBytes(exportsDirOf(opts))) < SMALL_EXPORT_BYTES;
+    if (small) await db.run(`SET threads = 1`);
     const loadStarted = performance.now();
     const load = opts.bigquery
       ? await loadBigQuery(db, opts.bigquery, config.config)
@@ -335,6 +355,7 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
     // parallel, and idle worker threads only cost CPU (a fifth of a small audit's, measured on the
     // test suite's fixtures), which matters where many small audits share a machine.
     if (Math.max(0, ...Object.values(tableRows)) < DUCKDB_ROW_GROUP_ROWS) await db.run(`SET threads = 1`);
+    else if (small) await db.run(`RESET threads`);
     await createInvariantContext(db, config.config, asOf);
     await createFreshness(db, config, load.tables, opts.now?.() ?? new Date());
     await db.run(VIOLATIONS_DDL);
