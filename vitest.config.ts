@@ -9,7 +9,7 @@ export default defineConfig({
     // Vitest's default is one worker less than the cores: on a 2-core machine, one file at a
     // time. The test files spend much of their time waiting on DuckDB (off the JS thread),
     // child processes and a browser, so two files at once keep both cores busy.
-    maxWorkers: Math.max(2, availableParallelism()),
+    maxWorkers: Math.max(3, availableParallelism() + 1),
     projects: [
       {
         test: {
