@@ -61,7 +61,7 @@ interface Expected {
 const FULLY_COMPARED = new Set(['demo', 'ledger_drift', 'app_runtime_misattributed']);
 
 describe('--bigquery reads the same tables as the files, and audits them the same', () => {
-  test.each(FIXTURE_NAMES)('%s', async (name) => {
+  test.concurrent.each(FIXTURE_NAMES)('%s', async (name) => {
     const dir = path.join(FIXTURES, name);
     const bq = await startLocalBigQuery({ exportsDir: dir });
     const warehouse = await auditBigQuery(bq);

@@ -44,7 +44,7 @@ async function expected(fixture: string) {
 const WARN_INVARIANTS = new Set(['usage.billing_lag', 'usage.outside_allocation_window', 'ledger.unaudited_adjustment', 'events.allocation_status_mismatch', 'events.payment_event_mismatch']);
 
 for (const fixture of ['events_drift', 'optional_tables_absent']) {
-  test(`RECON_EXPORTS=fixtures/${fixture}: exactly the error-severity invariants fail and say which entities; warnings pass`, async () => {
+  test.concurrent(`RECON_EXPORTS=fixtures/${fixture}: exactly the error-severity invariants fail and say which entities; warnings pass`, async () => {
     const [{ code, cases, total }, exp] = await Promise.all([vitestOn(fixture), expected(fixture)]);
     // The catalog's 27 invariants and the audit's own 3 checks, nothing else.
     expect(total).toBe(30);
@@ -59,7 +59,7 @@ for (const fixture of ['events_drift', 'optional_tables_absent']) {
   });
 }
 
-test('warnings only: plain Vitest passes and shows each warning as an annotation; RECON_WARN_ERROR=1 fails them', async () => {
+test.concurrent('warnings only: plain Vitest passes and shows each warning as an annotation; RECON_WARN_ERROR=1 fails them', async () => {
   const [warn, strict] = await Promise.all([
     vitestOn('events_drift', { RECON_SELECT: 'events' }),
     vitestOn('events_drift', { RECON_SELECT: 'events', RECON_WARN_ERROR: '1' }),
