@@ -31,21 +31,6 @@ function gzipError(rel: string, err: unknown): InputError {
   return new InputError(`${rel}: ${hint}: ${why}`, { cause: err });
 }
 
-/**
- * Decompresses a gzip file once to its end, so the gzip trailer (CRC-32 and length) is checked:
- * DuckDB's reader loads what it can of a truncated file and says nothing. A file cut exactly at
- * a member boundary is still a valid gzip file and cannot be told apart here.
- */
-export async function verifyGzip(file: string, rel: string): Promise<void> {
-  if (!isGzip(file)) return;
-  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
-  try {
-    await pipeline(createReadStream(file), createGunzip(), sink);
-  } catch (err) {
-    throw gzipError(rel, err);
-  }
-}
-
 /** What one byte pass over a file learns: its hash and how its (decompressed) text breaks into lines. */
 export interface FileScan {
   /** Of the bytes on disk, compressed or not. */
@@ -61,7 +46,7 @@ const CR = 0x0d;
 
 /**
  * Hashes a file and counts its physical lines in one read, checking a gzip file's trailer on the
- * way (like {@link verifyGzip}). It runs beside DuckDB's read of the same file, so a clean file
+ * way. It runs beside DuckDB's read of the same file, so a clean file
  * costs one pass of DuckDB and one overlapping pass here instead of three in a row.
  */
 export async function scanFile(file: string, rel: string): Promise<FileScan> {

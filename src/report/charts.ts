@@ -1,3 +1,5 @@
+import ejs from 'ejs';
+
 /**
  * Charts are drawn as plain SVG at build time, so every report is one self-contained file: no
  * script, font or data is ever fetched by the page. A chart here is one kind only (horizontal
@@ -38,6 +40,8 @@ const INK = '#333';
 /** Node has no font metrics: a generous estimate of a character's width at 11 px. */
 const CHAR_WIDTH = 6.6;
 const LABEL_LIMIT = 400;
+/** Characters of a label that fit in LABEL_LIMIT; a longer label is cut with an ellipsis. */
+const LABEL_CHARS = Math.floor(LABEL_LIMIT / CHAR_WIDTH);
 
 /** Ticks at 1, 2 or 5 times a power of ten, about four of them, whole numbers for counts. */
 function ticks(max: number, whole: boolean): number[] {
@@ -53,10 +57,6 @@ function ticks(max: number, whole: boolean): number[] {
 
 const MONEY_FORMAT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 });
 const COUNT_FORMAT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-
-function escapeText(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
 
 const px = (n: number) => String(Math.round(n * 100) / 100);
 
@@ -126,16 +126,14 @@ function draw(kind: ChartKind, rows: readonly BarDatum[], xTitle: string, yTitle
   const x = (v: number) => left + (Math.max(0, v) / top) * PLOT_WIDTH;
   const colours = GROUP_COLOURS[kind];
   const text = (tx: number, ty: number, anchor: string, content: string, extra = '') =>
-    `<text x="${px(tx)}" y="${px(ty)}" text-anchor="${anchor}" font-size="${FONT}" fill="${INK}"${extra}>${escapeText(content)}</text>`;
+    `<text x="${px(tx)}" y="${px(ty)}" text-anchor="${anchor}" font-size="${FONT}" fill="${INK}"${extra}>${ejs.escapeXML(content)}</text>`;
   const parts: string[] = [`<rect width="${width}" height="${height}" fill="white"/>`];
   bars.forEach((b, i) => {
     const y = i * BAR_STEP;
     const fill = colours[b.group ?? ''] ?? DEFAULT_COLOUR;
     const w = x(b.value) - left;
     if (w > 0) parts.push(`<rect x="${px(left)}" y="${px(y + (BAR_STEP * (1 - BAR_FILL)) / 2)}" width="${px(w)}" height="${px(BAR_STEP * BAR_FILL)}" fill="${fill}"/>`);
-    // A label too long for its room is cut, as the estimate of its width allows, with an ellipsis.
-    const room = Math.floor(LABEL_LIMIT / CHAR_WIDTH);
-    const label = b.label.length > room ? `${b.label.slice(0, room - 1)}…` : b.label;
+    const label = b.label.length > LABEL_CHARS ? `${b.label.slice(0, LABEL_CHARS - 1)}…` : b.label;
     parts.push(text(left - 6, y + BAR_STEP / 2 + FONT / 3, 'end', label));
   });
   const axisY = plotHeight + 0.5;

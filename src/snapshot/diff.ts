@@ -144,10 +144,6 @@ function check(
 /** `*.duplicate_*` (CONTRACT.md §5): ledger.duplicate_debit, usage.duplicate_open, contract.duplicate_key, ... */
 const DUPLICATE_INVARIANT = String.raw`^[^.]+\.duplicate_`;
 
-export function isDuplicateInvariant(id: string): boolean {
-  return new RegExp(DUPLICATE_INVARIANT).test(id);
-}
-
 const COLUMNS = VIOLATION_COLUMNS.map((c) => c.name).join(', ');
 
 /**
