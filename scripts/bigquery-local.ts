@@ -6,7 +6,7 @@
  *   npm run recon -- audit --bigquery local-project.billing --bigquery-endpoint http://127.0.0.1:9050
  */
 import { parseArgs } from 'node:util';
-import { startLocalBigQuery } from '../src/bigquery-local.ts';
+import { startLocalBigQuery } from '../src/sources/bigquery-local.ts';
 
 const { values } = parseArgs({
   options: {

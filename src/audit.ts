@@ -7,12 +7,12 @@ import { Db, type ScratchOptions } from './db.ts';
 import { ConfigError, UsageError, errorMessage } from './errors.ts';
 import { buildFindings, type Outcome } from './findings/build.ts';
 import { firstRowPerKey, isoSql, sqlString } from './sql.ts';
-import { ALL_CHECKS } from './invariants/index.ts';
-import { createInvariantContext } from './invariants/setup.ts';
+import { ALL_CHECKS } from './catalog/index.ts';
+import { createInvariantContext } from './catalog/setup.ts';
 import { ENTITY_TABLE, VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
 import type { Findings } from './findings/types.ts';
-import type { Invariant, OwnerRule } from './invariants/types.ts';
-import { loadBigQuery, type BigQuerySource } from './loaders/bigquery.ts';
+import type { Invariant, OwnerRule } from './catalog/types.ts';
+import { loadBigQuery, type BigQuerySource } from './sources/bigquery.ts';
 import {
   applyScopeTo,
   narrowToIncident,
@@ -22,7 +22,7 @@ import {
   type Scope,
   type ScopeKey,
 } from './scope.ts';
-import { loadExports, type LoadOptions, type LoadResult } from './loaders/index.ts';
+import { loadExports, type LoadOptions, type LoadResult } from './sources/index.ts';
 import { exitCodeFor, matchesPattern } from './findings/verdict.ts';
 
 export { exitCodeFor };

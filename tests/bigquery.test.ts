@@ -4,15 +4,15 @@ import { parse } from 'csv-parse/sync';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditExports } from '../src/audit.ts';
-import { startLocalBigQuery, type LocalBigQuery } from '../src/bigquery-local.ts';
+import { startLocalBigQuery, type LocalBigQuery } from '../src/sources/bigquery-local.ts';
 import { snapshotCommand, verifyCommand } from '../src/cli/snapshot.ts';
 import { Db } from '../src/db.ts';
-import type { BigQuerySource } from '../src/loaders/bigquery.ts';
+import type { BigQuerySource } from '../src/sources/bigquery.ts';
 import { copyFixture, editFile, tempDir } from './helpers/exports.ts';
 
 /**
  * `--bigquery` through the real `@google-cloud/bigquery` client, against the repository's own
- * BigQuery-compatible endpoint on 127.0.0.1 (src/bigquery-local.ts): nothing leaves the machine.
+ * BigQuery-compatible endpoint on 127.0.0.1 (src/sources/bigquery-local.ts): nothing leaves the machine.
  */
 
 // No test may ever look for Google's metadata server or credentials on this machine.

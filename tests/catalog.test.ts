@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 import { TABLE_NAMES } from '../src/contract/tables.ts';
-import { ALL_CHECKS, CATALOG } from '../src/invariants/index.ts';
+import { ALL_CHECKS, CATALOG } from '../src/catalog/index.ts';
 
 /** CONTRACT.md §3, transcribed: id, severity, entity. The catalog must match it row for row. */
 const CONTRACT_TABLE = [

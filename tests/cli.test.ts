@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { describe, expect, test, vi } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import { parseFindings } from '../src/findings/io.ts';
-import { ALL_CHECKS, CATALOG } from '../src/invariants/index.ts';
+import { ALL_CHECKS, CATALOG } from '../src/catalog/index.ts';
 import { tempDir } from './helpers/exports.ts';
 
 const run = promisify(execFile);

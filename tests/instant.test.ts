@@ -5,7 +5,7 @@ import { parseInstant } from '../src/contract/instant.ts';
 import { REJECTS_DDL, REJECTS_TABLE } from '../src/contract/rejects.ts';
 import type { TableName, TableSpec } from '../src/contract/tables.ts';
 import { Db } from '../src/db.ts';
-import { typeStagedFile } from '../src/loaders/typing.ts';
+import { typeStagedFile } from '../src/sources/typing.ts';
 import { isoSql } from '../src/sql.ts';
 
 const TEXTS = [

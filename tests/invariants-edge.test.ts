@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { AuditOptions } from '../src/audit.ts';
-import { ALL_CHECKS } from '../src/invariants/index.ts';
+import { ALL_CHECKS } from '../src/catalog/index.ts';
 import { auditOnce } from './helpers/audits.ts';
 import { copyFixture, editFile } from './helpers/exports.ts';
 

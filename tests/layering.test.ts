@@ -14,9 +14,9 @@ const LAYERS: ReadonlyArray<{ name: string; files: readonly RegExp[] }> = [
   // What the exports and the violations table are: columns, vocabulary, instants, config.
   { name: 'contract', files: [/^src\/contract\//, /^src\/config\.ts$/] },
   // Exports (files, BigQuery, synthetic) into typed DuckDB tables.
-  { name: 'sources', files: [/^src\/loaders\//, /^src\/bigquery-local\.ts$/, /^src\/generate\//] },
+  { name: 'sources', files: [/^src\/sources\//, /^src\/generate\//] },
   // The catalog and what it runs over: invariants, their context, scope narrowing of violations.
-  { name: 'engine', files: [/^src\/invariants\//, /^src\/scope\.ts$/] },
+  { name: 'engine', files: [/^src\/catalog\//, /^src\/engine\//, /^src\/scope\.ts$/] },
   // Findings built from the violations table, read back, judged and priced.
   { name: 'findings', files: [/^src\/findings\//] },
   // Orchestration: source -> engine -> violations -> findings.
@@ -131,7 +131,7 @@ describe('the layers of src/', () => {
   test('the import reader sees the code: every relative import resolves, and the audit imports the catalog', () => {
     expect(unresolved).toEqual([]);
     expect(graph.size).toBeGreaterThan(50);
-    expect(graph.get('src/audit.ts')).toContain('src/invariants/index.ts');
+    expect(graph.get('src/audit.ts')).toContain('src/catalog/index.ts');
   });
 
   test('every file of src/ has a layer', () => {
@@ -150,13 +150,13 @@ describe('the layers of src/', () => {
 describe('the layering check itself', () => {
   test('it names an upward import (a loader importing the findings) and lets a downward one pass', () => {
     const graph: Graph = new Map([
-      ['src/loaders/csv.ts', ['src/findings/types.ts', 'src/contract/tables.ts']],
-      ['src/report/render.ts', ['src/findings/format.ts', 'src/invariants/index.ts']],
+      ['src/sources/csv.ts', ['src/findings/types.ts', 'src/contract/tables.ts']],
+      ['src/report/render.ts', ['src/findings/format.ts', 'src/catalog/index.ts']],
       ['src/audit.ts', ['src/snapshot/timeline.ts']],
     ]);
     expect(upwardImports(graph)).toEqual([
       'src/audit.ts -> src/snapshot/timeline.ts (audit -> outputs)',
-      'src/loaders/csv.ts -> src/findings/types.ts (sources -> findings)',
+      'src/sources/csv.ts -> src/findings/types.ts (sources -> findings)',
     ]);
   });
 

@@ -17,7 +17,7 @@ import { describe, expect, test } from 'vitest';
 import { parseConfig } from '../src/config.ts';
 import { TABLES } from '../src/contract/tables.ts';
 import { Db } from '../src/db.ts';
-import { loadExports } from '../src/loaders/index.ts';
+import { loadExports } from '../src/sources/index.ts';
 import { exportWith } from './helpers/exports.ts';
 
 interface Reject {

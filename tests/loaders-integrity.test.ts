@@ -7,7 +7,7 @@ import { auditExports } from '../src/audit.ts';
 import { loadConfig, parseConfig } from '../src/config.ts';
 import { TABLES } from '../src/contract/tables.ts';
 import { Db } from '../src/db.ts';
-import { loadExports, type LoadResult } from '../src/loaders/index.ts';
+import { loadExports, type LoadResult } from '../src/sources/index.ts';
 import { CLEAN, exportWith, tempDir } from './helpers/exports.ts';
 
 interface Loaded {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { customerItems, customerMarkdown } from '../src/outputs/customer.ts';
-import { CATALOG } from '../src/invariants/index.ts';
+import { CATALOG } from '../src/catalog/index.ts';
 import { OWNING_LAYERS, type OwningLayer } from '../src/contract/violations.ts';
 import { summaryMarkdown, writeAuditOutputs } from '../src/outputs/files.ts';
 import { safeFileName } from '../src/report/paths.ts';

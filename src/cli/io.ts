@@ -1,5 +1,5 @@
 import { ReconError } from '../errors.ts';
-import type { LoadOptions } from '../loaders/index.ts';
+import type { LoadOptions } from '../sources/index.ts';
 
 /** Where a command writes; tests pass their own to capture the text. */
 export interface CommandIo {

@@ -8,7 +8,7 @@ import { ReconError, UsageError } from '../errors.ts';
 import { generateCommand } from './generate.ts';
 import { incidentCommand } from './incident.ts';
 import { diffCommand, snapshotCommand, verifyCommand } from './snapshot.ts';
-import { ALL_CHECKS, findCheck } from '../invariants/index.ts';
+import { ALL_CHECKS, findCheck } from '../catalog/index.ts';
 import { stageOutputFolder } from '../out-dir.ts';
 import { findingsJson } from '../findings/io.ts';
 import { writeAuditOutputs } from '../outputs/files.ts';

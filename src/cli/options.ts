@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError, errorMessage } from '../errors.ts';
-import type { BigQuerySource } from '../loaders/bigquery.ts';
+import type { BigQuerySource } from '../sources/bigquery.ts';
 import { SCOPE_PARSE_OPTIONS } from '../scope.ts';
 
 /**

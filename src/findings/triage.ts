@@ -1,6 +1,6 @@
 import type { TableName } from '../contract/tables.ts';
 import type { Db } from '../db.ts';
-import { CATALOG } from '../invariants/index.ts';
+import { CATALOG } from '../catalog/index.ts';
 import { BLAST_RADIUS_THRESHOLDS, type BlastRadius, type BlastRadiusClass, type FollowUpGroup } from './types.ts';
 import { OWNING_LAYERS, type OwningLayer } from '../contract/violations.ts';
 import { parseExact } from '../json.ts';

@@ -1,6 +1,6 @@
 import type { InputFile } from '../contract/inputs.ts';
 import type { EntityType, OwningLayer, Severity } from '../contract/violations.ts';
-import type { Family } from '../invariants/types.ts';
+import type { Family } from '../catalog/types.ts';
 import type { ScopeKey } from '../scope.ts';
 
 /** A violation as JavaScript sees it (samples, reports): money stays bigint. */

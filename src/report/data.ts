@@ -41,7 +41,7 @@ export const AGING_BUCKETS = ['< 1h', '1–6h', '6–24h', '1–7d', '> 7d', 'un
 
 /**
  * How `usage.debit_mismatch` money splits into over- and under-charge, read from the detail the
- * catalog writes (src/invariants/usage.ts): `currency` is the record's own currency,
+ * catalog writes (src/catalog/usage.ts): `currency` is the record's own currency,
  * `debited_minor` the effective debits in it (NULL when none), `difference_minor` =
  * debited − accrued. When the violation's own `currency` is another one, the record was charged
  * exactly in its currency and the money at stake is an extra charge in that other currency: that

@@ -4,7 +4,7 @@ import path from 'node:path';
 import ejs from 'ejs';
 import type { Config } from '../config.ts';
 import type { Db } from '../db.ts';
-import { CATALOG } from '../invariants/index.ts';
+import { CATALOG } from '../catalog/index.ts';
 import type { Findings } from '../findings/types.ts';
 import { parseExact } from '../json.ts';
 import { barChart, type BarDatum, type Chart } from './charts.ts';

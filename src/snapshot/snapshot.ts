@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { auditExports, exitCodeFor, type AuditOptions } from '../audit.ts';
-import type { BigQuerySource } from '../loaders/bigquery.ts';
+import type { BigQuerySource } from '../sources/bigquery.ts';
 import { UsageError } from '../errors.ts';
 import type { Findings } from '../findings/types.ts';
 import { writeAuditOutputs } from '../outputs/files.ts';

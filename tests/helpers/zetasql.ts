@@ -51,7 +51,7 @@ function columnsOf(table: keyof typeof TABLES): Array<{ name: string; type: Cata
 
 /**
  * What the catalog's GoogleSQL reads: the contract tables and the context the DuckDB runner
- * materialises beside them (src/invariants/setup.ts), typed as BigQuery would hold them.
+ * materialises beside them (src/catalog/setup.ts), typed as BigQuery would hold them.
  */
 export const CATALOG_TABLES: Readonly<Record<string, Array<{ name: string; type: CatalogType }>>> = {
   ...Object.fromEntries(Object.keys(TABLES).map((t) => [t, columnsOf(t as keyof typeof TABLES)])),

@@ -1,6 +1,6 @@
 import { describe, expect, inject, test } from 'vitest';
-import { ALL_CHECKS } from '../../src/invariants/index.ts';
-import type { Family } from '../../src/invariants/types.ts';
+import { ALL_CHECKS } from '../../src/catalog/index.ts';
+import type { Family } from '../../src/catalog/types.ts';
 import type { Findings } from '../../src/findings/types.ts';
 import { parseFindings } from '../../src/findings/io.ts';
 import { oneLineSummary, verdictOf } from '../../src/findings/verdict.ts';

@@ -133,7 +133,7 @@ export async function hostileWorld(links: Config['links'] = {}): Promise<World> 
       invariant_id: 'usage.debit_mismatch', severity: 'error', entity_type: 'usage_record', entity_id: `ur_m${i}`,
       org_id: org, project_id: `${org}/p2`, usage_record_id: `ur_m${i}`, usage_source: 'app_runtime', app_instance_id: HOSTILE_APP,
       amount_minor: 300, currency: 'EUR', correlation_id: null, trace_id: `trace-m${i}`,
-      // the shape src/invariants/usage.ts writes: debited 1300 against 1000 accrued, an over-charge
+      // the shape src/catalog/usage.ts writes: debited 1300 against 1000 accrued, an over-charge
       detail: JSON.stringify({
         accrued_cost_minor: 1000, currency: 'EUR', debited_minor: 1300, difference_minor: 300,
         by_currency: [{ currency: 'EUR', expected_minor: 1000, debited_minor: 1300, ledger_entry_ids: ['le_1', 'le_2'] }],

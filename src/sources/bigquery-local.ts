@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { quoteIdent, type TableName } from './contract/tables.ts';
-import { parseConfig } from './config.ts';
-import { Db } from './db.ts';
-import { errorMessage } from './errors.ts';
-import { loadExports } from './loaders/index.ts';
+import { quoteIdent, type TableName } from '../contract/tables.ts';
+import { parseConfig } from '../config.ts';
+import { Db } from '../db.ts';
+import { errorMessage } from '../errors.ts';
+import { loadExports } from './index.ts';
 
 /**
  * A folder of exports served as a BigQuery dataset on 127.0.0.1, speaking the REST calls the
