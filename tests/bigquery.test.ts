@@ -9,6 +9,7 @@ import { snapshotCommand, verifyCommand } from '../src/cli/snapshot.ts';
 import { Db } from '../src/db.ts';
 import type { BigQuerySource } from '../src/sources/bigquery.ts';
 import { copyFixture, editFile, tempDir } from './helpers/exports.ts';
+import { useZetaSql } from './helpers/zetasql.ts';
 
 /**
  * `--bigquery` through the real `@google-cloud/bigquery` client, against the repository's own
@@ -18,6 +19,10 @@ import { copyFixture, editFile, tempDir } from './helpers/exports.ts';
 // No test may ever look for Google's metadata server or credentials on this machine.
 process.env['METADATA_SERVER_DETECTION'] = 'none';
 delete process.env['BIGQUERY_EMULATOR_HOST'];
+
+// One ZetaSQL server for the file, shared by every endpoint it starts.
+const zeta = useZetaSql();
+const serve = (exportsDir: string) => startLocalBigQuery({ exportsDir, zetaSql: zeta.server() });
 
 const FIXTURES = path.resolve('fixtures');
 const FIXTURE_NAMES = readdirSync(FIXTURES, { withFileTypes: true })
@@ -63,7 +68,7 @@ const FULLY_COMPARED = new Set(['demo', 'ledger_drift', 'app_runtime_misattribut
 describe('--bigquery reads the same tables as the files, and audits them the same', () => {
   test.concurrent.each(FIXTURE_NAMES)('%s', async (name) => {
     const dir = path.join(FIXTURES, name);
-    const bq = await startLocalBigQuery({ exportsDir: dir });
+    const bq = await serve(dir);
     const warehouse = await auditBigQuery(bq);
     try {
       expect(warehouse.findings.inputs.map((i) => [i.table, i.source, i.format])).toEqual(
@@ -110,7 +115,7 @@ describe('values survive exactly, in pages', () => {
       cells[cols.indexOf('start_time')] = '2026-11-20T01:02:03.123457Z';
       return [header, cells.join(','), ...rest].join('\n');
     });
-    bq = await startLocalBigQuery({ exportsDir: dir });
+    bq = await serve(dir);
   });
   afterAll(async () => {
     await bq.close();
@@ -138,11 +143,12 @@ describe('values survive exactly, in pages', () => {
 
   test('a dry run of every table comes first; every job carries labels and the byte limit', async () => {
     const before = bq.jobs.length;
-    const run = await auditBigQuery(bq, { maxBytesBilled: 10_000_000n });
+    // BigQuery bills at least 10 MiB a table: a limit below that refuses every query.
+    const run = await auditBigQuery(bq, { maxBytesBilled: 100_000_000n });
     run.db.close();
     const jobs = bq.jobs.slice(before);
     expect(jobs.map((j) => j.dryRun)).toEqual([...bq.tables.map(() => true), ...bq.tables.map(() => false)]);
-    expect(jobs.every((j) => j.maximumBytesBilled === '10000000')).toBe(true);
+    expect(jobs.every((j) => j.maximumBytesBilled === '100000000')).toBe(true);
     expect(jobs.map((j) => j.labels)).toEqual([...bq.tables, ...bq.tables].map((t) => ({ tool: 'billing-recon', table: t })));
   });
 
@@ -161,7 +167,7 @@ describe('values survive exactly, in pages', () => {
 describe('errors a user will meet say what to do, and stop the audit (exit 2)', () => {
   let bq: LocalBigQuery;
   beforeAll(async () => {
-    bq = await startLocalBigQuery({ exportsDir: path.join(FIXTURES, 'clean') });
+    bq = await serve(path.join(FIXTURES, 'clean'));
   });
   afterAll(() => bq.close());
 
@@ -198,7 +204,7 @@ describe('errors a user will meet say what to do, and stop the audit (exit 2)', 
     await db.run('ALTER TABLE usage_records DROP COLUMN currency');
     await db.run('ALTER TABLE usage_records ALTER accrued_cost_minor TYPE DOUBLE');
     await expect(auditBigQuery(bq)).rejects.toThrow(
-      'bigquery: table local-project.billing.usage_records: column "accrued_cost_minor" is FLOAT64, not INT64/INTEGER/NUMERIC/BIGNUMERIC/STRING; missing column "currency"',
+      'bigquery: table local-project.billing.usage_records: column "accrued_cost_minor" is FLOAT, not INT64/INTEGER/NUMERIC/BIGNUMERIC/STRING; missing column "currency"',
     );
   });
 
@@ -219,7 +225,7 @@ describe('errors a user will meet say what to do, and stop the audit (exit 2)', 
 describe('recon snapshot --bigquery', () => {
   test('keeps the same violations and evidence rows as a snapshot of the files; verify passes, and refuses to re-hash a dataset as a folder', async () => {
     const dir = path.join(FIXTURES, 'demo');
-    const bq = await startLocalBigQuery({ exportsDir: dir });
+    const bq = await serve(dir);
     const said: string[] = [];
     const io = { stdout: (l: string) => void said.push(l), stderr: (l: string) => void said.push(l) };
     const work = await tempDir('recon-bq-snapshot-');

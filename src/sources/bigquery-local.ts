@@ -1,20 +1,36 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { quoteIdent, type TableName } from '../contract/tables.ts';
+import { quoteIdent } from '../contract/tables.ts';
 import { parseConfig } from '../config.ts';
 import { Db } from '../db.ts';
 import { errorMessage } from '../errors.ts';
 import { loadExports } from './index.ts';
+import {
+  duckDbColumns,
+  duckDbTable,
+  mapDuckDbType,
+  numericCell,
+  numericText,
+  startZetaSql,
+  ZetaSqlError,
+  type TypeProto,
+  type TypeProto__Output,
+  type ValueProto__Output,
+  type ZetaParam,
+  type ZetaSql,
+  type ZetaTable,
+} from './zetasql.ts';
 
 /**
  * A folder of exports served as a BigQuery dataset on 127.0.0.1, speaking the REST calls the
- * `@google-cloud/bigquery` client makes for `recon --bigquery`: datasets.get, tables.get,
- * tabledata.list, jobs.insert (with dryRun, maximumBytesBilled, labels), jobs.get, jobs.query
- * and getQueryResults with pageToken paging, with BigQuery's error bodies. Queries run in
- * DuckDB over the loaded tables: it understands the plain SELECTs recon sends (backquoted
- * `project.dataset.table` names, @named parameters), not all of GoogleSQL. For tests and for
- * trying `--bigquery` without a Google account; never a production endpoint.
+ * `@google-cloud/bigquery` client makes: datasets.get, tables.get, tabledata.list, jobs.insert
+ * (dryRun, maximumBytesBilled, labels, defaultDataset, named parameters), jobs.get, jobs.query
+ * and getQueryResults with pageToken paging, with BigQuery's error bodies. Every query runs in
+ * ZetaSQL, BigQuery's own SQL front end and reference engine, over the dataset's tables as they
+ * are in DuckDB at the time of the job: GoogleSQL is accepted and refused as BigQuery would.
+ * For tests and for trying `--bigquery` without a Google account; never a production endpoint.
+ * It needs the devDependency `@fivetrandevelopers/zetasql`: the `recon` CLI never imports it.
  */
 export interface LocalBigQueryOptions {
   exportsDir: string;
@@ -22,7 +38,44 @@ export interface LocalBigQueryOptions {
   datasetId?: string;
   /** 0 or absent: a free port. */
   port?: number;
+  /**
+   * A running ZetaSQL server to share (a test file's one), left running by `close()`. Without
+   * it the endpoint starts its own at its first query and stops it when it closes.
+   */
+  zetaSql?: ZetaSql;
 }
+
+/** The REST calls the endpoint serves, by their API names. */
+export type BigQueryCall = 'datasets.get' | 'tables.get' | 'tabledata.list' | 'jobs.insert' | 'jobs.get' | 'jobs.query' | 'jobs.getQueryResults';
+
+const CALL_PATHS: Readonly<Record<BigQueryCall, RegExp>> = {
+  'datasets.get': /^GET \/projects\/[^/]+\/datasets\/[^/]+$/,
+  'tables.get': /^GET \/projects\/[^/]+\/datasets\/[^/]+\/tables\/[^/]+$/,
+  'tabledata.list': /^GET \/projects\/[^/]+\/datasets\/[^/]+\/tables\/[^/]+\/data$/,
+  'jobs.insert': /^POST \/projects\/[^/]+\/jobs$/,
+  'jobs.get': /^GET \/projects\/[^/]+\/jobs\/[^/]+$/,
+  'jobs.query': /^POST \/projects\/[^/]+\/queries$/,
+  'jobs.getQueryResults': /^GET \/projects\/[^/]+\/queries\/[^/]+$/,
+};
+
+/**
+ * BigQuery's errors as its REST API sends them (cloud.google.com/bigquery/docs/error-messages):
+ * the reason, its usual HTTP status and a message of BigQuery's wording. The client retries
+ * 429, 500, 502, 503 and the reasons rateLimitExceeded and userRateLimitExceeded, whatever
+ * their status; accessDenied, notFound and quotaExceeded are not retried.
+ */
+export const CANNED_ERRORS = {
+  accessDenied: { status: 403, message: 'Access Denied: Project local-project: User does not have bigquery.jobs.create permission in project local-project.' },
+  notFound: { status: 404, message: 'Not found: Dataset local-project:billing was not found in location US' },
+  rateLimitExceeded: {
+    status: 403,
+    message: 'Exceeded rate limits: too many api requests per user per method for this user_method. For more information, see https://cloud.google.com/bigquery/docs/troubleshoot-quotas',
+  },
+  quotaExceeded: { status: 403, message: 'Quota exceeded: Your project exceeded quota for concurrent queries. For more information, see https://cloud.google.com/bigquery/docs/troubleshoot-quotas' },
+  backendError: { status: 500, message: 'An internal error occurred and the request could not be completed. This is usually caused by a transient issue. Retrying the job with back-off as described in the BigQuery SLA should solve the problem.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type CannedError = keyof typeof CANNED_ERRORS;
 
 /** A canned failure, for tests of how recon meets BigQuery's errors. */
 export interface Fault {
@@ -35,6 +88,25 @@ export interface Fault {
   times?: number;
 }
 
+/** One job as it was asked for, in order of arrival (jobs.insert and jobs.query alike). */
+export interface JobRecord {
+  /** The job's id; a dry run's too, though BigQuery keeps no dry run to get later. */
+  jobId: string;
+  call: 'jobs.insert' | 'jobs.query';
+  query: string;
+  dryRun: boolean;
+  labels: Record<string, string>;
+  /** As sent: BigQuery's REST API takes int64 as a decimal string. */
+  maximumBytesBilled?: string;
+  defaultDataset?: { projectId?: string; datasetId: string };
+  /** `@name` parameters as sent (name, type, value). */
+  queryParameters: Array<{ name: string; type: string; value: string | null }>;
+  /** Bytes the dry-run estimate gave; absent when the query was refused before that. */
+  totalBytesProcessed?: string;
+  /** How the job failed, if it did: the HTTP status and BigQuery reason the client received. */
+  error?: { status: number; reason: string; message: string };
+}
+
 export interface LocalBigQuery {
   /** `http://127.0.0.1:PORT`: pass as `--bigquery-endpoint` or BIGQUERY_EMULATOR_HOST. */
   url: string;
@@ -44,20 +116,27 @@ export interface LocalBigQuery {
   tables: string[];
   /** The dataset's tables; tests may alter them (drop a column, change a type). */
   db: Db;
+  /** Raw failures, matched by request line; `failNext` is the usual way in. */
   faults: Fault[];
+  /**
+   * Makes the next `times` (default 1) calls of one kind fail with BigQuery's error body for
+   * `reason`, at its usual status or `status` (e.g. 429 for rateLimitExceeded).
+   */
+  failNext(call: BigQueryCall, reason: CannedError, opts?: { times?: number; status?: number; message?: string }): void;
   /** Every request seen, as `METHOD /path`. */
   requests: string[];
-  /** Every job's labels and maximumBytesBilled, in order. */
-  jobs: Array<{ query: string; dryRun: boolean; labels: Record<string, string>; maximumBytesBilled?: string }>;
+  /** Every job, in order of arrival. */
+  jobs: JobRecord[];
   close(): Promise<void>;
 }
 
 interface StoredJob {
   id: string;
-  table: string;
-  columns: Array<{ name: string; type: string }>;
-  rows: number;
+  record: JobRecord;
+  columns: Array<{ name: string; type: TypeProto__Output }>;
+  rows: ValueProto__Output[][];
   bytes: bigint;
+  billed: bigint;
 }
 
 class BigQueryHttpError extends Error {
@@ -66,26 +145,15 @@ class BigQueryHttpError extends Error {
   }
 }
 
-const BQ_TYPE: Readonly<Record<string, string>> = {
-  VARCHAR: 'STRING',
-  BIGINT: 'INT64',
-  INTEGER: 'INT64',
-  HUGEINT: 'NUMERIC',
-  DOUBLE: 'FLOAT64',
-  BOOLEAN: 'BOOL',
-  'TIMESTAMP WITH TIME ZONE': 'TIMESTAMP',
-  TIMESTAMP: 'DATETIME',
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: 'INVALID_ARGUMENT',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  409: 'ALREADY_EXISTS',
+  429: 'RESOURCE_EXHAUSTED',
+  500: 'INTERNAL',
+  503: 'UNAVAILABLE',
 };
-
-function bqType(duckType: string): string {
-  return BQ_TYPE[duckType] ?? (duckType.startsWith('DECIMAL') ? 'NUMERIC' : 'STRING');
-}
-
-/** A column as BigQuery's REST API renders it: text, INT64 exact, TIMESTAMP in microseconds. */
-function renderSql(name: string, type: string): string {
-  const c = quoteIdent(name);
-  return type === 'TIMESTAMP' ? `epoch_us(${c})::VARCHAR` : type === 'DATETIME' ? `strftime(${c}, '%Y-%m-%dT%H:%M:%S.%f')` : `${c}::VARCHAR`;
-}
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
@@ -100,18 +168,259 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function sendError(res: ServerResponse, err: BigQueryHttpError): void {
-  const statusText: Record<number, string> = { 400: 'INVALID_ARGUMENT', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL' };
   send(res, err.status, {
     error: {
       code: err.status,
       message: err.message,
       errors: [{ message: err.message, domain: 'global', reason: err.reason }],
-      status: statusText[err.status] ?? 'UNKNOWN',
+      status: STATUS_TEXT[err.status] ?? 'UNKNOWN',
     },
   });
 }
 
-type Param = { name?: string; parameterType?: { type?: string }; parameterValue?: { value?: string } };
+// ---- Values as BigQuery's REST API renders them --------------------------------------------
+
+/** How TIMESTAMP values are sent: the request's `formatOptions`, float seconds when it has none. */
+type TimestampFormat = 'int64' | 'float' | 'iso';
+
+function timestampFormat(useInt64Timestamp: unknown, outputFormat: unknown): TimestampFormat {
+  if (outputFormat === 'ISO8601_STRING') return 'iso';
+  if (outputFormat === 'INT64' || useInt64Timestamp === true || useInt64Timestamp === 'true') return 'int64';
+  return 'float';
+}
+
+const KIND_NAMES: Readonly<Record<number, string>> = {
+  1: 'INTEGER',
+  2: 'INTEGER',
+  3: 'INTEGER',
+  4: 'INTEGER',
+  5: 'BOOLEAN',
+  6: 'FLOAT',
+  7: 'FLOAT',
+  8: 'STRING',
+  9: 'BYTES',
+  10: 'DATE',
+  19: 'TIMESTAMP',
+  20: 'TIME',
+  21: 'DATETIME',
+  22: 'GEOGRAPHY',
+  23: 'NUMERIC',
+  24: 'BIGNUMERIC',
+  26: 'JSON',
+  27: 'INTERVAL',
+};
+
+const KIND_NUMBER: Readonly<Record<string, number>> = {
+  TYPE_INT64: 2,
+  TYPE_BOOL: 5,
+  TYPE_DOUBLE: 7,
+  TYPE_STRING: 8,
+  TYPE_BYTES: 9,
+  TYPE_DATE: 10,
+  TYPE_ARRAY: 16,
+  TYPE_STRUCT: 17,
+  TYPE_TIMESTAMP: 19,
+  TYPE_DATETIME: 21,
+  TYPE_NUMERIC: 23,
+};
+
+/** A ZetaSQL type (as sent: kind names; as received: kind numbers) as one shape. */
+function kindOf(type: TypeProto | TypeProto__Output): number {
+  const k = type.typeKind;
+  return typeof k === 'number' ? k : (KIND_NUMBER[k as string] ?? 8);
+}
+
+interface RestField {
+  name: string;
+  type: string;
+  mode: 'NULLABLE' | 'REPEATED';
+  fields?: RestField[];
+}
+
+/** A schema field as BigQuery's REST API names types: INTEGER, FLOAT, BOOLEAN, RECORD (its legacy names). */
+function restField(name: string, type: TypeProto | TypeProto__Output): RestField {
+  const kind = kindOf(type);
+  if (kind === 16) return { ...restField(name, type.arrayType!.elementType!), mode: 'REPEATED' };
+  if (kind === 17) {
+    return { name, type: 'RECORD', mode: 'NULLABLE', fields: (type.structType!.field ?? []).map((f, i) => restField(f.fieldName || `_field_${i + 1}`, f.fieldType!)) };
+  }
+  return { name, type: KIND_NAMES[kind] ?? 'STRING', mode: 'NULLABLE' };
+}
+
+const pad = (n: number | bigint, width = 2) => String(n).padStart(width, '0');
+
+/**
+ * Float seconds as BigQuery writes them (`1.672574400123456E9`): the exact decimal of the
+ * microseconds, in Java's Double.toString notation, which BigQuery's REST layer uses.
+ */
+function floatSeconds(us: bigint): string {
+  const sign = us < 0n ? '-' : '';
+  const abs = us < 0n ? -us : us;
+  const whole = (abs / 1_000_000n).toString();
+  const fraction = pad(abs % 1_000_000n, 6).replace(/0+$/, '');
+  if (abs < 10_000_000n * 1_000_000n) return `${sign}${whole}.${fraction || '0'}`;
+  const digits = (whole + fraction).replace(/0+$/, '');
+  return `${sign}${digits[0]}.${digits.slice(1) || '0'}E${whole.length - 1}`;
+}
+
+function isoMicros(us: bigint, zone: boolean): string {
+  const seconds = us >= 0n ? us / 1_000_000n : -((-us + 999_999n) / 1_000_000n);
+  const micros = us - seconds * 1_000_000n;
+  const d = new Date(Number(seconds) * 1000);
+  const text = `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  return `${text}${micros ? `.${pad(micros, 6)}` : ''}${zone ? 'Z' : ''}`;
+}
+
+const long = (v: unknown): bigint => BigInt(String(v));
+
+/** A cell as the `v` of BigQuery's f/v rows: text for scalars (INT64 exact), arrays of {v}, records of {f}. */
+function restValue(type: TypeProto__Output, cell: ValueProto__Output | undefined, ts: TimestampFormat): unknown {
+  const kind = kindOf(type);
+  if (kind === 16) return (cell?.arrayValue?.element ?? []).map((e) => ({ v: restValue(type.arrayType!.elementType!, e, ts) }));
+  if (!cell || cell.value === undefined) return null;
+  switch (kind) {
+    case 17:
+      return { f: (type.structType!.field ?? []).map((f, i) => ({ v: restValue(f.fieldType!, cell.structValue!.field[i], ts) })) };
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+      return String(cell[cell.value]);
+    case 5:
+      return cell.boolValue ? 'true' : 'false';
+    case 6:
+    case 7: {
+      const x = Number(cell[cell.value]);
+      return Number.isFinite(x) ? String(x) : x > 0 ? 'Infinity' : x < 0 ? '-Infinity' : 'NaN';
+    }
+    case 9:
+      return Buffer.from(cell.bytesValue!).toString('base64');
+    case 10:
+      return isoMicros(BigInt(cell.dateValue!) * 86_400_000_000n, false).slice(0, 10);
+    case 19: {
+      const us = long(cell.timestampValue!.seconds) * 1_000_000n + BigInt(Math.floor(cell.timestampValue!.nanos / 1000));
+      return ts === 'int64' ? us.toString() : ts === 'iso' ? isoMicros(us, true) : floatSeconds(us);
+    }
+    case 21: {
+      const bits = long(cell.datetimeValue!.bitFieldDatetimeSeconds);
+      const field = (shift: bigint, width: bigint) => Number((bits >> shift) & ((1n << width) - 1n));
+      const micros = Math.floor(cell.datetimeValue!.nanos / 1000);
+      return `${pad(field(26n, 14n), 4)}-${pad(field(22n, 4n))}-${pad(field(17n, 5n))}T${pad(field(12n, 5n))}:${pad(field(6n, 6n))}:${pad(field(0n, 6n))}${micros ? `.${pad(micros, 6)}` : ''}`;
+    }
+    case 23:
+      return numericText(cell.numericValue!);
+    default:
+      return String(cell[cell.value]);
+  }
+}
+
+// ---- Table references ------------------------------------------------------------------------
+
+/**
+ * Every table path of GoogleSQL text (outside strings and comments), handed to `replace`
+ * as its dot-separated names (a backquoted `a.b.c` split like `a`.`b`.`c`); a returned string
+ * takes the path's place. A project id with dashes is read whole where it starts a path.
+ */
+function rewritePaths(sql: string, projectId: string, replace: (names: string[]) => string | undefined): string {
+  let out = '';
+  let i = 0;
+  const identStart = /[A-Za-z_]/;
+  const identChar = /[A-Za-z0-9_]/;
+  const readComponent = (at: number, first: boolean): { names: string[]; end: number } | undefined => {
+    if (sql[at] === '`') {
+      let j = at + 1;
+      while (j < sql.length && sql[j] !== '`') j += sql[j] === '\\' ? 2 : 1;
+      return { names: sql.slice(at + 1, j).split('.'), end: j + 1 };
+    }
+    if (first && sql.startsWith(projectId, at) && sql[at + projectId.length] === '.') return { names: [projectId], end: at + projectId.length };
+    if (!identStart.test(sql[at] ?? '')) return undefined;
+    let j = at + 1;
+    while (j < sql.length && identChar.test(sql[j]!)) j++;
+    return { names: [sql.slice(at, j)], end: j };
+  };
+  while (i < sql.length) {
+    const ch = sql[i]!;
+    const two = sql.slice(i, i + 2);
+    if (two === '--' || ch === '#') {
+      const end = sql.indexOf('\n', i);
+      const stop = end < 0 ? sql.length : end;
+      out += sql.slice(i, stop);
+      i = stop;
+    } else if (two === '/*') {
+      const end = sql.indexOf('*/', i + 2);
+      const stop = end < 0 ? sql.length : end + 2;
+      out += sql.slice(i, stop);
+      i = stop;
+    } else if (ch === "'" || ch === '"') {
+      const quote = sql.startsWith(ch.repeat(3), i) ? ch.repeat(3) : ch;
+      let j = i + quote.length;
+      while (j < sql.length && !sql.startsWith(quote, j)) j += sql[j] === '\\' ? 2 : 1;
+      out += sql.slice(i, j + quote.length);
+      i = j + quote.length;
+    } else if (/[0-9]/.test(ch) || ch === '@') {
+      let j = i + 1;
+      while (j < sql.length && /[A-Za-z0-9_@.]/.test(sql[j]!)) j++;
+      out += sql.slice(i, j);
+      i = j;
+    } else if ((ch === '`' || identStart.test(ch)) && !identChar.test(sql[i - 1] ?? '')) {
+      const first = readComponent(i, true)!;
+      // A string prefix (r'…', b"…") is not a name.
+      if (/^(r|b|rb|br)$/i.test(first.names[0]!) && ch !== '`' && /['"]/.test(sql[first.end] ?? '')) {
+        out += sql.slice(i, first.end);
+        i = first.end;
+        continue;
+      }
+      const names = [...first.names];
+      let end = first.end;
+      while (sql[end] === '.') {
+        const next = readComponent(end + 1, false);
+        if (!next) break;
+        names.push(...next.names);
+        end = next.end;
+      }
+      const isCall = /^\s*\(/.test(sql.slice(end, end + 20));
+      const replacement = isCall ? undefined : replace(names);
+      out += replacement ?? sql.slice(i, end);
+      i = end;
+    } else {
+      out += ch;
+      i++;
+    }
+  }
+  return out;
+}
+
+type Param = { name?: string; parameterType?: { type?: string }; parameterValue?: { value?: string | null } };
+
+/** A named parameter as ZetaSQL takes it; the scalar types a reconciliation query needs. */
+function zetaParam(p: Param): ZetaParam {
+  const type = p.parameterType?.type ?? 'STRING';
+  const value = p.parameterValue?.value ?? null;
+  if (!p.name) throw new BigQueryHttpError(400, 'invalid', 'Positional query parameters are not served by the local endpoint; name them (@name)');
+  const of = (typeKind: NonNullable<TypeProto['typeKind']>, cell: () => ZetaParam['value']): ZetaParam => ({ name: p.name!, type: { typeKind }, value: value === null ? {} : cell() });
+  switch (type) {
+    case 'STRING':
+      return of('TYPE_STRING', () => ({ stringValue: value! }));
+    case 'INT64':
+    case 'INTEGER':
+      return of('TYPE_INT64', () => ({ int64Value: BigInt(value!).toString() }));
+    case 'BOOL':
+    case 'BOOLEAN':
+      return of('TYPE_BOOL', () => ({ boolValue: value!.toLowerCase() === 'true' }));
+    case 'FLOAT64':
+    case 'FLOAT':
+      return of('TYPE_DOUBLE', () => ({ doubleValue: Number(value) }));
+    case 'NUMERIC':
+      return of('TYPE_NUMERIC', () => numericCell(value!));
+    default:
+      throw new BigQueryHttpError(400, 'invalid', `Query parameters of type ${type} are not served by the local endpoint`);
+  }
+}
+
+/** ZetaSQL's `… [at 1:8]` as BigQuery words it: `… at [1:8]`. */
+const bigQueryWording = (message: string) => message.replace(/ \[at (\d+:\d+)\]$/, ' at [$1]');
+
+const MIB = 1n << 20n;
 
 export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<LocalBigQuery> {
   const projectId = opts.projectId ?? 'local-project';
@@ -121,7 +430,9 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
   const stored = new Map<string, StoredJob>();
   const faults: Fault[] = [];
   const requests: string[] = [];
-  const jobs: LocalBigQuery['jobs'] = [];
+  const jobs: JobRecord[] = [];
+  let ownZeta: Promise<ZetaSql> | undefined;
+  const zeta = (): Promise<ZetaSql> => (opts.zetaSql ? Promise.resolve(opts.zetaSql) : (ownZeta ??= startZetaSql()));
 
   const checkDataset = (p: string, d: string) => {
     if (p !== projectId || d !== datasetId) throw new BigQueryHttpError(404, 'notFound', `Not found: Dataset ${p}:${d}`);
@@ -134,101 +445,192 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
     if (!served.has(t)) throw new BigQueryHttpError(404, 'notFound', `Not found: Table ${p}:${d}.${t}`);
   };
 
-  async function schemaOf(table: string): Promise<Array<{ name: string; type: string; mode: string }>> {
-    const cols = await db.all<{ column_name: string; column_type: string; null: string }>(`DESCRIBE ${quoteIdent(table)}`);
-    return cols.map((c) => ({ name: c.column_name, type: bqType(c.column_type), mode: 'NULLABLE' }));
+  async function schemaOf(table: string): Promise<RestField[]> {
+    return (await duckDbColumns(db, table)).map((c) => restField(c.name, mapDuckDbType(c.duckType).type));
   }
 
-  /** recon's SELECTs in DuckDB: backquoted names become quoted identifiers, @p becomes $p. */
-  function translate(sql: string): string {
-    return sql
-      .replace(/`([^`]+)`/g, (_, name: string) => {
-        const parts = name.split('.');
-        if (parts.length === 3) {
-          checkTable(parts[0]!, parts[1]!, parts[2]!);
-          return quoteIdent(parts[2]!);
-        }
-        if (parts.length === 2) {
-          checkTable(projectId, parts[0]!, parts[1]!);
-          return quoteIdent(parts[1]!);
-        }
-        return quoteIdent(name);
-      })
-      .replace(/@([A-Za-z_][A-Za-z0-9_]*)/g, '$$$1');
+  /**
+   * The dry-run estimate of a table: its logical size by BigQuery's data-size rules (STRING 2
+   * bytes + its UTF-8 length; INT64, FLOAT64, TIMESTAMP, DATETIME, DATE 8; BOOL 1; NUMERIC 16;
+   * an ARRAY or STRUCT the length of its JSON text; NULL 0), summed over every column and row.
+   * BigQuery counts only the columns a query reads; the whole table is a deterministic upper
+   * bound, which is what a byte limit needs.
+   */
+  async function tableBytes(table: string): Promise<bigint> {
+    const terms = (await duckDbColumns(db, table)).map(({ name, duckType }) => {
+      const c = quoteIdent(name);
+      const kind = kindOf(mapDuckDbType(duckType).type);
+      const size =
+        kind === 8 ? `2 + octet_length(${c}::VARCHAR::BLOB)` : kind === 5 ? '1' : kind === 23 ? '16' : kind === 16 || kind === 17 ? `octet_length(to_json(${c})::VARCHAR::BLOB)` : '8';
+      return `coalesce(sum(CASE WHEN ${c} IS NULL THEN 0 ELSE ${size} END), 0)::BIGINT`;
+    });
+    const row = await db.one<{ bytes: bigint }>(`SELECT (${terms.join(' + ') || '0'})::BIGINT AS bytes FROM ${quoteIdent(table)}`);
+    return row?.bytes ?? 0n;
   }
 
-  function params(list: Param[] | undefined): Record<string, string | bigint | null> {
-    const out: Record<string, string | bigint | null> = {};
-    for (const p of list ?? []) {
-      const v = p.parameterValue?.value ?? null;
-      out[p.name!] = v !== null && p.parameterType?.type === 'INT64' ? BigInt(v) : v;
-    }
-    return out;
-  }
-
-  async function runJob(
-    config: { query?: string; queryParameters?: Param[]; maximumBytesBilled?: string },
-    dryRun: boolean,
-    jobId = `job_${randomUUID().replaceAll('-', '')}`,
-  ): Promise<StoredJob> {
-    const query = config.query ?? '';
-    const id = jobId;
-    let sql: string;
+  /**
+   * A query's served tables, named as ZetaSQL will see them: unqualified names resolve against
+   * the job's default dataset (as in BigQuery), and `dataset.table` and `project.dataset.table`,
+   * backquoted or not, are rewritten to one backquoted `project.dataset.table`, a table of its
+   * own in the catalog (ZetaSQL sets rows only on tables at the catalog's top).
+   */
+  async function resolveTables(
+    query: string,
+    jobProject: string,
+    defaultDataset: JobRecord['defaultDataset'],
+  ): Promise<{ sql: string; catalog: Map<string, string> }> {
+    let paths: string[][];
     try {
-      sql = translate(query);
+      paths = await (await zeta()).tableNames(query);
     } catch (err) {
-      if (err instanceof BigQueryHttpError) throw err;
-      throw new BigQueryHttpError(400, 'invalidQuery', errorMessage(err));
+      if (err instanceof ZetaSqlError) throw new BigQueryHttpError(400, 'invalidQuery', bigQueryWording(err.message));
+      throw err;
     }
-    const table = `__job_${randomUUID().replaceAll('-', '')}`;
-    try {
-      await db.run(`CREATE TEMP TABLE ${quoteIdent(table)} AS ${sql}`, params(config.queryParameters));
-    } catch (err) {
-      throw new BigQueryHttpError(400, 'invalidQuery', errorMessage(err));
+    const catalog = new Map<string, string>();
+    const resolve = (names: string[]): { p: string; d: string; t: string } | undefined =>
+      names.length === 3 ? { p: names[0]!, d: names[1]!, t: names[2]! } : names.length === 2 ? { p: jobProject, d: names[0]!, t: names[1]! } : undefined;
+    for (const path of paths) {
+      const names = path.flatMap((s) => s.split('.'));
+      if (names.length === 1) {
+        if (!defaultDataset) throw new BigQueryHttpError(400, 'invalid', `Table "${names[0]}" must be qualified with a dataset (e.g. dataset.table).`);
+        const p = defaultDataset.projectId ?? jobProject;
+        if (p !== projectId || defaultDataset.datasetId !== datasetId) {
+          throw new BigQueryHttpError(404, 'notFound', `Not found: Dataset ${p}:${defaultDataset.datasetId} was not found in location US`);
+        }
+        if (!served.has(names[0]!)) throw new BigQueryHttpError(404, 'notFound', `Not found: Table ${p}:${datasetId}.${names[0]} was not found in location US`);
+        catalog.set(names[0]!, names[0]!);
+        continue;
+      }
+      const ref = resolve(names);
+      if (!ref) throw new BigQueryHttpError(400, 'invalidQuery', `Invalid table name: ${path.join('.')}`);
+      if (ref.p !== projectId || ref.d !== datasetId) throw new BigQueryHttpError(404, 'notFound', `Not found: Dataset ${ref.p}:${ref.d} was not found in location US`);
+      if (!served.has(ref.t)) throw new BigQueryHttpError(404, 'notFound', `Not found: Table ${ref.p}:${ref.d}.${ref.t} was not found in location US`);
+      catalog.set(`${projectId}.${datasetId}.${ref.t}`, ref.t);
     }
-    const columns = await schemaOf(table);
-    const size = await db.one<{ rows: bigint; bytes: bigint | null }>(
-      `SELECT count(*) AS rows, sum(${columns.map((c) => `coalesce(strlen(${quoteIdent(c.name)}::VARCHAR), 0)`).join(' + ') || '0'})::BIGINT AS bytes FROM ${quoteIdent(table)}`,
-    );
-    const bytes = size?.bytes ?? 0n;
-    if (dryRun) await db.run(`DROP TABLE ${quoteIdent(table)}`);
-    if (config.maximumBytesBilled !== undefined && bytes > BigInt(config.maximumBytesBilled)) {
-      if (!dryRun) await db.run(`DROP TABLE ${quoteIdent(table)}`);
-      throw new BigQueryHttpError(400, 'bytesBilledLimitExceeded', `Query exceeded limit for bytes billed: ${config.maximumBytesBilled}. ${bytes} or higher required.`);
-    }
-    const job: StoredJob = { id, table, columns, rows: Number(size?.rows ?? 0n), bytes };
-    if (!dryRun) stored.set(id, job);
-    return job;
+    const sql = rewritePaths(query, projectId, (names) => {
+      const ref = resolve(names);
+      return ref && ref.p === projectId && ref.d === datasetId && served.has(ref.t) ? `\`${projectId}.${datasetId}.${ref.t}\`` : undefined;
+    });
+    return { sql, catalog };
   }
 
-  function jobResource(job: StoredJob, dryRun: boolean, location = 'US') {
+  interface QueryConfig {
+    query?: string;
+    queryParameters?: Param[];
+    maximumBytesBilled?: string;
+    defaultDataset?: { projectId?: string; datasetId: string };
+    useLegacySql?: boolean;
+  }
+
+  async function runJob(record: JobRecord, config: QueryConfig, jobProject: string): Promise<StoredJob> {
+    try {
+      if (config.useLegacySql === true) throw new BigQueryHttpError(400, 'invalid', 'The local BigQuery endpoint speaks GoogleSQL only: set useLegacySql to false');
+      const params = (config.queryParameters ?? []).map(zetaParam);
+      const { sql, catalog } = await resolveTables(record.query, jobProject, config.defaultDataset);
+      const tables = [...new Set(catalog.values())];
+      const sizes = await Promise.all(tables.map(tableBytes));
+      const bytes = sizes.reduce((a, b) => a + b, 0n);
+      // Billed as BigQuery bills on demand: each table's bytes rounded up to a whole MiB, at least 10 MiB.
+      const billed = sizes.reduce((sum, b) => sum + (b > 10n * MIB ? ((b + MIB - 1n) / MIB) * MIB : 10n * MIB), 0n);
+      record.totalBytesProcessed = bytes.toString();
+      if (config.maximumBytesBilled !== undefined && billed > BigInt(config.maximumBytesBilled)) {
+        throw new BigQueryHttpError(400, 'bytesBilledLimitExceeded', `Query exceeded limit for bytes billed: ${config.maximumBytesBilled}. ${billed} or higher required.`);
+      }
+      const job: StoredJob = { id: record.jobId, record, columns: [], rows: [], bytes, billed };
+      const server = await zeta();
+      const zetaTables: ZetaTable[] = [];
+      for (const [name, table] of catalog) {
+        zetaTables.push(record.dryRun ? { name, columns: (await duckDbColumns(db, table)).map((c) => ({ name: c.name, type: mapDuckDbType(c.duckType).type })) } : await duckDbTable(db, table, name));
+      }
+      try {
+        if (record.dryRun) {
+          // A dry run validates the statement, as BigQuery's does, and reads no row.
+          await server.analyze(sql, zetaTables, params);
+        } else {
+          const result = await server.evaluate(sql, zetaTables, params);
+          // BigQuery names an unnamed column f<position>_; ZetaSQL $col<position + 1>.
+          job.columns = result.columns.map((c, i) => ({ ...c, name: /^\$col\d+$/.test(c.name) ? `f${i}_` : c.name }));
+          job.rows = result.rows;
+          stored.set(job.id, job);
+        }
+      } catch (err) {
+        if (err instanceof ZetaSqlError) throw new BigQueryHttpError(400, 'invalidQuery', bigQueryWording(err.message));
+        throw err;
+      }
+      return job;
+    } catch (err) {
+      const e = err instanceof BigQueryHttpError ? err : new BigQueryHttpError(500, 'backendError', errorMessage(err));
+      record.error = { status: e.status, reason: e.reason, message: e.message };
+      throw e;
+    }
+  }
+
+  function jobResource(job: StoredJob, location = 'US') {
+    const r = job.record;
+    const now = String(Date.now());
     return {
       kind: 'bigquery#job',
       id: `${projectId}:${location}.${job.id}`,
       jobReference: { projectId, jobId: job.id, location },
+      configuration: {
+        jobType: 'QUERY',
+        ...(r.dryRun ? { dryRun: true } : {}),
+        ...(Object.keys(r.labels).length ? { labels: r.labels } : {}),
+        query: {
+          query: r.query,
+          useLegacySql: false,
+          ...(r.defaultDataset ? { defaultDataset: r.defaultDataset } : {}),
+          ...(r.maximumBytesBilled !== undefined ? { maximumBytesBilled: r.maximumBytesBilled } : {}),
+        },
+      },
       status: { state: 'DONE' },
-      statistics: { totalBytesProcessed: job.bytes.toString(), query: { totalBytesProcessed: job.bytes.toString() } },
-      configuration: { dryRun },
+      statistics: {
+        creationTime: now,
+        ...(r.dryRun ? {} : { startTime: now, endTime: now }),
+        totalBytesProcessed: job.bytes.toString(),
+        query: {
+          totalBytesProcessed: job.bytes.toString(),
+          totalBytesBilled: r.dryRun ? '0' : job.billed.toString(),
+          cacheHit: false,
+          statementType: 'SELECT',
+        },
+      },
     };
   }
 
-  async function page(job: StoredJob, url: URL) {
-    const max = Number(url.searchParams.get('maxResults') ?? 100_000);
-    const offset = Number(url.searchParams.get('pageToken') ?? url.searchParams.get('startIndex') ?? 0);
-    const render = job.columns.map((c) => `${renderSql(c.name, c.type)} AS ${quoteIdent(c.name)}`).join(', ');
-    const rows = await db.all<Record<string, string | null>>(
-      `SELECT ${render} FROM ${quoteIdent(job.table)} ORDER BY rowid LIMIT $max OFFSET $offset`,
-      { max: BigInt(max), offset: BigInt(offset) },
-    );
-    const next = offset + rows.length;
+  function page(job: Pick<StoredJob, 'columns' | 'rows'>, max: number, offset: number, ts: TimestampFormat) {
+    const slice = job.rows.slice(offset, offset + max);
+    const next = offset + slice.length;
     return {
-      schema: { fields: job.columns.map((c) => ({ name: c.name, type: c.type, mode: 'NULLABLE' })) },
-      rows: rows.map((r) => ({ f: job.columns.map((c) => ({ v: r[c.name] ?? null })) })),
-      totalRows: String(job.rows),
-      ...(next < job.rows ? { pageToken: String(next) } : {}),
-      jobComplete: true,
+      schema: { fields: job.columns.map((c) => restField(c.name, c.type)) },
+      rows: slice.map((row) => ({ f: job.columns.map((c, i) => ({ v: restValue(c.type, row[i], ts) })) })),
+      totalRows: String(job.rows.length),
+      ...(next < job.rows.length ? { pageToken: String(next) } : {}),
     };
   }
+
+  const paging = (url: URL) => ({
+    max: Number(url.searchParams.get('maxResults') ?? 100_000),
+    offset: Number(url.searchParams.get('pageToken') ?? url.searchParams.get('startIndex') ?? 0),
+    ts: timestampFormat(url.searchParams.get('formatOptions.useInt64Timestamp'), url.searchParams.get('formatOptions.timestampOutputFormat')),
+  });
+
+  function record(call: JobRecord['call'], jobId: string, dryRun: boolean, labels: Record<string, string> | undefined, config: QueryConfig): JobRecord {
+    const r: JobRecord = {
+      jobId,
+      call,
+      query: config.query ?? '',
+      dryRun,
+      labels: labels ?? {},
+      ...(config.maximumBytesBilled !== undefined ? { maximumBytesBilled: config.maximumBytesBilled } : {}),
+      ...(config.defaultDataset ? { defaultDataset: config.defaultDataset } : {}),
+      queryParameters: (config.queryParameters ?? []).map((p) => ({ name: p.name ?? '', type: p.parameterType?.type ?? 'STRING', value: p.parameterValue?.value ?? null })),
+    };
+    jobs.push(r);
+    return r;
+  }
+
+  const newJobId = () => `job_${randomUUID().replaceAll('-', '')}`;
 
   async function route(method: string, path: string, url: URL, req: IncomingMessage): Promise<unknown> {
     let m: RegExpExecArray | null;
@@ -245,47 +647,66 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
         tableReference: { projectId, datasetId, tableId: m[3] },
         schema: { fields: await schemaOf(m[3]!) },
         numRows: String(n?.n ?? 0n),
+        numBytes: (await tableBytes(m[3]!)).toString(),
         type: 'TABLE',
+        location: 'US',
       };
     }
     if (method === 'GET' && (m = /^\/projects\/([^/]+)\/datasets\/([^/]+)\/tables\/([^/]+)\/data$/.exec(path))) {
       checkTable(m[1]!, m[2]!, m[3]!);
-      const table = m[3] as TableName;
-      const job: StoredJob = {
-        id: 'tabledata', table, columns: await schemaOf(table), bytes: 0n,
-        rows: Number((await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${quoteIdent(table)}`))?.n ?? 0n),
-      };
-      const { rows, totalRows, pageToken } = await page(job, url);
+      const table = await duckDbTable(db, m[3]!);
+      const { max, offset, ts } = paging(url);
+      // tabledata.list renders the table as it is stored, as getQueryResults renders a result.
+      const columns = table.columns.map((c) => ({ name: c.name, type: c.type as TypeProto__Output }));
+      const { rows, totalRows, pageToken } = page({ columns, rows: table.rows as ValueProto__Output[][] }, max, offset, ts);
       return { kind: 'bigquery#tableDataList', rows, totalRows, ...(pageToken ? { pageToken } : {}) };
     }
     if (method === 'POST' && (m = /^\/projects\/([^/]+)\/jobs$/.exec(path))) {
       const body = (await readBody(req)) as {
-        configuration?: { query?: Parameters<typeof runJob>[0]; dryRun?: boolean; labels?: Record<string, string> };
+        configuration?: { query?: QueryConfig; dryRun?: boolean; labels?: Record<string, string> };
         jobReference?: { jobId?: string; location?: string };
       };
       const config = body.configuration?.query ?? {};
-      const dryRun = body.configuration?.dryRun === true;
-      jobs.push({ query: config.query ?? '', dryRun, labels: body.configuration?.labels ?? {}, ...(config.maximumBytesBilled !== undefined ? { maximumBytesBilled: config.maximumBytesBilled } : {}) });
-      return jobResource(await runJob(config, dryRun, body.jobReference?.jobId), dryRun, body.jobReference?.location);
+      const r = record('jobs.insert', body.jobReference?.jobId ?? newJobId(), body.configuration?.dryRun === true, body.configuration?.labels, config);
+      return jobResource(await runJob(r, config, m[1]!), body.jobReference?.location);
     }
     if (method === 'POST' && (m = /^\/projects\/([^/]+)\/queries$/.exec(path))) {
-      const body = (await readBody(req)) as { query?: string; queryParameters?: Param[]; maximumBytesBilled?: string; dryRun?: boolean; maxResults?: number };
-      const dryRun = body.dryRun === true;
-      jobs.push({ query: body.query ?? '', dryRun, labels: {}, ...(body.maximumBytesBilled !== undefined ? { maximumBytesBilled: body.maximumBytesBilled } : {}) });
-      const job = await runJob(body, dryRun);
-      if (dryRun) return { kind: 'bigquery#queryResponse', jobComplete: true, totalBytesProcessed: job.bytes.toString() };
-      if (body.maxResults !== undefined) url.searchParams.set('maxResults', String(body.maxResults));
-      return { kind: 'bigquery#queryResponse', jobReference: { projectId, jobId: job.id, location: 'US' }, ...(await page(job, url)) };
+      const body = (await readBody(req)) as QueryConfig & {
+        dryRun?: boolean;
+        maxResults?: number;
+        labels?: Record<string, string>;
+        formatOptions?: { useInt64Timestamp?: boolean; timestampOutputFormat?: string };
+      };
+      const r = record('jobs.query', newJobId(), body.dryRun === true, body.labels, body);
+      const job = await runJob(r, body, m[1]!);
+      const ts = timestampFormat(body.formatOptions?.useInt64Timestamp, body.formatOptions?.timestampOutputFormat);
+      if (r.dryRun) return { kind: 'bigquery#queryResponse', jobComplete: true, totalBytesProcessed: job.bytes.toString() };
+      return {
+        kind: 'bigquery#queryResponse',
+        jobReference: { projectId, jobId: job.id, location: 'US' },
+        jobComplete: true,
+        totalBytesProcessed: job.bytes.toString(),
+        cacheHit: false,
+        ...page(job, body.maxResults ?? 100_000, 0, ts),
+      };
     }
     if (method === 'GET' && (m = /^\/projects\/([^/]+)\/queries\/([^/]+)$/.exec(path))) {
       const job = stored.get(m[2]!);
-      if (!job) throw new BigQueryHttpError(404, 'notFound', `Not found: Job ${projectId}:${m[2]}`);
-      return { kind: 'bigquery#getQueryResultsResponse', jobReference: { projectId, jobId: job.id, location: 'US' }, ...(await page(job, url)) };
+      if (!job) throw new BigQueryHttpError(404, 'notFound', `Not found: Job ${projectId}:US.${m[2]}`);
+      const { max, offset, ts } = paging(url);
+      return {
+        kind: 'bigquery#getQueryResultsResponse',
+        jobReference: { projectId, jobId: job.id, location: 'US' },
+        jobComplete: true,
+        totalBytesProcessed: job.bytes.toString(),
+        cacheHit: false,
+        ...page(job, max, offset, ts),
+      };
     }
     if (method === 'GET' && (m = /^\/projects\/([^/]+)\/jobs\/([^/]+)$/.exec(path))) {
       const job = stored.get(m[2]!);
-      if (!job) throw new BigQueryHttpError(404, 'notFound', `Not found: Job ${projectId}:${m[2]}`);
-      return jobResource(job, false);
+      if (!job) throw new BigQueryHttpError(404, 'notFound', `Not found: Job ${projectId}:US.${m[2]}`);
+      return jobResource(job);
     }
     throw new BigQueryHttpError(404, 'notFound', `the local BigQuery endpoint does not serve ${method} ${path}`);
   }
@@ -310,9 +731,9 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
         return route(method, path, url, req);
       })
       .then(
-      (body) => send(res, 200, body),
-      (err: unknown) => sendError(res, err instanceof BigQueryHttpError ? err : new BigQueryHttpError(500, 'internalError', errorMessage(err))),
-    );
+        (body) => send(res, 200, body),
+        (err: unknown) => sendError(res, err instanceof BigQueryHttpError ? err : new BigQueryHttpError(500, 'backendError', errorMessage(err))),
+      );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -326,11 +747,16 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
     tables: [...loaded.tables],
     db,
     faults,
+    failNext(call, reason, o = {}) {
+      const canned = CANNED_ERRORS[reason];
+      faults.push({ match: CALL_PATHS[call], status: o.status ?? canned.status, reason, message: o.message ?? canned.message, times: o.times ?? 1 });
+    },
     requests,
     jobs,
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       db.close();
+      if (ownZeta) await (await ownZeta).close();
     },
   };
 }
