@@ -461,7 +461,7 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
       const c = quoteIdent(name);
       const kind = kindOf(mapDuckDbType(duckType).type);
       const size =
-        kind === 8 ? `2 + octet_length(${c}::VARCHAR::BLOB)` : kind === 5 ? '1' : kind === 23 ? '16' : kind === 16 || kind === 17 ? `octet_length(to_json(${c})::VARCHAR::BLOB)` : '8';
+        kind === 8 ? `2 + strlen(${c}::VARCHAR)` : kind === 5 ? '1' : kind === 23 ? '16' : kind === 16 || kind === 17 ? `strlen(to_json(${c})::VARCHAR)` : '8';
       return `coalesce(sum(CASE WHEN ${c} IS NULL THEN 0 ELSE ${size} END), 0)::BIGINT`;
     });
     const row = await db.one<{ bytes: bigint }>(`SELECT (${terms.join(' + ') || '0'})::BIGINT AS bytes FROM ${quoteIdent(table)}`);
