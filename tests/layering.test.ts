@@ -147,6 +147,24 @@ describe('the layers of src/', () => {
   });
 });
 
+describe('the devDependency ZetaSQL stays out of the recon CLI', () => {
+  const { graph } = importGraph();
+
+  test('only src/sources/zetasql.ts imports it, and nothing the CLI (scripts/build.mjs bundles src/cli/main.ts) reaches imports that file', () => {
+    const importers = [...graph.keys()].filter((f) => /from\s*['"]@fivetrandevelopers\/zetasql/.test(readFileSync(f, 'utf8')));
+    expect(importers).toEqual(['src/sources/zetasql.ts']);
+    const reached = new Set<string>();
+    const visit = (f: string): void => {
+      if (reached.has(f)) return;
+      reached.add(f);
+      for (const to of graph.get(f) ?? []) visit(to);
+    };
+    visit('src/cli/main.ts');
+    expect(reached.has('src/sources/index.ts'), 'the walk reaches the sources').toBe(true);
+    expect([...reached].filter((f) => f === 'src/sources/zetasql.ts' || f === 'src/sources/bigquery-local.ts')).toEqual([]);
+  });
+});
+
 describe('the layering check itself', () => {
   test('it names an upward import (a loader importing the findings) and lets a downward one pass', () => {
     const graph: Graph = new Map([
