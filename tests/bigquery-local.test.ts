@@ -227,8 +227,15 @@ describe('dry runs, the byte limit and labels', () => {
   });
 
   test('every job is recorded with its query, labels, byte limit, dry run and default dataset', async () => {
+    // BigQuery refuses a label with a dot (or a capital): an invariant id must be mapped first.
+    expect(await failure(run('SELECT 1', { labels: { invariant: 'ledger.balance_projection' } }))).toEqual({
+      code: 400,
+      reason: 'invalid',
+      message: 'Label value "ledger.balance_projection" has invalid characters.',
+    });
+    expect(await failure(run('SELECT 1', { labels: { Tool: 'x' } }))).toMatchObject({ code: 400, message: 'Label key "Tool" has invalid characters.' });
     const before = bq.jobs.length;
-    const labels = { tool: 'billing-recon', invariant: 'ledger.balance_matches' };
+    const labels = { tool: 'billing-recon', invariant: 'ledger_balance_projection' };
     const query = 'SELECT COUNT(*) AS n FROM tiny WHERE s = @s';
     const options = { query, labels, maximumBytesBilled: '1000000000', params: { s: 'ab' } };
     await client.createQueryJob({ ...options, useLegacySql: false, defaultDataset: defaultDataset(), dryRun: true });

@@ -524,6 +524,11 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
 
   async function runJob(record: JobRecord, config: QueryConfig, jobProject: string): Promise<StoredJob> {
     try {
+      for (const [key, value] of Object.entries(record.labels)) {
+        // BigQuery's label rules: lowercase letters (international too), digits, _ and -; at most 63; a key starts with a letter.
+        if (!/^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u.test(key)) throw new BigQueryHttpError(400, 'invalid', `Label key "${key}" has invalid characters.`);
+        if (!/^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$/u.test(value)) throw new BigQueryHttpError(400, 'invalid', `Label value "${value}" has invalid characters.`);
+      }
       if (config.useLegacySql === true) throw new BigQueryHttpError(400, 'invalid', 'The local BigQuery endpoint speaks GoogleSQL only: set useLegacySql to false');
       const params = (config.queryParameters ?? []).map(zetaParam);
       const { sql, catalog } = await resolveTables(record.query, jobProject, config.defaultDataset);
