@@ -195,6 +195,30 @@ test('every invariant of the catalog runs as a query job, in GoogleSQL, and find
   }
 });
 
+test('tables.get and tabledata.list describe and page a table as BigQuery does', async () => {
+  const [meta] = await client.dataset(bq.datasetId).table('tiny').getMetadata();
+  expect([meta.schema, meta.numRows, meta.numBytes]).toEqual([
+    {
+      fields: [
+        { name: 's', type: 'STRING', mode: 'NULLABLE' },
+        { name: 'n', type: 'INTEGER', mode: 'NULLABLE' },
+        { name: 'b', type: 'BOOLEAN', mode: 'NULLABLE' },
+        { name: 'z', type: 'STRING', mode: 'NULLABLE' },
+      ],
+    },
+    '2',
+    '21',
+  ]);
+  const list = async (query: string) => (await (await fetch(`${bq.url}/bigquery/v2/projects/${bq.projectId}/datasets/${bq.datasetId}/tables/tiny/data?${query}`)).json()) as unknown;
+  expect(await list('maxResults=1')).toEqual({
+    kind: 'bigquery#tableDataList',
+    rows: [{ f: [{ v: 'ab' }, { v: '1' }, { v: 'true' }, { v: null }] }],
+    totalRows: '2',
+    pageToken: '1',
+  });
+  expect(await list('maxResults=1&pageToken=1')).toEqual({ kind: 'bigquery#tableDataList', rows: [{ f: [{ v: 'é' }, { v: null }, { v: 'false' }, { v: 'x' }] }], totalRows: '2' });
+});
+
 describe('dry runs, the byte limit and labels', () => {
   test('a dry run answers the bytes of the tables it reads, DONE and without rows', async () => {
     const dry = async (query: string) => {

@@ -277,7 +277,9 @@ const long = (v: unknown): bigint => BigInt(String(v));
 function restValue(type: TypeProto__Output, cell: ValueProto__Output | undefined, ts: TimestampFormat): unknown {
   const kind = kindOf(type);
   if (kind === 16) return (cell?.arrayValue?.element ?? []).map((e) => ({ v: restValue(type.arrayType!.elementType!, e, ts) }));
-  if (!cell || cell.value === undefined) return null;
+  // A stored table's cells are ZetaSQL values as sent, without the oneof's `value` name received ones carry.
+  const key = cell?.value ?? (cell ? (Object.keys(cell).find((k) => k.endsWith('Value')) as ValueProto__Output['value']) : undefined);
+  if (!cell || key === undefined) return null;
   switch (kind) {
     case 17:
       return { f: (type.structType!.field ?? []).map((f, i) => ({ v: restValue(f.fieldType!, cell.structValue!.field[i], ts) })) };
@@ -285,12 +287,12 @@ function restValue(type: TypeProto__Output, cell: ValueProto__Output | undefined
     case 2:
     case 3:
     case 4:
-      return String(cell[cell.value]);
+      return String(cell[key]);
     case 5:
       return cell.boolValue ? 'true' : 'false';
     case 6:
     case 7: {
-      const x = Number(cell[cell.value]);
+      const x = Number(cell[key]);
       return Number.isFinite(x) ? String(x) : x > 0 ? 'Infinity' : x < 0 ? '-Infinity' : 'NaN';
     }
     case 9:
@@ -310,7 +312,7 @@ function restValue(type: TypeProto__Output, cell: ValueProto__Output | undefined
     case 23:
       return numericText(cell.numericValue!);
     default:
-      return String(cell[cell.value]);
+      return String(cell[key]);
   }
 }
 
