@@ -124,6 +124,49 @@ describe('GoogleSQL query jobs run in ZetaSQL', () => {
     });
   });
 
+  test('every GoogleSQL type arrives in REST shape: REPEATED, RECORD, NUMERIC exact, BYTES base64, an unnamed column f<i>_', async () => {
+    const query = `SELECT DATE '2026-01-02' AS d, DATETIME '2026-01-02 03:04:05.000006' AS dt, NUMERIC '-1.50' AS num, 1.5 AS f,
+      b'ab' AS bin, [1, 2] AS arr, STRUCT(1 AS a, 'x' AS b) AS st, JSON '{"a":1}' AS js, 7, CAST(NULL AS STRING) AS nul,
+      TIMESTAMP '1969-12-31 23:59:59.5+00' AS neg`;
+    const [job] = await client.createQueryJob({ query, useLegacySql: false });
+    const response = (await (await fetch(`${bq.url}/bigquery/v2/projects/${bq.projectId}/queries/${job.id}`)).json()) as Record<string, unknown>;
+    const field = (name: string, type: string, mode = 'NULLABLE') => ({ name, type, mode });
+    expect(response['schema']).toEqual({
+      fields: [
+        field('d', 'DATE'),
+        field('dt', 'DATETIME'),
+        field('num', 'NUMERIC'),
+        field('f', 'FLOAT'),
+        field('bin', 'BYTES'),
+        field('arr', 'INTEGER', 'REPEATED'),
+        { ...field('st', 'RECORD'), fields: [field('a', 'INTEGER'), field('b', 'STRING')] },
+        field('js', 'JSON'),
+        field('f8_', 'INTEGER'),
+        field('nul', 'STRING'),
+        field('neg', 'TIMESTAMP'),
+      ],
+    });
+    expect(response['rows']).toEqual([
+      {
+        f: [
+          { v: '2026-01-02' },
+          { v: '2026-01-02T03:04:05.000006' },
+          { v: '-1.5' },
+          { v: '1.5' },
+          { v: 'YWI=' },
+          { v: [{ v: '1' }, { v: '2' }] },
+          { v: { f: [{ v: '1' }, { v: 'x' }] } },
+          { v: '{"a":1}' },
+          { v: '7' },
+          { v: null },
+          { v: '-0.5' },
+        ],
+      },
+    ]);
+    const [[row]] = await job.getQueryResults(exact);
+    expect([row.arr, row.st, row.num.toString(), row.bin.toString(), row.f8_]).toEqual([[1n, 2n], { a: 1n, b: 'x' }, '-1.5', 'ab', 7n]);
+  });
+
   test('a table is found unqualified (against defaultDataset), as dataset.table and as `project.dataset.table`', async () => {
     const count = (from: string) => `SELECT COUNT(*) AS n FROM ${from}`;
     const n = (await bq.db.one<{ n: bigint }>(`SELECT count(*) AS n FROM usage_records`))!.n;

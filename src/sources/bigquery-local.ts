@@ -555,8 +555,8 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
           await server.analyze(sql, zetaTables, params);
         } else {
           const result = await server.evaluate(sql, zetaTables, params);
-          // BigQuery names an unnamed column f<position>_; ZetaSQL $col<position + 1>.
-          job.columns = result.columns.map((c, i) => ({ ...c, name: /^\$col\d+$/.test(c.name) ? `f${i}_` : c.name }));
+          // BigQuery names an unnamed column f<position>_; ZetaSQL leaves it empty (or `$col…`).
+          job.columns = result.columns.map((c, i) => ({ ...c, name: !c.name || c.name.startsWith('$') ? `f${i}_` : c.name }));
           job.rows = result.rows;
           stored.set(job.id, job);
         }
