@@ -167,6 +167,36 @@ describe('GoogleSQL query jobs run in ZetaSQL', () => {
     expect([row.arr, row.st, row.num.toString(), row.bin.toString(), row.f8_]).toEqual([[1n, 2n], { a: 1n, b: 'x' }, '-1.5', 'ab', 7n]);
   });
 
+  test('a DuckDB column of every type the exports may hold is served as its GoogleSQL type, exactly', async () => {
+    await bq.db.run(`CREATE TABLE kinds AS SELECT TIMESTAMP '1969-12-31 23:59:59.999999' AS naive, TIMESTAMPTZ '1969-12-31 23:59:59.999999+00' AS tz,
+      DATE '2026-01-02' AS day, (-12.34)::DECIMAL(18,2) AS dec, 2.5::DOUBLE AS dbl, 9007199254740993::BIGINT AS big, 7::INTEGER AS small,
+      ['a', 'b'] AS list, {'k': 1::BIGINT} AS rec`);
+    try {
+      const [job] = await client.createQueryJob({ query: 'SELECT * FROM kinds', useLegacySql: false, defaultDataset: defaultDataset() });
+      const response = (await (await fetch(`${bq.url}/bigquery/v2/projects/${bq.projectId}/queries/${job.id}`)).json()) as { schema: { fields: Array<{ type: string; mode: string }> }; rows: unknown };
+      expect(response.schema.fields.map((f) => `${f.type} ${f.mode}`)).toEqual([
+        'DATETIME NULLABLE', 'TIMESTAMP NULLABLE', 'DATE NULLABLE', 'NUMERIC NULLABLE', 'FLOAT NULLABLE', 'INTEGER NULLABLE', 'INTEGER NULLABLE', 'STRING REPEATED', 'RECORD NULLABLE',
+      ]);
+      expect(response.rows).toEqual([
+        {
+          f: [
+            { v: '1969-12-31T23:59:59.999999' },
+            { v: '-0.000001' },
+            { v: '2026-01-02' },
+            { v: '-12.34' },
+            { v: '2.5' },
+            { v: '9007199254740993' },
+            { v: '7' },
+            { v: [{ v: 'a' }, { v: 'b' }] },
+            { v: { f: [{ v: '1' }] } },
+          ],
+        },
+      ]);
+    } finally {
+      await bq.db.run('DROP TABLE kinds');
+    }
+  });
+
   test('a table is found unqualified (against defaultDataset), as dataset.table and as `project.dataset.table`', async () => {
     const count = (from: string) => `SELECT COUNT(*) AS n FROM ${from}`;
     const n = (await bq.db.one<{ n: bigint }>(`SELECT count(*) AS n FROM usage_records`))!.n;

@@ -629,7 +629,8 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
       query: config.query ?? '',
       dryRun,
       labels: labels ?? {},
-      ...(config.maximumBytesBilled !== undefined ? { maximumBytesBilled: config.maximumBytesBilled } : {}),
+      // The client passes a number through as one; the REST API's int64 is a string.
+      ...(config.maximumBytesBilled !== undefined ? { maximumBytesBilled: String(config.maximumBytesBilled) } : {}),
       ...(config.defaultDataset ? { defaultDataset: config.defaultDataset } : {}),
       queryParameters: (config.queryParameters ?? []).map((p) => ({ name: p.name ?? '', type: p.parameterType?.type ?? 'STRING', value: p.parameterValue?.value ?? null })),
     };

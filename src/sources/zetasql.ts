@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { TypeKind, ZetaSQLClient } from '@fivetrandevelopers/zetasql';
+import { ZetaSQLClient } from '@fivetrandevelopers/zetasql';
 import type { LanguageOptionsProto } from '@fivetrandevelopers/zetasql/lib/types/zetasql/LanguageOptionsProto.js';
 import type { AnalyzeResponse__Output } from '@fivetrandevelopers/zetasql/lib/types/zetasql/local_service/AnalyzeResponse.js';
 import type { EvaluateQueryRequest } from '@fivetrandevelopers/zetasql/lib/types/zetasql/local_service/EvaluateQueryRequest.js';
@@ -23,7 +23,6 @@ import { parseExact } from '../json.ts';
  */
 
 export type { TypeProto, ValueProto, ValueProto__Output, TypeProto__Output };
-export { TypeKind };
 
 /** A table of the catalog a statement is resolved against; `rows` only for `evaluate`. */
 export interface ZetaTable {
@@ -202,9 +201,10 @@ interface Mapped {
   cell: (v: unknown) => ValueProto;
 }
 
-const DATETIME_FIELDS = (us: bigint): ValueProto => {
-  const ms = us / 1000n;
-  const d = new Date(Number(ms));
+/** Microseconds since midnight 1970-01-01 (a DuckDB TIMESTAMP) as ZetaSQL's bit-field DATETIME. */
+const datetimeCell = (us: bigint): ValueProto => {
+  const seconds = us >= 0n ? us / 1_000_000n : -((-us + 999_999n) / 1_000_000n);
+  const d = new Date(Number(seconds) * 1000);
   const bits =
     (BigInt(d.getUTCFullYear()) << 26n) |
     (BigInt(d.getUTCMonth() + 1) << 22n) |
@@ -212,11 +212,11 @@ const DATETIME_FIELDS = (us: bigint): ValueProto => {
     (BigInt(d.getUTCHours()) << 12n) |
     (BigInt(d.getUTCMinutes()) << 6n) |
     BigInt(d.getUTCSeconds());
-  return { datetimeValue: { bitFieldDatetimeSeconds: bits.toString(), nanos: Number(((us % 1_000_000n) + 1_000_000n) % 1_000_000n) * 1000 } };
+  return { datetimeValue: { bitFieldDatetimeSeconds: bits.toString(), nanos: Number(us - seconds * 1_000_000n) * 1000 } };
 };
 
 /** Microseconds since the epoch as ZetaSQL's timestamp: whole seconds (floored) and nanoseconds. */
-export function timestampCell(us: bigint): ValueProto {
+function timestampCell(us: bigint): ValueProto {
   const seconds = us >= 0n ? us / 1_000_000n : -((-us + 999_999n) / 1_000_000n);
   return { timestampValue: { seconds: seconds.toString(), nanos: Number(us - seconds * 1_000_000n) * 1000 } };
 }
@@ -232,7 +232,7 @@ export function numericCell(text: string): ValueProto {
   const bytes: number[] = [];
   for (let v = scaled; ; v >>= 8n) {
     bytes.push(Number(v & 0xffn));
-    if ((v >= -128n && v <= 127n)) break;
+    if (v >= -128n && v <= 127n) break;
   }
   return { numericValue: Buffer.from(bytes) };
 }
@@ -327,7 +327,7 @@ function scalar(duckType: string): Mapped | undefined {
     case 'TIMESTAMP WITH TIME ZONE':
       return { type: { typeKind: 'TYPE_TIMESTAMP' }, read: (c) => `epoch_us(${c})`, cell: (v) => timestampCell(v as bigint) };
     case 'TIMESTAMP':
-      return { type: { typeKind: 'TYPE_DATETIME' }, read: (c) => `epoch_us(${c})`, cell: (v) => DATETIME_FIELDS(v as bigint) };
+      return { type: { typeKind: 'TYPE_DATETIME' }, read: (c) => `epoch_us(${c})`, cell: (v) => datetimeCell(v as bigint) };
     case 'DATE':
       return { type: { typeKind: 'TYPE_DATE' }, read: (c) => `(${c} - DATE '1970-01-01')::INTEGER`, cell: (v) => ({ dateValue: Number(v) }) };
     case 'HUGEINT':
