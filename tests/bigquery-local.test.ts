@@ -197,6 +197,26 @@ describe('GoogleSQL query jobs run in ZetaSQL', () => {
     }
   });
 
+  test('named parameters: STRING, INT64, TIMESTAMP and ARRAY<STRING> (empty too), as the engine binds its settings', async () => {
+    const query = `WITH recon_settings AS (SELECT TIMESTAMP(@as_of) AS as_of, @lag AS lag, @moment AS moment),
+        components AS (SELECT name FROM UNNEST(@components) AS name)
+      SELECT FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E6SZ', as_of) AS as_of, lag + 1 AS lag, UNIX_MICROS(moment) AS moment,
+        (SELECT ARRAY_AGG(name ORDER BY name) FROM components) AS names, ARRAY_LENGTH(@none) AS none
+      FROM recon_settings`;
+    const params = { as_of: '2026-11-20T12:00:00.5Z', lag: 9007199254740992, moment: BigQuery.timestamp('2026-11-20T01:02:03.123457Z'), components: ['b', 'a'], none: [] };
+    const types = { as_of: 'STRING', lag: 'INT64', moment: 'TIMESTAMP', components: ['STRING'], none: ['STRING'] };
+    expect(await run(query, { params, types })).toEqual([
+      { as_of: '2026-11-20T12:00:00.500000Z', lag: 9007199254740993n, moment: 1795136523123457n, names: ['a', 'b'], none: 0n },
+    ]);
+    expect(bq.jobs.at(-1)!.queryParameters).toEqual([
+      { name: 'as_of', type: 'STRING', value: '2026-11-20T12:00:00.5Z' },
+      { name: 'lag', type: 'INT64', value: '9007199254740992' },
+      { name: 'moment', type: 'TIMESTAMP', value: expect.stringMatching(/^2026-11-20[T ]01:02:03\.123457/) },
+      { name: 'components', type: 'ARRAY<STRING>', value: ['b', 'a'] },
+      { name: 'none', type: 'ARRAY<STRING>', value: [] },
+    ]);
+  });
+
   test('a table is found unqualified (against defaultDataset), as dataset.table and as `project.dataset.table`', async () => {
     const count = (from: string) => `SELECT COUNT(*) AS n FROM ${from}`;
     const n = (await bq.db.one<{ n: bigint }>(`SELECT count(*) AS n FROM usage_records`))!.n;

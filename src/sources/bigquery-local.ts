@@ -13,6 +13,7 @@ import {
   numericCell,
   numericText,
   startZetaSql,
+  timestampCell,
   ZetaSqlError,
   type TypeProto,
   type TypeProto__Output,
@@ -100,7 +101,7 @@ export interface JobRecord {
   maximumBytesBilled?: string;
   defaultDataset?: { projectId?: string; datasetId: string };
   /** `@name` parameters as sent (name, type, value). */
-  queryParameters: Array<{ name: string; type: string; value: string | null }>;
+  queryParameters: Array<{ name: string; type: string; value: string | null | Array<string | null> }>;
   /** Bytes the dry-run estimate gave; absent when the query was refused before that. */
   totalBytesProcessed?: string;
   /** How the job failed, if it did: the HTTP status and BigQuery reason the client received. */
@@ -392,32 +393,74 @@ function rewritePaths(sql: string, projectId: string, replace: (names: string[])
   return out;
 }
 
-type Param = { name?: string; parameterType?: { type?: string }; parameterValue?: { value?: string | null } };
+interface ParamType {
+  type?: string;
+  arrayType?: ParamType;
+}
+interface ParamValue {
+  value?: string | null;
+  arrayValues?: ParamValue[];
+}
+type Param = { name?: string; parameterType?: ParamType; parameterValue?: ParamValue };
 
-/** A named parameter as ZetaSQL takes it; the scalar types a reconciliation query needs. */
-function zetaParam(p: Param): ZetaParam {
-  const type = p.parameterType?.type ?? 'STRING';
-  const value = p.parameterValue?.value ?? null;
-  if (!p.name) throw new BigQueryHttpError(400, 'invalid', 'Positional query parameters are not served by the local endpoint; name them (@name)');
-  const of = (typeKind: NonNullable<TypeProto['typeKind']>, cell: () => ZetaParam['value']): ZetaParam => ({ name: p.name!, type: { typeKind }, value: value === null ? {} : cell() });
+/** Microseconds since the epoch of a TIMESTAMP parameter: `2026-11-20 12:00:00.123456+00:00`, ISO 8601 too. */
+function parameterMicros(text: string): bigint {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$/i.exec(text.trim());
+  if (!m) throw new BigQueryHttpError(400, 'invalidQuery', `Invalid TIMESTAMP parameter value: ${text}`);
+  const [, y, mo, d, h, mi, sec, fraction = '', zone = 'Z'] = m;
+  const offset = /^[+-]/.test(zone) ? (zone[0] === '-' ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.replace(':', '').slice(3, 5) || 0)) : 0;
+  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec)) - offset * 60_000;
+  // The client writes nanoseconds; TIMESTAMP holds microseconds.
+  return BigInt(ms) * 1000n + BigInt(fraction.padEnd(9, '0').slice(0, 6));
+}
+
+/** A scalar parameter type and value as ZetaSQL's; the types a reconciliation query needs. */
+function scalarParam(type: string, value: string | null): { type: TypeProto; value: ZetaParam['value'] } {
+  const of = (typeKind: NonNullable<TypeProto['typeKind']>, cell: (v: string) => ZetaParam['value']) => ({ type: { typeKind }, value: value === null ? {} : cell(String(value)) });
   switch (type) {
     case 'STRING':
-      return of('TYPE_STRING', () => ({ stringValue: value! }));
+      return of('TYPE_STRING', (v) => ({ stringValue: v }));
     case 'INT64':
     case 'INTEGER':
-      return of('TYPE_INT64', () => ({ int64Value: BigInt(value!).toString() }));
+      return of('TYPE_INT64', (v) => ({ int64Value: BigInt(v).toString() }));
     case 'BOOL':
     case 'BOOLEAN':
-      return of('TYPE_BOOL', () => ({ boolValue: value!.toLowerCase() === 'true' }));
+      return of('TYPE_BOOL', (v) => ({ boolValue: v.toLowerCase() === 'true' }));
     case 'FLOAT64':
     case 'FLOAT':
-      return of('TYPE_DOUBLE', () => ({ doubleValue: Number(value) }));
+      return of('TYPE_DOUBLE', (v) => ({ doubleValue: Number(v) }));
     case 'NUMERIC':
-      return of('TYPE_NUMERIC', () => numericCell(value!));
+      return of('TYPE_NUMERIC', (v) => numericCell(v));
+    case 'TIMESTAMP':
+      return of('TYPE_TIMESTAMP', (v) => timestampCell(parameterMicros(v)));
     default:
       throw new BigQueryHttpError(400, 'invalid', `Query parameters of type ${type} are not served by the local endpoint`);
   }
 }
+
+/** A named parameter (a scalar, or an ARRAY of scalars) as ZetaSQL takes it. */
+function zetaParam(p: Param): ZetaParam {
+  if (!p.name) throw new BigQueryHttpError(400, 'invalid', 'Positional query parameters are not served by the local endpoint; name them (@name)');
+  const type = p.parameterType?.type ?? 'STRING';
+  if (type !== 'ARRAY') {
+    const { type: t, value } = scalarParam(type, p.parameterValue?.value ?? null);
+    return { name: p.name, type: t, value };
+  }
+  const elementType = p.parameterType?.arrayType?.type ?? 'STRING';
+  const elements = (p.parameterValue?.arrayValues ?? []).map((v) => scalarParam(elementType, v.value ?? null));
+  return {
+    name: p.name,
+    type: { typeKind: 'TYPE_ARRAY', arrayType: { elementType: scalarParam(elementType, null).type } },
+    value: { arrayValue: { element: elements.map((e) => e.value) } },
+  };
+}
+
+/** A parameter's value as it was sent: text, or a list of texts for an ARRAY. */
+const sentValue = (p: Param): string | null | Array<string | null> => {
+  // The client sends a JS number or boolean as it is; the REST API's values are text.
+  const text = (v: ParamValue | undefined) => (v?.value === undefined || v.value === null ? null : String(v.value));
+  return p.parameterType?.type === 'ARRAY' ? (p.parameterValue?.arrayValues ?? []).map(text) : text(p.parameterValue);
+};
 
 /** ZetaSQL's `… [at 1:8]` as BigQuery words it: `… at [1:8]`. */
 const bigQueryWording = (message: string) => message.replace(/ \[at (\d+:\d+)\]$/, ' at [$1]');
@@ -632,7 +675,11 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
       // The client passes a number through as one; the REST API's int64 is a string.
       ...(config.maximumBytesBilled !== undefined ? { maximumBytesBilled: String(config.maximumBytesBilled) } : {}),
       ...(config.defaultDataset ? { defaultDataset: config.defaultDataset } : {}),
-      queryParameters: (config.queryParameters ?? []).map((p) => ({ name: p.name ?? '', type: p.parameterType?.type ?? 'STRING', value: p.parameterValue?.value ?? null })),
+      queryParameters: (config.queryParameters ?? []).map((p) => ({
+        name: p.name ?? '',
+        type: p.parameterType?.type === 'ARRAY' ? `ARRAY<${p.parameterType.arrayType?.type ?? 'STRING'}>` : (p.parameterType?.type ?? 'STRING'),
+        value: sentValue(p),
+      })),
     };
     jobs.push(r);
     return r;

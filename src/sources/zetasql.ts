@@ -216,7 +216,7 @@ const datetimeCell = (us: bigint): ValueProto => {
 };
 
 /** Microseconds since the epoch as ZetaSQL's timestamp: whole seconds (floored) and nanoseconds. */
-function timestampCell(us: bigint): ValueProto {
+export function timestampCell(us: bigint): ValueProto {
   const seconds = us >= 0n ? us / 1_000_000n : -((-us + 999_999n) / 1_000_000n);
   return { timestampValue: { seconds: seconds.toString(), nanos: Number(us - seconds * 1_000_000n) * 1000 } };
 }
