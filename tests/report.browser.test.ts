@@ -38,7 +38,7 @@ beforeAll(async () => {
   out = await mkdtemp(join(tmpdir(), 'recon-report-browser-'));
   shots = join(out, '_screenshots');
   await mkdir(shots);
-  await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, out);
+  await renderReports({ engine: run.engine, findings: run.findings, config: run.config.config }, out);
 });
 
 afterAll(async () => {

@@ -149,7 +149,7 @@ export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<st
     runInvariantSuite(run.findings, junit),
     (async () => {
       const written = await writeAuditOutputs(run, outDir);
-      const reports = await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, outDir);
+      const reports = await renderReports({ engine: run.engine, findings: run.findings, config: run.config.config }, outDir);
       return [...written, ...reports.files];
     })(),
   ]);

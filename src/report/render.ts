@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import ejs from 'ejs';
 import type { Config } from '../config.ts';
-import type { Db } from '../db.ts';
+import type { BackingRow, Engine } from '../engine/engine.ts';
 import { CATALOG } from '../catalog/index.ts';
 import type { Findings } from '../findings/types.ts';
 import { parseExact } from '../json.ts';
@@ -21,7 +21,7 @@ import { BLAST_RADIUS_LABEL } from '../findings/triage.ts';
 export { safeFileName } from './paths.ts';
 
 export interface RenderInput {
-  db: Db;
+  engine: Engine;
   findings: Findings;
   config: Config;
 }
@@ -507,7 +507,8 @@ const INVARIANT_PAGE_TENANTS = 1000;
 const NO_TENANT_ROWS = 500;
 
 async function renderIndex(input: RenderInput, env: data.Environment, w: Writer, o: Required<RenderOptions>): Promise<void> {
-  const { db, findings, config } = input;
+  const { findings, config } = input;
+  const { db } = input.engine;
   const links = linksFrom('');
   const [orgTotal, appTotal] = [await data.countEntities(db, 'org'), await data.countEntities(db, 'app')];
   const orgs = await data.rankedEntities(db, 'org', 1, o.indexRows);
@@ -679,7 +680,8 @@ async function renderIndex(input: RenderInput, env: data.Environment, w: Writer,
 }
 
 async function renderOrgBatch(input: RenderInput, env: data.Environment, w: Writer, batch: number, o: Required<RenderOptions>): Promise<void> {
-  const { db, findings, config } = input;
+  const { findings, config } = input;
+  const { db } = input.engine;
   const links = linksFrom('../');
   const ids = await data.batchIds(db, 'org', batch);
   const totals = groupBy(await data.invariantTotals(db, 'org', batch), (r) => r.entity);
@@ -758,7 +760,7 @@ async function agingChart(rows: data.AgingRow[], id: string): Promise<Chart | nu
   return barChart('aging', [...counts.values()], { xTitle: 'open items', yTitle: 'age', alt: `Open items of tenant ${id} by age.`, sortByValue: false });
 }
 
-function backingLabel(b: data.BackingRow): { backing: string; backingClass: string } {
+function backingLabel(b: BackingRow): { backing: string; backingClass: string } {
   if (b.end_time === null) return { backing: b.debits > 0 ? 'open, has debits' : 'open', backingClass: b.debits > 0 ? 'warn' : 'skipped' };
   if (b.debits === 0) return (b.accrued_cost_minor ?? 0n) > 0n ? { backing: 'no debit', backingClass: 'error' } : { backing: 'nothing to bill', backingClass: 'pass' };
   if (b.other_currency > 0) return { backing: 'debit in another currency', backingClass: 'error' };
@@ -771,7 +773,8 @@ function componentKind(cp: boolean | null): string {
 }
 
 async function renderAppBatch(input: RenderInput, env: data.Environment, w: Writer, batch: number, o: Required<RenderOptions>): Promise<void> {
-  const { db, findings, config } = input;
+  const { findings, config } = input;
+  const { db } = input.engine;
   const links = linksFrom('../');
   const ids = await data.batchIds(db, 'app', batch);
   const totals = groupBy(await data.invariantTotals(db, 'app', batch), (r) => r.entity);
@@ -801,8 +804,8 @@ async function renderAppBatch(input: RenderInput, env: data.Environment, w: Writ
         id,
         root: '../',
         cards: cards(t, split.get(id) ?? []),
-        hasAppInstances: env.hasAppInstances,
-        hasUsage: env.hasUsage,
+        hasAppInstances: env.engine.tables.has('app_instances'),
+        hasUsage: env.engine.tables.has('usage_records'),
         copies: attr[0]?.copies ?? 0,
         attribution: attr.map((a) => ({
           fields: [
@@ -881,15 +884,15 @@ export async function renderReports(input: RenderInput, outDir: string, opts: Re
   }
   await mkdir(outDir, { recursive: true });
   const w = new Writer(outDir);
-  const env = await data.prepare(input.db, input.findings.as_of, o.batchSize);
+  const env = await data.prepare(input.engine, input.findings.as_of, o.batchSize);
   try {
     await renderIndex(input, env, w, o);
-    const orgBatches = await data.batchCount(input.db, 'org');
+    const orgBatches = await data.batchCount(input.engine.db, 'org');
     for (let b = 0; b < orgBatches; b++) await renderOrgBatch(input, env, w, b, o);
-    const appBatches = await data.batchCount(input.db, 'app');
+    const appBatches = await data.batchCount(input.engine.db, 'app');
     for (let b = 0; b < appBatches; b++) await renderAppBatch(input, env, w, b, o);
   } finally {
-    await data.dropReportTables(input.db);
+    await data.dropReportTables(input.engine.db);
   }
   return { files: w.files };
 }

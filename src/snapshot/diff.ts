@@ -10,12 +10,13 @@ import { VIOLATION_COLUMNS } from '../contract/violations.ts';
 import type { Findings } from '../findings/types.ts';
 import { parseFindings, toViolation } from '../findings/io.ts';
 import { TOOL } from '../version.ts';
-import { CORRECTIVE_ENTRY_TYPES, PARQUET_OPTIONS } from './evidence.ts';
+import { CORRECTIVE_ENTRY_TYPES } from '../engine/engine.ts';
+import { DuckDbEngine } from '../engine/duckdb/index.ts';
 import { MANIFEST_FILE, describeScope, normaliseScope, sameScope, type Manifest, type SnapshotScope } from './manifest.ts';
 import { renderDiffHtml } from './render.ts';
 import type { DiffSide, CheckResult, CheckName, PersistingViolation, CorrectiveEntry, DiffMoneyItem, Reconciliation, DiffDocument } from './diff-document.ts';
 import { describeVerify, verifySnapshot } from './verify.ts';
-import { isoSql, sqlList } from '../sql.ts';
+import { isoSql, PARQUET_OPTIONS, sqlList } from '../sql.ts';
 import { applyScopeTo, scopeRecord, validateScopeAgainstViolations } from '../scope.ts';
 import { IDENTITY_SQL, sameViolationSql } from '../findings/identity.ts';
 import { atStakeSql, moneyItemsSql } from '../findings/money.ts';
@@ -394,7 +395,8 @@ async function diffCustomerSummaries(db: Db, sides: LoadedSide[], outDir: string
   return writeCustomerSummaries(db, outDir, {
     asOf,
     scope,
-    tables,
+    // The snapshots' evidence rows are the contract tables here, read as any export is.
+    engine: DuckDbEngine.over(db, tables),
     table: 'd_customer',
     statusSql: `CASE WHEN status = 'resolved' THEN 'corrected' ELSE 'open' END`,
   });

@@ -8,7 +8,7 @@ import type { Findings } from '../findings/types.ts';
 import { writeAuditOutputs } from '../outputs/files.ts';
 import type { ScopeKey } from '../scope.ts';
 import { TOOL } from '../version.ts';
-import { writeEvidence, type EvidenceFile } from './evidence.ts';
+import type { EvidenceFile } from '../engine/engine.ts';
 import {
   MANIFEST_FILE,
   MANIFEST_KIND,
@@ -97,8 +97,8 @@ export async function createSnapshot(opts: SnapshotOptions): Promise<SnapshotRes
   try {
     await mkdir(opts.outDir, { recursive: true });
     await writeAuditOutputs(run, opts.outDir);
-    const evidence = await writeEvidence(run.db, run.load.tables, scope, opts.outDir);
-    await writeTimeline(run.db, run.load.tables, path.join(opts.outDir, 'timeline.json'));
+    const evidence = await run.engine.writeEvidence(scope, opts.outDir);
+    await writeTimeline(run.engine, path.join(opts.outDir, 'timeline.json'));
 
     const findings = run.findings;
     const manifest: Manifest = {
