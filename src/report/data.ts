@@ -1,7 +1,9 @@
 import { listValue } from '@duckdb/node-api';
+import { CATALOG } from '../catalog/index.ts';
 import type { Db } from '../db.ts';
 import type { AppInstanceRow, BackingRow, BackingSummary, Engine, UsageSplit } from '../engine/engine.ts';
 import type { Violation } from '../findings/types.ts';
+import { sqlString } from '../sql.ts';
 import { atStakeSql, moneyItemsSql, moneyTotalsSql } from '../findings/money.ts';
 
 /**
@@ -41,27 +43,10 @@ export interface Money {
 /** The order of aging buckets; `bucket` in SQL is the index into this list. */
 export const AGING_BUCKETS = ['< 1h', '1–6h', '6–24h', '1–7d', '> 7d', 'unknown start'] as const;
 
-/**
- * How `usage.debit_mismatch` money splits into over- and under-charge, read from the detail the
- * catalog writes (src/catalog/usage.ts): `currency` is the record's own currency,
- * `debited_minor` the effective debits in it (NULL when none), `difference_minor` =
- * debited − accrued. When the violation's own `currency` is another one, the record was charged
- * exactly in its currency and the money at stake is an extra charge in that other currency: that
- * is reported as its own kind, never mixed into the over-charge of the record's currency.
- */
-const J = (path: string) => `json_extract_string(detail, '$.${path}')`;
-const MONEY_KIND_SQL = `CASE invariant_id
-  WHEN 'usage.unbilled_closed' THEN 'unbilled'
-  WHEN 'ledger.duplicate_credit' THEN 'duplicate_credit'
-  WHEN 'usage.debit_mismatch' THEN
-    CASE WHEN NOT coalesce(json_valid(detail), false) THEN 'mismatch'
-         WHEN ${J('currency')} IS NOT NULL AND currency IS DISTINCT FROM ${J('currency')} THEN 'currency_mismatch'
-         WHEN TRY_CAST(${J('difference_minor')} AS HUGEINT) > 0 THEN 'over'
-         WHEN TRY_CAST(${J('difference_minor')} AS HUGEINT) < 0 THEN 'under'
-         -- nothing debited in the record's own currency: its whole cost went uncharged there
-         WHEN ${J('debited_minor')} IS NULL AND TRY_CAST(${J('accrued_cost_minor')} AS HUGEINT) > 0 THEN 'under'
-         ELSE 'mismatch' END
-END`;
+/** The money kind of a violation row: each invariant's own rule (Invariant.moneyKind), NULL for the rest. */
+const MONEY_KIND_SQL = `CASE invariant_id ${CATALOG.filter((i) => i.moneyKind)
+  .map((i) => `WHEN ${sqlString(i.id)} THEN ${i.moneyKind}`)
+  .join(' ')} END`;
 
 export type MoneyKind = 'unbilled' | 'over' | 'under' | 'currency_mismatch' | 'mismatch' | 'duplicate_credit';
 
