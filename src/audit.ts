@@ -7,6 +7,7 @@ import { Db, type ScratchOptions } from './db.ts';
 import { ConfigError, UsageError } from './errors.ts';
 import { buildFindings, type Outcome } from './findings/build.ts';
 import { ALL_CHECKS } from './catalog/index.ts';
+import { BigQueryEngine } from './engine/bigquery/index.ts';
 import { DuckDbEngine } from './engine/duckdb/index.ts';
 import type { Engine, TableFacts } from './engine/engine.ts';
 import { VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
@@ -32,6 +33,11 @@ export interface AuditOptions {
   /** The export directory; or `bigquery`, to read the same tables from a dataset. */
   exportsDir?: string;
   bigquery?: BigQuerySource;
+  /**
+   * Where the catalog runs: `duckdb` (default) over the exports loaded locally, or `bigquery`
+   * inside the `bigquery` dataset, bringing back only the violations.
+   */
+  engine?: 'duckdb' | 'bigquery';
   configPath?: string;
   /** An already-loaded config; wins over `configPath`. */
   config?: LoadedConfig;
@@ -219,6 +225,26 @@ function exportsDirOf(opts: AuditOptions): string {
 }
 
 /**
+ * Where the contract tables are: files or a dataset loaded into the local session (the DuckDB
+ * engine), or a dataset the catalog runs in (the BigQuery engine, `--engine bigquery`).
+ */
+async function openEngine(db: Db, opts: AuditOptions, config: LoadedConfig): Promise<{ engine: Engine; load: LoadResult }> {
+  if (opts.engine === 'bigquery') {
+    if (!opts.bigquery) throw new UsageError('--engine bigquery runs the catalog in a BigQuery dataset: give it with --bigquery PROJECT.DATASET');
+    const engine = await BigQueryEngine.open(db, opts.bigquery, config.config);
+    return { engine, load: { tables: new Set(engine.tables), inputs: engine.inputs() } };
+  }
+  // Below one row group DuckDB has nothing to split; for a small export folder the load runs on
+  // one thread too, and the rows counted after it decide for the catalog (engine.tableFacts).
+  const small = !opts.bigquery && (await exportBytes(exportsDirOf(opts))) < SMALL_EXPORT_BYTES;
+  if (small) await db.run(`SET threads = 1`);
+  const load = opts.bigquery
+    ? await loadBigQuery(db, opts.bigquery, config.config)
+    : await loadExports(db, exportsDirOf(opts), config.config, opts.onProgress ? { onProgress: opts.onProgress } : {});
+  return { engine: DuckDbEngine.over(db, load.tables), load };
+}
+
+/**
  * The audit: load the exports, run every invariant of the catalog (and the checks of the audit
  * itself) into one `violations` table, and derive the findings from it. The caller owns `run.db`
  * and must close it.
@@ -244,40 +270,40 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
   }
   const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
   try {
-    // Below one row group DuckDB has nothing to split; for a small export folder the load runs on
-    // one thread too, and the rows counted after it decide for the catalog (engine.tableFacts).
-    const small = !opts.bigquery && (await exportBytes(exportsDirOf(opts))) < SMALL_EXPORT_BYTES;
-    if (small) await db.run(`SET threads = 1`);
     const loadStarted = performance.now();
-    const load = opts.bigquery
-      ? await loadBigQuery(db, opts.bigquery, config.config)
-      : await loadExports(db, exportsDirOf(opts), config.config, opts.onProgress ? { onProgress: opts.onProgress } : {});
+    const { engine, load } = await openEngine(db, opts, config);
     const timings: AuditRun['timings'] = { loadMs: performance.now() - loadStarted, invariantsMs: {} };
-    const engine = DuckDbEngine.over(db, load.tables);
     const asked = opts.incident ? { correlation_ids: opts.incident.correlationIds, trace_ids: opts.incident.traceIds } : opts.scope;
     const scope = await validateScopeAgainstExports((key, values) => engine.unmatchedScopeValues(key, values), normaliseScope(asked), opts.command ?? 'audit');
     const facts = await engine.tableFacts();
+    if (opts.engine === 'bigquery') for (const input of load.inputs) input.rows = facts.rows[input.table as TableName] ?? 0;
     const asOf = givenAsOf ?? facts.latest ?? parseInstant(new Date().toISOString(), 'the clock');
     const tableRows = facts.rows;
-    await engine.prepare(config.config, asOf);
+
+    // Each check's severity and, for one that will not run, why.
+    const plan = new Map<string, Outcome>();
+    for (const inv of ALL_CHECKS) {
+      const setting = config.config.invariants[inv.id]?.severity ?? config.config.severity[inv.id];
+      const severity: Severity = setting === 'error' || setting === 'warn' ? setting : inv.severity;
+      const absent = inv.needs.filter((t) => !load.tables.has(t));
+      const skipped =
+        selectionSkip(inv, config.config, select, exclude) ??
+        (absent.length > 0 ? `table${absent.length > 1 ? 's' : ''} ${absent.join(', ')} not in the export` : undefined);
+      plan.set(inv.id, skipped ? { severity, skipped } : { severity });
+    }
+    await engine.prepare(config.config, asOf, ALL_CHECKS.filter((inv) => !plan.get(inv.id)!.skipped));
     await createFreshness(db, config, facts, opts.now?.() ?? new Date());
     await db.run(VIOLATIONS_DDL);
 
     const outcomes = new Map<string, Outcome>();
     const run = async (inv: Invariant) => {
-      const setting = config.config.invariants[inv.id]?.severity ?? config.config.severity[inv.id];
-      const severity: Severity = setting === 'error' || setting === 'warn' ? setting : inv.severity;
-      const deselected = selectionSkip(inv, config.config, select, exclude);
-      if (deselected) return void outcomes.set(inv.id, { severity, skipped: deselected });
-      const absent = inv.needs.filter((t) => !load.tables.has(t));
-      if (absent.length > 0) {
-        return void outcomes.set(inv.id, { severity, skipped: `table${absent.length > 1 ? 's' : ''} ${absent.join(', ')} not in the export` });
-      }
+      const planned = plan.get(inv.id)!;
+      if (planned.skipped) return void outcomes.set(inv.id, planned);
       const started = performance.now();
-      const error = await engine.run(inv, severity);
+      const error = await engine.run(inv, planned.severity);
       timings.invariantsMs[inv.id] = performance.now() - started;
       opts.onCheck?.(inv.id, timings.invariantsMs[inv.id]!);
-      outcomes.set(inv.id, error === undefined ? { severity } : { severity, error });
+      outcomes.set(inv.id, error === undefined ? { severity: planned.severity } : { severity: planned.severity, error });
     };
     for (const inv of ALL_CHECKS) if (inv.phase !== 'after_waivers') await run(inv);
     await engine.tagControlPlane();

@@ -15,7 +15,7 @@ import type { IncidentIds, Scope, ScopeKey, Unmatched } from '../scope.ts';
  * return aggregates or bounded samples.
  */
 export interface Engine {
-  readonly name: 'duckdb';
+  readonly name: 'duckdb' | 'bigquery';
   readonly dialect: Dialect;
   /** The local session holding `violations` and everything built from it. */
   readonly db: Db;
@@ -26,8 +26,11 @@ export interface Engine {
   tableFacts(): Promise<TableFacts>;
   /** Of `values` (already normalised), those no row carries in the dimension's columns, each with its nearest existing values. */
   unmatchedScopeValues(key: ScopeKey, values: readonly string[]): Promise<Unmatched[]>;
-  /** Materialises what invariant SQL reads besides the contract tables (src/catalog/setup.ts). */
-  prepare(config: LoadedConfig['config'], asOf: string): Promise<void>;
+  /**
+   * Materialises what invariant SQL reads besides the contract tables (src/catalog/setup.ts),
+   * knowing the invariants about to run (an engine that bills by the byte estimates them first).
+   */
+  prepare(config: LoadedConfig['config'], asOf: string, invariants: readonly Invariant[]): Promise<void>;
   /** Runs one invariant into `violations`; a failing query is that invariant's error, returned. */
   run(inv: Invariant, severity: Severity): Promise<string | undefined>;
   /** Copies each named usage row's control-plane flag onto the violations naming it. */

@@ -25,6 +25,8 @@ export interface SnapshotOptions {
   /** Where the tables come from: an export directory, or a BigQuery dataset read into DuckDB. */
   exportsDir?: string;
   bigquery?: BigQuerySource;
+  /** Where the catalog runs (AuditOptions.engine). */
+  engine?: 'duckdb' | 'bigquery';
   label: string;
   /** The snapshot folder; must not exist yet or be empty. */
   outDir: string;
@@ -85,6 +87,7 @@ export async function createSnapshot(opts: SnapshotOptions): Promise<SnapshotRes
 
   const run = await auditExports({
     ...(opts.bigquery ? { bigquery: opts.bigquery } : {}),
+    ...(opts.engine ? { engine: opts.engine } : {}),
     ...(opts.exportsDir !== undefined ? { exportsDir: opts.exportsDir } : {}),
     ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
     ...(opts.asOf !== undefined ? { asOf: opts.asOf } : {}),

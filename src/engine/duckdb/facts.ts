@@ -1,9 +1,10 @@
 import { TABLES, quoteIdent, type TableName } from '../../contract/tables.ts';
-import { ENTITY_TABLE } from '../../contract/violations.ts';
+import { duckdb } from '../../dialect/duckdb.ts';
 import type { Db } from '../../db.ts';
 import type { IncidentIds, ScopeKey } from '../../scope.ts';
 import { firstRowPerKey, isoSql, sqlString } from '../../sql.ts';
 import type { ActivityWindow, ExportCounts, TableFacts } from '../engine.ts';
+import { DUCKDB_PARAMS, WINDOW_ENTITIES } from '../window.ts';
 
 export async function tableRows(db: Db, tables: ReadonlySet<TableName>): Promise<TableFacts['rows']> {
   const rows: TableFacts['rows'] = {};
@@ -39,43 +40,14 @@ export async function tagControlPlane(db: Db): Promise<void> {
     WHERE v.usage_record_id = u.usage_record_id`);
 }
 
-/**
- * When each kind of entity was active, for a windowed audit: a usage record metering inside the
- * window (start before its end, open or ending after its start), a ledger entry created inside
- * it, a payment session created, completed or credited inside it.
- */
-const WINDOW_FILTERS: Partial<Record<keyof typeof ENTITY_TABLE, { id: string; sql: string }>> = {
-  usage_record: {
-    id: 'usage_record_id',
-    sql: `EXISTS (SELECT 1 FROM usage_records u WHERE u.usage_record_id = violations.usage_record_id
-            AND ($until IS NULL OR u.start_time < $until::TIMESTAMPTZ)
-            AND ($since IS NULL OR u.end_time IS NULL OR u.end_time >= $since::TIMESTAMPTZ))`,
-  },
-  ledger_entry: {
-    id: 'ledger_entry_id',
-    sql: `EXISTS (SELECT 1 FROM ledger_entries l WHERE l.ledger_entry_id = violations.ledger_entry_id
-            AND ($since IS NULL OR l.created_at >= $since::TIMESTAMPTZ)
-            AND ($until IS NULL OR l.created_at < $until::TIMESTAMPTZ))`,
-  },
-  payment_session: {
-    id: 'payment_session_id',
-    sql: `(EXISTS (SELECT 1 FROM payment_sessions p WHERE p.payment_session_id = violations.payment_session_id
-             AND ((($since IS NULL OR p.created_at >= $since::TIMESTAMPTZ) AND ($until IS NULL OR p.created_at < $until::TIMESTAMPTZ))
-               OR (($since IS NULL OR p.completed_at >= $since::TIMESTAMPTZ) AND ($until IS NULL OR p.completed_at < $until::TIMESTAMPTZ))))
-          OR EXISTS (SELECT 1 FROM ledger_entries l WHERE l.payment_session_id = violations.payment_session_id
-             AND ($since IS NULL OR l.created_at >= $since::TIMESTAMPTZ) AND ($until IS NULL OR l.created_at < $until::TIMESTAMPTZ)))`,
-  },
-};
-
 export async function restrictToWindow(db: Db, tables: ReadonlySet<TableName>, window: ActivityWindow): Promise<void> {
-  for (const [entity, w] of Object.entries(WINDOW_FILTERS)) {
-    if (!tables.has(ENTITY_TABLE[entity as keyof typeof ENTITY_TABLE]!)) continue;
+  for (const w of WINDOW_ENTITIES) {
+    if (!tables.has(w.tables[0]!)) continue;
     // A violation whose entity has no key cannot be placed in time: it is kept, never hidden.
-    await db.run(`DELETE FROM violations WHERE entity_type = $entity AND ${w.id} IS NOT NULL AND NOT (${w.sql})`, {
-      entity,
-      since: window.since,
-      until: window.until,
-    });
+    await db.run(
+      `DELETE FROM violations WHERE entity_type = $entity AND ${w.id} IS NOT NULL AND ${w.id} NOT IN (${w.active(duckdb, DUCKDB_PARAMS)})`,
+      { entity: w.entity, since: window.since, until: window.until },
+    );
   }
 }
 
@@ -121,9 +93,14 @@ const DATA_COLUMNS: Record<ScopeKey, ReadonlyArray<readonly [TableName, string]>
   trace_ids: [['allocations', 'trace_id'], ['app_instances', 'trace_id'], ['usage_records', 'trace_id'], ['ledger_entries', 'trace_id'], ['payment_sessions', 'trace_id'], ['events', 'trace_id']],
 };
 
+/** The present tables and columns holding the dimension's values. */
+export function exportValueColumns(key: ScopeKey, tables: ReadonlySet<TableName>): ReadonlyArray<readonly [TableName, string]> {
+  return DATA_COLUMNS[key].filter(([t]) => tables.has(t));
+}
+
 /** The dimension's values in the exports, as a query with one VARCHAR column `v`. */
 export function exportValuesSql(key: ScopeKey, tables: ReadonlySet<TableName>): string {
-  const sources = DATA_COLUMNS[key].filter(([t]) => tables.has(t));
+  const sources = exportValueColumns(key, tables);
   return sources.length ? sources.map(([t, c]) => `SELECT ${quoteIdent(c)}::VARCHAR AS v FROM ${quoteIdent(t)}`).join(' UNION ALL ') : 'SELECT NULL::VARCHAR AS v';
 }
 

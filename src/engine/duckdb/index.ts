@@ -44,12 +44,12 @@ export class DuckDbEngine implements Engine {
     return unmatched(this.db, facts.exportValuesSql(key, this.tables), values);
   }
 
-  prepare(config: LoadedConfig['config'], asOf: string) {
+  prepare(config: LoadedConfig['config'], asOf: string, _invariants: readonly Invariant[]) {
     return createInvariantContext(this.db, config, asOf);
   }
 
   run(inv: Invariant, severity: Severity) {
-    return runInvariant(this.db, inv, severity, this.tables);
+    return runInvariant(this.db, inv, severity, inv.sql({ tables: this.tables }));
   }
 
   tagControlPlane() {

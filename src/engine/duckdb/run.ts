@@ -1,4 +1,3 @@
-import type { TableName } from '../../contract/tables.ts';
 import type { Severity } from '../../contract/violations.ts';
 import type { Db } from '../../db.ts';
 import { errorMessage } from '../../errors.ts';
@@ -12,12 +11,13 @@ export function ownerSql(owner: OwnerRule): string {
 }
 
 /**
- * Runs one invariant into `violations`; a failing query is that invariant's error, not the
- * audit's. CONTRACT.md §3 reports one violation per entity: when an exported row is duplicated
+ * Runs one invariant into `violations`: `found` is its rows, the invariant's own query (or, where
+ * another engine ran it, a local table of what it found). A failing query is that invariant's
+ * error, not the audit's. CONTRACT.md §3 reports one violation per entity: when an exported row is duplicated
  * (which `contract.duplicate_key` reports) a check may see its entity twice, and the copy with
  * the most money at stake is kept, so counts and money are never inflated by the duplicate.
  */
-export async function runInvariant(db: Db, inv: Invariant, severity: Severity, tables: ReadonlySet<TableName>): Promise<string | undefined> {
+export async function runInvariant(db: Db, inv: Invariant, severity: Severity, found: string): Promise<string | undefined> {
   try {
     await db.run(
       `INSERT INTO violations BY NAME
@@ -31,7 +31,7 @@ export async function runInvariant(db: Db, inv: Invariant, severity: Severity, t
          -- Columns an invariant does not return are NULL, so every one can be ordered the same way.
          SELECT NULL::BIGINT AS amount_minor, NULL::VARCHAR AS currency, NULL::JSON AS detail WHERE false
          UNION ALL BY NAME
-         SELECT * FROM (${inv.sql({ tables })}))
+         SELECT * FROM (${found}))
        QUALIFY row_number() OVER (
          PARTITION BY entity_id ORDER BY amount_minor DESC NULLS LAST, currency NULLS LAST, detail::VARCHAR) = 1`,
       { id: inv.id, severity, entity: inv.entity },
