@@ -20,7 +20,7 @@ export interface JobName {
 /** Label values allow only lower-case letters, digits, `_` and `-`, at most 63 characters. */
 const labelValue = (v: string) => v.toLowerCase().replace(/[^a-z0-9_-]+/g, '_').slice(0, 63);
 
-export function jobLabels(job: JobName): Record<string, string> {
+function jobLabels(job: JobName): Record<string, string> {
   return { tool: 'billing-recon', ...(job.invariant ? { invariant: labelValue(job.invariant) } : { step: labelValue(job.what) }) };
 }
 

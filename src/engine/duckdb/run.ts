@@ -5,7 +5,7 @@ import type { Invariant, OwnerRule } from '../../catalog/types.ts';
 import { sqlString } from '../../sql.ts';
 
 /** The owning layer of one violation row: the invariant's, unless a refinement of its detail matches. */
-export function ownerSql(owner: OwnerRule): string {
+function ownerSql(owner: OwnerRule): string {
   const cases = (owner.refine ?? []).map((r) => `WHEN coalesce(${r.when}, false) THEN ${sqlString(r.layer)}`);
   return cases.length ? `CASE ${cases.join(' ')} ELSE ${sqlString(owner.layer)} END` : sqlString(owner.layer);
 }
