@@ -95,17 +95,18 @@ describe('safeFileName', () => {
 });
 
 describe('templates', () => {
-  test('unescaped output (<%-) is used only for includes and the four trusted values, never for data', async () => {
-    const dir = join(import.meta.dirname, '..', 'src', 'report', 'templates');
-    const files = (await walk(dir)).filter((f) => f.endsWith('.ejs'));
-    expect(files.length).toBeGreaterThanOrEqual(8);
+  test('unescaped output (<%-) is used only for includes and the five trusted values, never for data', async () => {
+    // The report pages' templates, the page shell they share with the diff, and the diff's own.
+    const dirs = ['report', 'shared', 'snapshot'].map((d) => join(import.meta.dirname, '..', 'src', d, 'templates'));
+    const files = (await Promise.all(dirs.map(walk))).flat().filter((f) => f.endsWith('.ejs'));
+    expect(files.length).toBeGreaterThanOrEqual(12);
     const raw: string[] = [];
     for (const f of files) {
       for (const m of (await readFile(f, 'utf8')).matchAll(/<%-\s*([\s\S]*?)\s*-?%>/g)) raw.push(m[1]!);
     }
-    // it.body: a page template's own output; it.css / it.script: the static assets (CSP-hashed);
-    // it.chart.svg: the drawn SVG after assertSafeSvg.
-    const trusted = ['it.body', 'it.css', 'it.script', 'it.chart.svg'];
+    // it.body / it.footer: a page's own template output; it.css / it.script: the static assets
+    // (CSP-hashed); it.chart.svg: the drawn SVG after assertSafeSvg.
+    const trusted = ['it.body', 'it.footer', 'it.css', 'it.script', 'it.chart.svg'];
     expect(raw.filter((r) => !r.startsWith('include(') && !trusted.includes(r))).toEqual([]);
     expect(raw.some((r) => r.startsWith('include('))).toBe(true);
   });

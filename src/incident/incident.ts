@@ -8,7 +8,7 @@ import { writeAuditOutputs } from '../outputs/files.ts';
 import { fillLinkTemplate, logqlFor, type IdKind, type LinkTemplates, type ObservabilityLink } from '../report/format.ts';
 import { detailLine, formatInstant, formatMoney, truncate } from '../findings/format.ts';
 import { resolveInside } from '../report/paths.ts';
-import { renderStandalonePage } from '../report/render.ts';
+import { renderStandalonePage } from '../report/page.ts';
 import type { IncidentIds } from '../scope.ts';
 import { buildTimeline, TIMELINE_LIMIT } from '../snapshot/timeline.ts';
 import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown } from '../findings/triage.ts';
