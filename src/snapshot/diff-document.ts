@@ -37,7 +37,9 @@ export interface CheckResult {
 
 export const CHECK_NAMES = ['no_duplicates_introduced', 'no_unresolved_drift', 'no_new_drift', 'every_check_comparable'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
+
 /** Violations listed per category in diff.json; counts and money are always complete. */
+export const LIST_LIMIT = 10_000;
 
 export interface PersistingViolation {
   invariant_id: string;

@@ -14,7 +14,7 @@ import { CORRECTIVE_ENTRY_TYPES } from '../engine/engine.ts';
 import { DuckDbEngine } from '../engine/duckdb/index.ts';
 import { MANIFEST_FILE, describeScope, normaliseScope, sameScope, type Manifest, type SnapshotScope } from './manifest.ts';
 import { renderDiffHtml } from './render.ts';
-import type { DiffSide, CheckResult, CheckName, PersistingViolation, CorrectiveEntry, DiffMoneyItem, Reconciliation, DiffDocument } from './diff-document.ts';
+import { LIST_LIMIT, type DiffSide, type CheckResult, type CheckName, type PersistingViolation, type CorrectiveEntry, type DiffMoneyItem, type Reconciliation, type DiffDocument } from './diff-document.ts';
 import { describeVerify, verifySnapshot } from './verify.ts';
 import { isoSql, PARQUET_OPTIONS, sqlList } from '../sql.ts';
 import { applyScopeTo, scopeRecord, validateScopeAgainstViolations } from '../scope.ts';
@@ -22,7 +22,6 @@ import { IDENTITY_SQL, sameViolationSql } from '../findings/identity.ts';
 import { atStakeSql, moneyItemsSql } from '../findings/money.ts';
 
 const CHECK_ENTITY_LIMIT = 50;
-export const LIST_LIMIT = 10_000;
 
 export interface DiffOptions {
   beforeDir: string;
@@ -610,7 +609,7 @@ export async function diffSnapshots(opts: DiffOptions): Promise<DiffResult> {
     const htmlFile = path.join(opts.outDir, 'diff.html');
     const parquetFile = path.join(opts.outDir, 'diff.parquet');
     await writeFile(jsonFile, stringify(diff, null, 2) + '\n');
-    await writeFile(htmlFile, await renderDiffHtml(diff, LIST_LIMIT));
+    await writeFile(htmlFile, await renderDiffHtml(diff));
     await db.run(`COPY (SELECT * EXCLUDE (open), NOT open AS waived FROM d ORDER BY invariant_id, entity_id) TO $path (${PARQUET_OPTIONS})`, {
       path: parquetFile,
     });
