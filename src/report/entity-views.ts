@@ -1,5 +1,4 @@
-import type { LinkTemplates } from './format.ts';
-import { logQueries } from './format.ts';
+import { logQueries, type LinkTemplates } from './format.ts';
 import type { BackingRow, BackingSummary, UsageSplit } from '../engine/engine.ts';
 import * as data from './data.ts';
 import type { Money } from './data.ts';

@@ -16,6 +16,7 @@ const TEMPLATE_DIR = path.join(PACKAGE_ROOT, 'src', 'report', 'templates');
 
 const templates = new Map<string, Template>();
 
+/** A report template by name (e.g. `org`, `partials/footer`), compiled once. */
 export function template(name: string): Template {
   let t = templates.get(name);
   if (!t) {
@@ -47,6 +48,7 @@ export const helpers = {
   id: displayId,
 };
 
+/** A report page in the shared shell: breadcrumbs, the audit's as-of and scope, a footer linking its outputs. */
 export function reportPage(opts: {
   title: string;
   heading: string;
