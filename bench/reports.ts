@@ -15,7 +15,7 @@ const run = await auditExports({ exportsDir });
 try {
   const started = performance.now();
   const cpu = process.cpuUsage();
-  const { files } = await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, outDir);
+  const { files } = await renderReports({ engine: run.engine, findings: run.findings, config: run.config.config }, outDir);
   const used = process.cpuUsage(cpu);
   const pages = (dir: string) => files.filter((f) => f.includes(`/${dir}/`)).length;
   console.log(

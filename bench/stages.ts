@@ -52,7 +52,7 @@ try {
   results.push(['  of which catalog', catalogMs, `slowest: ${slowest.map(([id, ms]) => `${id} ${(ms / 1000).toFixed(2)}s`).join(', ')}`]);
   await stage('outputs (findings, violations csv/parquet)', () => writeAuditOutputs(run, outDir));
   await stage('vitest suite + junit', () => runInvariantSuite(run.findings, path.join(outDir, 'junit.xml')));
-  await stage('HTML reports', () => renderReports({ db: run.db, findings: run.findings, config: run.config.config }, outDir), (r) => `${r.files.length} files`);
+  await stage('HTML reports', () => renderReports({ engine: run.engine, findings: run.findings, config: run.config.config }, outDir), (r) => `${r.files.length} files`);
   run.db.close();
   // A remediation's before and after: the same export snapshotted twice, then compared.
   const snap = (label: string) => createSnapshot({ exportsDir, label, outDir: path.join(work, `snap-${label}`) });

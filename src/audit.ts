@@ -1,21 +1,21 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseInstant } from './contract/instant.ts';
-import { TABLES, quoteIdent, type TableName } from './contract/tables.ts';
+import type { TableName } from './contract/tables.ts';
 import { discoverConfig, durationSeconds, loadConfig, type LoadedConfig } from './config.ts';
 import { Db, type ScratchOptions } from './db.ts';
-import { ConfigError, UsageError, errorMessage } from './errors.ts';
+import { ConfigError, UsageError } from './errors.ts';
 import { buildFindings, type Outcome } from './findings/build.ts';
-import { firstRowPerKey, isoSql, sqlString } from './sql.ts';
 import { ALL_CHECKS } from './catalog/index.ts';
-import { createInvariantContext } from './catalog/setup.ts';
-import { ENTITY_TABLE, VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
+import { BigQueryEngine } from './engine/bigquery/index.ts';
+import { DuckDbEngine } from './engine/duckdb/index.ts';
+import type { Engine, TableFacts } from './engine/engine.ts';
+import { VIOLATIONS_DDL, type Severity } from './contract/violations.ts';
 import type { Findings } from './findings/types.ts';
-import type { Invariant, OwnerRule } from './catalog/types.ts';
+import type { Invariant } from './catalog/types.ts';
 import { loadBigQuery, type BigQuerySource } from './sources/bigquery.ts';
 import {
   applyScopeTo,
-  narrowToIncident,
   normaliseScope,
   validateScopeAgainstExports,
   type IncidentIds,
@@ -33,6 +33,11 @@ export interface AuditOptions {
   /** The export directory; or `bigquery`, to read the same tables from a dataset. */
   exportsDir?: string;
   bigquery?: BigQuerySource;
+  /**
+   * Where the catalog runs: `duckdb` (default) over the exports loaded locally, or `bigquery`
+   * inside the `bigquery` dataset, bringing back only the violations.
+   */
+  engine?: 'duckdb' | 'bigquery';
   configPath?: string;
   /** An already-loaded config; wins over `configPath`. */
   config?: LoadedConfig;
@@ -69,7 +74,10 @@ export interface AuditOptions {
 }
 
 export interface AuditRun {
+  /** The local session: `violations` and everything derived from it (`engine.db`). */
   db: Db;
+  /** Where the contract tables are read: outputs that need more than the violations ask it. */
+  engine: Engine;
   findings: Findings;
   load: LoadResult;
   config: LoadedConfig;
@@ -80,8 +88,6 @@ export interface AuditRun {
   tableRows: Partial<Record<TableName, number>>;
 }
 
-/** DuckDB's row group: the unit it splits scans and hash tables by across threads. */
-const DUCKDB_ROW_GROUP_ROWS = 122_880;
 /** About one row group of CSV text; compressed files count eight times their size. */
 const SMALL_EXPORT_BYTES = 16 * 2 ** 20;
 
@@ -95,20 +101,6 @@ async function exportBytes(dir: string): Promise<number> {
     bytes += e.name.endsWith('.gz') ? size * 8 : size;
   }
   return bytes;
-}
-
-/** The latest timestamp anywhere in the exports, so re-auditing the same files is reproducible. */
-async function latestTimestamp(db: Db, tables: ReadonlySet<TableName>): Promise<string | null> {
-  const parts: string[] = [];
-  for (const t of tables) {
-    for (const c of TABLES[t].columns) {
-      if (c.type === 'timestamp') parts.push(`SELECT max(${quoteIdent(c.name)}) AS t FROM ${quoteIdent(t)}`);
-    }
-  }
-  const row = await db.one<{ t: string | null }>(
-    `SELECT ${isoSql('max(t)')} AS t FROM (${parts.join(' UNION ALL ')})`,
-  );
-  return row?.t ?? null;
 }
 
 function checkConfigAgainstCatalog(loaded: LoadedConfig): void {
@@ -126,22 +118,6 @@ function checkConfigAgainstCatalog(loaded: LoadedConfig): void {
   if (problems.length > 0) {
     throw new ConfigError(`invalid config ${loaded.source}:\n${problems.map((p) => `  ${loaded.source}: ${p}`).join('\n')}`);
   }
-}
-
-/** The owning layer of one violation row: the invariant's, unless a refinement of its detail matches. */
-export function ownerSql(owner: OwnerRule): string {
-  const cases = (owner.refine ?? []).map((r) => `WHEN coalesce(${r.when}, false) THEN ${sqlString(r.layer)}`);
-  return cases.length ? `CASE ${cases.join(' ')} ELSE ${sqlString(owner.layer)} END` : sqlString(owner.layer);
-}
-
-/**
- * The usage row's control-plane flag on every violation that names a usage record, so
- * `--control-plane-component` can narrow any of them (and a diff can, from violations alone).
- */
-async function tagControlPlane(db: Db): Promise<void> {
-  await db.run(`UPDATE violations v SET control_plane_component = u.control_plane_component
-    FROM (${firstRowPerKey('usage_records', 'usage_record_id', `usage_record_id IN (SELECT usage_record_id FROM violations)`)}) u
-    WHERE v.usage_record_id = u.usage_record_id`);
 }
 
 /** Why a check is not run (config `off`, `--select`, `--exclude`), or undefined to run it. */
@@ -164,101 +140,41 @@ function checkPatterns(flag: string, patterns: string[]): void {
  * Freshness (`contract.stale_export`): the newest timestamp of each configured table against the
  * real clock. A table that is absent or has no timestamp is stale too: nothing proves it arrived.
  */
-async function createFreshness(db: Db, loaded: LoadedConfig, tables: ReadonlySet<TableName>, now: Date): Promise<void> {
+async function createFreshness(db: Db, loaded: LoadedConfig, facts: TableFacts, now: Date): Promise<void> {
   await db.run(
     `CREATE OR REPLACE TABLE recon_freshness (table_name VARCHAR, max_age VARCHAR, max_age_seconds BIGINT,
        present BOOLEAN, newest TIMESTAMPTZ, checked_at TIMESTAMPTZ)`,
   );
   for (const [table, maxAge] of Object.entries(loaded.config.freshness) as Array<[TableName, string]>) {
-    const cols = TABLES[table].columns.filter((c) => c.type === 'timestamp').map((c) => `max(${quoteIdent(c.name)})`);
-    const newest = tables.has(table) && cols.length > 0 ? `(SELECT greatest(${cols.join(', ')}) FROM ${quoteIdent(table)})` : 'NULL::TIMESTAMPTZ';
-    await db.run(
-      `INSERT INTO recon_freshness SELECT $table, $max_age, $seconds, $present, ${newest}, $now::TIMESTAMPTZ`,
-      { table, max_age: maxAge, seconds: durationSeconds(maxAge), present: tables.has(table), now: now.toISOString() },
-    );
-  }
-}
-
-/**
- * A windowed audit keeps the violations of entities with usage or ledger activity in
- * [since, until): the checks themselves still read every row, so a debit posted inside the window
- * for usage closed before it is judged against its real usage, and the result is exactly the
- * full audit restricted to the window. State checks (an allocation, an app instance, a balance,
- * a row that could not be read) have no activity time and are kept whole, flagged.
- */
-const WINDOWED: Partial<Record<Invariant['entity'], { id: string; sql: string; note: string }>> = {
-  usage_record: {
-    id: 'usage_record_id',
-    note: 'violations of usage records metering inside the window (start before its end, open or ending after its start)',
-    sql: `EXISTS (SELECT 1 FROM usage_records u WHERE u.usage_record_id = violations.usage_record_id
-            AND ($until IS NULL OR u.start_time < $until::TIMESTAMPTZ)
-            AND ($since IS NULL OR u.end_time IS NULL OR u.end_time >= $since::TIMESTAMPTZ))`,
-  },
-  ledger_entry: {
-    id: 'ledger_entry_id',
-    note: 'violations of ledger entries created inside the window',
-    sql: `EXISTS (SELECT 1 FROM ledger_entries l WHERE l.ledger_entry_id = violations.ledger_entry_id
-            AND ($since IS NULL OR l.created_at >= $since::TIMESTAMPTZ)
-            AND ($until IS NULL OR l.created_at < $until::TIMESTAMPTZ))`,
-  },
-  payment_session: {
-    id: 'payment_session_id',
-    note: 'violations of payment sessions created, completed or credited inside the window',
-    sql: `(EXISTS (SELECT 1 FROM payment_sessions p WHERE p.payment_session_id = violations.payment_session_id
-             AND ((($since IS NULL OR p.created_at >= $since::TIMESTAMPTZ) AND ($until IS NULL OR p.created_at < $until::TIMESTAMPTZ))
-               OR (($since IS NULL OR p.completed_at >= $since::TIMESTAMPTZ) AND ($until IS NULL OR p.completed_at < $until::TIMESTAMPTZ))))
-          OR EXISTS (SELECT 1 FROM ledger_entries l WHERE l.payment_session_id = violations.payment_session_id
-             AND ($since IS NULL OR l.created_at >= $since::TIMESTAMPTZ) AND ($until IS NULL OR l.created_at < $until::TIMESTAMPTZ)))`,
-  },
-};
-
-function windowNote(inv: Invariant): { windowed: boolean; note: string } {
-  const w = WINDOWED[inv.entity];
-  if (w) return { windowed: true, note: w.note };
-  return { windowed: false, note: `not windowed: a ${inv.entity.replace('_', ' ')} has no activity time, so every violation is kept` };
-}
-
-async function applyWindow(db: Db, window: { since: string | null; until: string | null }, tables: ReadonlySet<TableName>): Promise<void> {
-  for (const [entity, w] of Object.entries(WINDOWED)) {
-    if (!tables.has(ENTITY_TABLE[entity as Invariant['entity']]!)) continue;
-    // A violation whose entity has no key cannot be placed in time: it is kept, never hidden.
-    await db.run(`DELETE FROM violations WHERE entity_type = $entity AND ${w.id} IS NOT NULL AND NOT (${w.sql})`, {
-      entity,
-      since: window.since,
-      until: window.until,
+    await db.run(`INSERT INTO recon_freshness SELECT $table, $max_age, $seconds, $present, $newest::TIMESTAMPTZ, $now::TIMESTAMPTZ`, {
+      table,
+      max_age: maxAge,
+      seconds: durationSeconds(maxAge),
+      present: table in facts.rows,
+      newest: facts.newest[table] ?? null,
+      now: now.toISOString(),
     });
   }
 }
 
 /**
- * Runs one invariant into `violations`; a failing query is that invariant's error, not the
- * audit's. CONTRACT.md §3 reports one violation per entity: when an exported row is duplicated
- * (which `contract.duplicate_key` reports) a check may see its entity twice, and the copy with
- * the most money at stake is kept, so counts and money are never inflated by the duplicate.
+ * A windowed audit keeps the violations of entities with usage or ledger activity in
+ * [since, until) (the engine's restrictToWindow): the checks themselves still read every row, so a
+ * debit posted inside the window for usage closed before it is judged against its real usage,
+ * and the result is exactly the full audit restricted to the window. State checks (an
+ * allocation, an app instance, a balance, a row that could not be read) have no activity time and
+ * are kept whole, flagged.
  */
-async function runInvariant(db: Db, inv: Invariant, severity: Severity, tables: ReadonlySet<TableName>): Promise<string | undefined> {
-  try {
-    await db.run(
-      `INSERT INTO violations BY NAME
-       SELECT $id AS invariant_id, $severity AS severity, $entity AS entity_type, false AS waived,
-              ${ownerSql(inv.owner)} AS owning_layer,
-              -- Checks sum in HUGEINT; money at stake beyond BIGINT is named, never a raw cast error.
-              * REPLACE (CASE WHEN amount_minor BETWEEN -9223372036854775808 AND 9223372036854775807 THEN amount_minor::BIGINT
-                              ELSE error('money at stake for ' || entity_id || ' is ' || amount_minor::VARCHAR ||
-                                         ' minor units, beyond the 64-bit range of money amounts (implausible amounts in the export?)') END AS amount_minor)
-       FROM (
-         -- Columns an invariant does not return are NULL, so every one can be ordered the same way.
-         SELECT NULL::BIGINT AS amount_minor, NULL::VARCHAR AS currency, NULL::JSON AS detail WHERE false
-         UNION ALL BY NAME
-         SELECT * FROM (${inv.sql({ tables })}))
-       QUALIFY row_number() OVER (
-         PARTITION BY entity_id ORDER BY amount_minor DESC NULLS LAST, currency NULLS LAST, detail::VARCHAR) = 1`,
-      { id: inv.id, severity, entity: inv.entity },
-    );
-    return undefined;
-  } catch (err) {
-    return errorMessage(err);
-  }
+const WINDOWED: Partial<Record<Invariant['entity'], string>> = {
+  usage_record: 'violations of usage records metering inside the window (start before its end, open or ending after its start)',
+  ledger_entry: 'violations of ledger entries created inside the window',
+  payment_session: 'violations of payment sessions created, completed or credited inside the window',
+};
+
+function windowNote(inv: Invariant): { windowed: boolean; note: string } {
+  const note = WINDOWED[inv.entity];
+  if (note) return { windowed: true, note };
+  return { windowed: false, note: `not windowed: a ${inv.entity.replace('_', ' ')} has no activity time, so every violation is kept` };
 }
 
 /**
@@ -309,6 +225,26 @@ function exportsDirOf(opts: AuditOptions): string {
 }
 
 /**
+ * Where the contract tables are: files or a dataset loaded into the local session (the DuckDB
+ * engine), or a dataset the catalog runs in (the BigQuery engine, `--engine bigquery`).
+ */
+async function openEngine(db: Db, opts: AuditOptions, config: LoadedConfig): Promise<{ engine: Engine; load: LoadResult }> {
+  if (opts.engine === 'bigquery') {
+    if (!opts.bigquery) throw new UsageError('--engine bigquery runs the catalog in a BigQuery dataset: give it with --bigquery PROJECT.DATASET');
+    const engine = await BigQueryEngine.open(db, opts.bigquery, config.config);
+    return { engine, load: { tables: new Set(engine.tables), inputs: engine.inputs() } };
+  }
+  // Below one row group DuckDB has nothing to split; for a small export folder the load runs on
+  // one thread too, and the rows counted after it decide for the catalog (engine.tableFacts).
+  const small = !opts.bigquery && (await exportBytes(exportsDirOf(opts))) < SMALL_EXPORT_BYTES;
+  if (small) await db.run(`SET threads = 1`);
+  const load = opts.bigquery
+    ? await loadBigQuery(db, opts.bigquery, config.config)
+    : await loadExports(db, exportsDirOf(opts), config.config, opts.onProgress ? { onProgress: opts.onProgress } : {});
+  return { engine: DuckDbEngine.over(db, load.tables), load };
+}
+
+/**
  * The audit: load the exports, run every invariant of the catalog (and the checks of the audit
  * itself) into one `violations` table, and derive the findings from it. The caller owns `run.db`
  * and must close it.
@@ -334,66 +270,60 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
   }
   const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
   try {
-    // Below one row group DuckDB has nothing to split (see below); for a small export folder the
-    // load runs on one thread too, and the rows counted after it decide for the catalog.
-    const small = !opts.bigquery && (await exportBytes(exportsDirOf(opts))) < SMALL_EXPORT_BYTES;
-    if (small) await db.run(`SET threads = 1`);
     const loadStarted = performance.now();
-    const load = opts.bigquery
-      ? await loadBigQuery(db, opts.bigquery, config.config)
-      : await loadExports(db, exportsDirOf(opts), config.config, opts.onProgress ? { onProgress: opts.onProgress } : {});
+    const { engine, load } = await openEngine(db, opts, config);
     const timings: AuditRun['timings'] = { loadMs: performance.now() - loadStarted, invariantsMs: {} };
     const asked = opts.incident ? { correlation_ids: opts.incident.correlationIds, trace_ids: opts.incident.traceIds } : opts.scope;
-    const scope = await validateScopeAgainstExports(db, normaliseScope(asked), load.tables, opts.command ?? 'audit');
-    const asOf =
-      givenAsOf ?? (await latestTimestamp(db, load.tables)) ?? parseInstant(new Date().toISOString(), 'the clock');
-    const tableRows: Partial<Record<TableName, number>> = {};
-    for (const t of load.tables) {
-      tableRows[t] = Number((await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${quoteIdent(t)}`))!.n);
+    const scope = await validateScopeAgainstExports((key, values) => engine.unmatchedScopeValues(key, values), normaliseScope(asked), opts.command ?? 'audit');
+    const facts = await engine.tableFacts();
+    if (opts.engine === 'bigquery') for (const input of load.inputs) input.rows = facts.rows[input.table as TableName] ?? 0;
+    const asOf = givenAsOf ?? facts.latest ?? parseInstant(new Date().toISOString(), 'the clock');
+    const tableRows = facts.rows;
+
+    // Each check's severity and, for one that will not run, why.
+    const plan = new Map<string, Outcome>();
+    for (const inv of ALL_CHECKS) {
+      const setting = config.config.invariants[inv.id]?.severity ?? config.config.severity[inv.id];
+      const severity: Severity = setting === 'error' || setting === 'warn' ? setting : inv.severity;
+      const absent = inv.needs.filter((t) => !load.tables.has(t));
+      const skipped =
+        selectionSkip(inv, config.config, select, exclude) ??
+        (absent.length > 0 ? `table${absent.length > 1 ? 's' : ''} ${absent.join(', ')} not in the export` : undefined);
+      plan.set(inv.id, skipped ? { severity, skipped } : { severity });
     }
-    // DuckDB splits work by row group (122,880 rows): below one there is nothing to run in
-    // parallel, and idle worker threads only cost CPU (a fifth of a small audit's, measured on the
-    // test suite's fixtures), which matters where many small audits share a machine.
-    if (Math.max(0, ...Object.values(tableRows)) < DUCKDB_ROW_GROUP_ROWS) await db.run(`SET threads = 1`);
-    else if (small) await db.run(`RESET threads`);
-    await createInvariantContext(db, config.config, asOf);
-    await createFreshness(db, config, load.tables, opts.now?.() ?? new Date());
+    await engine.prepare(config.config, asOf, ALL_CHECKS.filter((inv) => !plan.get(inv.id)!.skipped));
+    await createFreshness(db, config, facts, opts.now?.() ?? new Date());
     await db.run(VIOLATIONS_DDL);
 
     const outcomes = new Map<string, Outcome>();
     const run = async (inv: Invariant) => {
-      const setting = config.config.invariants[inv.id]?.severity ?? config.config.severity[inv.id];
-      const severity: Severity = setting === 'error' || setting === 'warn' ? setting : inv.severity;
-      const deselected = selectionSkip(inv, config.config, select, exclude);
-      if (deselected) return void outcomes.set(inv.id, { severity, skipped: deselected });
-      const absent = inv.needs.filter((t) => !load.tables.has(t));
-      if (absent.length > 0) {
-        return void outcomes.set(inv.id, { severity, skipped: `table${absent.length > 1 ? 's' : ''} ${absent.join(', ')} not in the export` });
-      }
+      const planned = plan.get(inv.id)!;
+      if (planned.skipped) return void outcomes.set(inv.id, planned);
       const started = performance.now();
-      const error = await runInvariant(db, inv, severity, load.tables);
+      const error = await engine.run(inv, planned.severity);
       timings.invariantsMs[inv.id] = performance.now() - started;
       opts.onCheck?.(inv.id, timings.invariantsMs[inv.id]!);
-      outcomes.set(inv.id, error === undefined ? { severity } : { severity, error });
+      outcomes.set(inv.id, error === undefined ? { severity: planned.severity } : { severity: planned.severity, error });
     };
     for (const inv of ALL_CHECKS) if (inv.phase !== 'after_waivers') await run(inv);
-    await tagControlPlane(db);
+    await engine.tagControlPlane();
     // A waiver is judged stale only if its invariant ran, over the whole export.
     await applyWaivers(db, config, asOf, (id) => {
       const o = outcomes.get(id);
       return o !== undefined && !o.skipped && !o.error;
     });
-    if (window) await applyWindow(db, window, load.tables);
-    if (opts.incident) await narrowToIncident(db, load.tables, { correlationIds: scope.correlation_ids, traceIds: scope.trace_ids });
+    if (window) await engine.restrictToWindow(window);
+    if (opts.incident) await engine.narrowToIncident({ correlationIds: scope.correlation_ids, traceIds: scope.trace_ids });
     else await applyScopeTo(db, 'violations', scope);
     for (const inv of ALL_CHECKS) if (inv.phase === 'after_waivers') await run(inv);
     const findings = await buildFindings(db, config, asOf, scope, load, outcomes, {
       tableRows,
+      exports: await engine.exportCounts(),
       warnError: opts.warnError ?? false,
       ...(window ? { window, windowNote } : {}),
     });
     if (select.length > 0 || exclude.length > 0) findings.selection = { select, exclude };
-    return { db, findings, load, config, scope, timings, tableRows };
+    return { db, engine, findings, load, config, scope, timings, tableRows };
   } catch (err) {
     db.close();
     throw err;

@@ -1,5 +1,4 @@
 import { listValue } from '@duckdb/node-api';
-import type { TableName } from './contract/tables.ts';
 import type { Db } from './db.ts';
 import { UsageError } from './errors.ts';
 
@@ -85,18 +84,11 @@ export function scopeFromArgs(values: Partial<Record<string, unknown>>): Scope {
 /** Text the contract accepts for a boolean (CONTRACT.md §1), normalised to DuckDB's rendering. */
 const BOOLEAN_TEXT: Record<string, 'true' | 'false'> = { true: 'true', t: 'true', '1': 'true', false: 'false', f: 'false', '0': 'false' };
 
-/** Where each dimension's values live in the exports: a value found in none of them matches nothing. */
-const DATA_COLUMNS: Record<ScopeKey, ReadonlyArray<readonly [TableName, string]>> = {
-  orgs: [['allocations', 'org_id'], ['app_instances', 'org_id'], ['usage_records', 'org_id'], ['ledger_entries', 'org_id'], ['payment_sessions', 'org_id'], ['balances', 'org_id']],
-  projects: [['allocations', 'project_id'], ['app_instances', 'project_id'], ['usage_records', 'project_id'], ['ledger_entries', 'project_id']],
-  users: [['allocations', 'requested_by_user_id'], ['usage_records', 'requested_by_user_id'], ['ledger_entries', 'requested_by_user_id'], ['payment_sessions', 'requested_by_user_id'], ['balances', 'requested_by_user_id']],
-  allocations: [['allocations', 'allocation_id'], ['usage_records', 'allocation_id'], ['events', 'allocation_id']],
-  app_instances: [['app_instances', 'app_instance_id'], ['usage_records', 'app_instance_id'], ['events', 'app_instance_id']],
-  usage_sources: [['usage_records', 'usage_source']],
-  control_plane_components: [['usage_records', 'control_plane_component']],
-  correlation_ids: [['allocations', 'correlation_id'], ['app_instances', 'correlation_id'], ['usage_records', 'correlation_id'], ['ledger_entries', 'correlation_id'], ['payment_sessions', 'correlation_id'], ['events', 'correlation_id']],
-  trace_ids: [['allocations', 'trace_id'], ['app_instances', 'trace_id'], ['usage_records', 'trace_id'], ['ledger_entries', 'trace_id'], ['payment_sessions', 'trace_id'], ['events', 'trace_id']],
-};
+/** A scope value no row carries, with the nearest values that exist. */
+export interface Unmatched {
+  value: string;
+  near: string[];
+}
 
 /** How many near values "did you mean" offers. */
 export const SUGGESTIONS = 3;
@@ -107,7 +99,7 @@ export const SUGGESTIONS = 3;
  * another case alone when there is one, else by Levenshtein distance (case-insensitive) up to
  * a third of the value's length (at least 2), and values that contain it or that it contains.
  */
-async function unmatched(db: Db, valuesSql: string, given: readonly string[]): Promise<Array<{ value: string; near: string[] }>> {
+export async function unmatched(db: Db, valuesSql: string, given: readonly string[]): Promise<Unmatched[]> {
   const rows = await db.all<{ q: string; near: string }>(
     `WITH vals AS (SELECT DISTINCT v FROM (${valuesSql}) WHERE v IS NOT NULL),
           given AS (SELECT DISTINCT unnest($given::VARCHAR[]) AS q),
@@ -138,7 +130,11 @@ function problem(command: string, d: ScopeDimension, value: string, near: readon
  * `--org org_A` for `org_a`) would give a clean pass over nothing, so it is a UsageError (exit
  * 2) naming the nearest existing values. Booleans are normalised to `true`/`false`.
  */
-export async function validateScopeAgainstExports(db: Db, scope: Scope, tables: ReadonlySet<TableName>, command: string): Promise<Scope> {
+export async function validateScopeAgainstExports(
+  find: (key: ScopeKey, values: readonly string[]) => Promise<Unmatched[]>,
+  scope: Scope,
+  command: string,
+): Promise<Scope> {
   const out = normaliseScope(scope);
   const problems: string[] = [];
   for (const d of SCOPE_DIMENSIONS) {
@@ -149,11 +145,7 @@ export async function validateScopeAgainstExports(db: Db, scope: Scope, tables: 
       if (bad.length) continue;
       out[d.key] = [...new Set(out[d.key].map((v) => BOOLEAN_TEXT[v.toLowerCase()]!))].sort();
     }
-    const sources = DATA_COLUMNS[d.key].filter(([t]) => tables.has(t));
-    const valuesSql = sources.length
-      ? sources.map(([t, c]) => `SELECT "${c}"::VARCHAR AS v FROM "${t}"`).join(' UNION ALL ')
-      : 'SELECT NULL::VARCHAR AS v';
-    for (const m of await unmatched(db, valuesSql, out[d.key])) problems.push(problem(command, d, m.value, m.near, 'in the exports'));
+    for (const m of await find(d.key, out[d.key])) problems.push(problem(command, d, m.value, m.near, 'in the exports'));
   }
   if (problems.length) throw new UsageError(problems.join('\n'));
   return out;
@@ -209,35 +201,4 @@ export function scopeRecord(scope: Scope, always: readonly ScopeKey[]): Partial<
 export interface IncidentIds {
   correlationIds: readonly string[];
   traceIds: readonly string[];
-}
-
-/** The tables whose rows an incident's violations can name, with the violation column naming them. */
-const LINKS: ReadonlyArray<{ table: TableName; key: string; entityOnly?: boolean }> = [
-  { table: 'usage_records', key: 'usage_record_id' },
-  { table: 'ledger_entries', key: 'ledger_entry_id' },
-  { table: 'payment_sessions', key: 'payment_session_id' },
-  // An allocation or app instance is named by many violations of other incidents; only a
-  // violation about the allocation or instance itself is part of this one.
-  { table: 'allocations', key: 'allocation_id', entityOnly: true },
-  { table: 'app_instances', key: 'app_instance_id', entityOnly: true },
-];
-
-/**
- * Narrows `violations` to one incident: violations carrying one of its correlation or trace
- * ids, and violations about a row that carries one (a debit whose own correlation id differs
- * still bills the incident's usage). Ids of either kind are a union here: the runbooks start
- * from "a correlation_id (and trace_id)" of one incident. Unreadable rows stay, as in every scope.
- */
-export async function narrowToIncident(db: Db, tables: ReadonlySet<TableName>, ids: IncidentIds): Promise<void> {
-  const linked = LINKS.filter((l) => tables.has(l.table)).map(
-    (l) =>
-      `(${l.entityOnly ? `entity_type = '${l.key.replace(/_id$/, '')}' AND ` : ''}${l.key} IN (
-         SELECT ${l.key} FROM ${l.table} WHERE list_contains($c::JSON::VARCHAR[], correlation_id) OR list_contains($t::JSON::VARCHAR[], trace_id)))`,
-  );
-  await db.run(
-    `DELETE FROM violations WHERE NOT coalesce(
-       entity_type = 'source_row' OR list_contains($c::JSON::VARCHAR[], correlation_id) OR list_contains($t::JSON::VARCHAR[], trace_id)
-       ${linked.map((l) => `OR ${l}`).join('\n       ')}, false)`,
-    { c: JSON.stringify(ids.correlationIds), t: JSON.stringify(ids.traceIds) },
-  );
 }

@@ -25,3 +25,6 @@ export const isoSql = duckdb.isoTimestamp;
 export function firstRowPerKey(source: string, key: string, where?: string): string {
   return dialectFirstRowPerKey(duckdb, source, key, where);
 }
+
+/** Parquet settings fixed on purpose: the same rows must give the same bytes. */
+export const PARQUET_OPTIONS = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880`;

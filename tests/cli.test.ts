@@ -61,8 +61,15 @@ describe('recon list and explain', () => {
     expect(await cli(['audit', '--help'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: recon audit/) });
   });
 
-  test('the BigQuery engine is refused clearly rather than half-supported', async () => {
-    expect(await cli(['audit', '--engine', 'bigquery', '--bigquery', 'proj.billing'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--engine bigquery is not available in this build/) });
+  test('--engine takes duckdb or bigquery, and bigquery needs the dataset it runs in', async () => {
+    expect(await cli(['audit', '--engine', 'bigquery', '--exports', 'fixtures/clean'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--engine bigquery runs the checks inside a dataset: give it with --bigquery PROJECT\.DATASET/),
+    });
+    expect(await cli(['audit', '--engine', 'spark', '--exports', 'fixtures/clean'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--engine spark: not an engine \(duckdb or bigquery\)/),
+    });
   });
 });
 

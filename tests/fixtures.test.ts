@@ -56,7 +56,7 @@ beforeAll(async () => {
       const run = await auditExports({ exportsDir: path.join(FIXTURES, name) });
       try {
         await writeAuditOutputs(run, out);
-        await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, out);
+        await renderReports({ engine: run.engine, findings: run.findings, config: run.config.config }, out);
       } finally {
         run.db.close();
       }

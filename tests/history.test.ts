@@ -80,7 +80,7 @@ test('a trend per invariant over the runs, this one last, also in summary.md', (
 
 test('the HTML index shows new vs persisting and the trend', async () => {
   const dir = await tempDir('recon-history-report-');
-  await renderReports({ db: runs[2]!.db, findings: runs[2]!.findings, config: runs[2]!.config.config }, dir);
+  await renderReports({ engine: runs[2]!.engine, findings: runs[2]!.findings, config: runs[2]!.config.config }, dir);
   const html = await readFile(path.join(dir, 'index.html'), 'utf8');
   expect(html).toContain('1 new, 1 persisting, 0 resolved since the baseline');
   expect(html).toContain('trend over the last 3 runs: 0 → 1 → 2');

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, test, vi } from 'vitest';
 import { main } from '../src/cli/main.ts';
 import { runIncident, type IncidentResult } from '../src/incident/incident.ts';
-import { pagePolicy } from '../src/report/render.ts';
+import { pagePolicy } from '../src/report/page.ts';
 import { fixture } from './helpers/audits.ts';
 import { copyFixture, tempDir } from './helpers/exports.ts';
 

@@ -34,7 +34,7 @@ beforeAll(async () => {
   browser = await launchBrowser();
   run = await auditExports({ exportsDir: DEMO });
   out = await mkdtemp(join(tmpdir(), 'recon-finance-browser-'));
-  await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, join(out, 'report'));
+  await renderReports({ engine: run.engine, findings: run.findings, config: run.config.config }, join(out, 'report'));
   // A diff page from two audit output folders of the remediation fixtures.
   for (const side of ['before', 'after-partial']) {
     const a = await auditExports({ exportsDir: join(REMEDIATION, side) });

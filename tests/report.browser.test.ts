@@ -9,7 +9,8 @@ import { auditExports, type AuditRun } from '../src/audit.ts';
 import { parseConfig } from '../src/config.ts';
 import { formatInt, formatMoney } from '../src/findings/format.ts';
 import { safeFileName } from '../src/report/paths.ts';
-import { anchorFor, renderReports } from '../src/report/render.ts';
+import { renderReports } from '../src/report/render.ts';
+import { anchorFor } from '../src/report/views.ts';
 import { launchBrowser, watch } from './helpers/browser.ts';
 
 /**
@@ -38,7 +39,7 @@ beforeAll(async () => {
   out = await mkdtemp(join(tmpdir(), 'recon-report-browser-'));
   shots = join(out, '_screenshots');
   await mkdir(shots);
-  await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, out);
+  await renderReports({ engine: run.engine, findings: run.findings, config: run.config.config }, out);
 });
 
 afterAll(async () => {

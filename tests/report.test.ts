@@ -95,17 +95,18 @@ describe('safeFileName', () => {
 });
 
 describe('templates', () => {
-  test('unescaped output (<%-) is used only for includes and the four trusted values, never for data', async () => {
-    const dir = join(import.meta.dirname, '..', 'src', 'report', 'templates');
-    const files = (await walk(dir)).filter((f) => f.endsWith('.ejs'));
-    expect(files.length).toBeGreaterThanOrEqual(8);
+  test('unescaped output (<%-) is used only for includes and the five trusted values, never for data', async () => {
+    // The report pages' templates, the page shell they share with the diff, and the diff's own.
+    const dirs = ['report', 'shared', 'snapshot'].map((d) => join(import.meta.dirname, '..', 'src', d, 'templates'));
+    const files = (await Promise.all(dirs.map(walk))).flat().filter((f) => f.endsWith('.ejs'));
+    expect(files.length).toBeGreaterThanOrEqual(12);
     const raw: string[] = [];
     for (const f of files) {
       for (const m of (await readFile(f, 'utf8')).matchAll(/<%-\s*([\s\S]*?)\s*-?%>/g)) raw.push(m[1]!);
     }
-    // it.body: a page template's own output; it.css / it.script: the static assets (CSP-hashed);
-    // it.chart.svg: the drawn SVG after assertSafeSvg.
-    const trusted = ['it.body', 'it.css', 'it.script', 'it.chart.svg'];
+    // it.body / it.footer: a page's own template output; it.css / it.script: the static assets
+    // (CSP-hashed); it.chart.svg: the drawn SVG after assertSafeSvg.
+    const trusted = ['it.body', 'it.footer', 'it.css', 'it.script', 'it.chart.svg'];
     expect(raw.filter((r) => !r.startsWith('include(') && !trusted.includes(r))).toEqual([]);
     expect(raw.some((r) => r.startsWith('include('))).toBe(true);
   });
@@ -223,7 +224,7 @@ describe('renderReports over hostile identifiers', () => {
     ]);
     parent = await mkdtemp(join(tmpdir(), 'recon-report-'));
     out = join(parent, 'out');
-    ({ files } = await renderReports({ db: world.db, findings: world.findings, config: world.config }, out, { maxRows: 50 }));
+    ({ files } = await renderReports({ engine: world.engine, findings: world.findings, config: world.config }, out, { maxRows: 50 }));
     for (const f of files) pages.set(f, await readFile(f, 'utf8'));
   });
 
@@ -381,7 +382,7 @@ describe('renderReports over hostile identifiers', () => {
 
   test('with more tenants than the index shows, ranked list pages reach every tenant', async () => {
     const out2 = join(parent, 'paged');
-    const r = await renderReports({ db: world.db, findings: world.findings, config: world.config }, out2, { indexRows: 3, listPageSize: 5 });
+    const r = await renderReports({ engine: world.engine, findings: world.findings, config: world.config }, out2, { indexRows: 3, listPageSize: 5 });
     const index = await readFile(join(out2, 'index.html'), 'utf8');
     expect(text(index)).toMatch(new RegExp(`${world.orgs.length - 3} more tenants — see all tenants, ranked, page by page ?; violations.csv has every violation`));
     const lists = r.files.filter((f) => f.includes(`${sep}lists${sep}tenants-`)).sort();
@@ -402,7 +403,7 @@ describe('renderReports over a drifted fixture audit', () => {
     const run = await auditExports({ exportsDir: join(import.meta.dirname, '..', 'fixtures', 'ledger_drift') });
     const dir = await mkdtemp(join(tmpdir(), 'recon-report-fx-'));
     try {
-      await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, dir);
+      await renderReports({ engine: run.engine, findings: run.findings, config: run.config.config }, dir);
       const t = text(await readFile(join(dir, 'orgs', `${safeFileName('org_c')}.html`), 'utf8'));
       // 12 money movements: ur_c1's double debit is one movement although duplicate_debit and
       // debit_mismatch both price it (USD 10.00 each), so the total is USD 10.00 below the

@@ -94,7 +94,7 @@ async function found(name: keyof typeof scoped): Promise<string[]> {
     // The audit's own narrowing, validation included, on a copy of the unscoped violations.
     const run = audits.run('all');
     await db.run(`CREATE OR REPLACE TEMP TABLE ${table} AS SELECT * FROM violations`);
-    const scope = await validateScopeAgainstExports(db, normaliseScope(scoped[name].scope), run.load.tables, 'audit');
+    const scope = await validateScopeAgainstExports((key, values) => run.engine.unmatchedScopeValues(key, values), normaliseScope(scoped[name].scope), 'audit');
     await applyScopeTo(db, table, scope);
   }
   const rows = await db.all<{ v: string }>(`SELECT invariant_id || ' ' || entity_id AS v FROM ${table} ORDER BY 1`);

@@ -252,7 +252,7 @@ describe('customer-facing summary', () => {
 
   test('scoped to a project, the summary says so and lists only that project', async () => {
     const run = audits.run('global');
-    const { items } = await customerItems(run.db, { tables: run.load.tables });
+    const { items } = await customerItems(run.db, { engine: run.engine });
     const mine = items.filter((i) => i.org_id === 'org_8' && i.project_id === 'p_8_1');
     const scope = { ...run.scope, orgs: ['org_8'], projects: ['p_8_1'] };
     const text = customerMarkdown('org_8', mine, { asOf: run.findings.as_of, scope });

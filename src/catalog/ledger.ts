@@ -161,6 +161,7 @@ export const ledgerInvariants: readonly Invariant[] = [
       'earliest, add, in their currency (if the repeats are in several currencies, the currency with the largest ' +
       'duplicated amount is reported, and the detail lists every credit). A duplicate that was already reversed is ' +
       'no longer counted, and a ledger row the export repeats is one credit (contract.duplicate_key reports it).',
+    moneyKind: `'duplicate_credit'`,
     sql: (ctx) => {
       const d = dialectOf(ctx);
       return `WITH ${duplicateEntriesCtes(d, 'payment_credit', 'payment_session_id')},

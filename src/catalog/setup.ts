@@ -31,6 +31,12 @@ export function effectiveLedgerQuery(d: Dialect): string {
  * so the catalog's SQL holds no literal thresholds.
  */
 export async function createInvariantContext(db: Db, config: Config, asOf: string): Promise<void> {
+  await createSettings(db, config, asOf);
+  for (const sql of EFFECTIVE_LEDGER_SQL) await db.run(sql);
+}
+
+/** `recon_settings` and `recon_control_plane_components` alone: what the local session holds when the catalog runs elsewhere. */
+export async function createSettings(db: Db, config: Config, asOf: string): Promise<void> {
   await db.run(
     `CREATE OR REPLACE TABLE recon_settings AS SELECT
        $as_of::TIMESTAMPTZ AS as_of,
@@ -46,5 +52,4 @@ export async function createInvariantContext(db: Db, config: Config, asOf: strin
     `CREATE OR REPLACE TABLE recon_control_plane_components AS SELECT unnest($names::VARCHAR[]) AS name`,
     { names: listValue(config.control_plane_components) },
   );
-  for (const sql of EFFECTIVE_LEDGER_SQL) await db.run(sql);
 }

@@ -43,6 +43,12 @@ export interface Invariant {
   /** Where the runbooks send the follow-up, refined per violation where they distinguish. */
   readonly owner: OwnerRule;
   /**
+   * Which kind of money a violation puts at stake, for the reports' money card (MoneyKind in
+   * src/report/data.ts): SQL over one violation row (its columns and `detail` JSON), written beside
+   * the query that writes that detail. Absent: the check prices no money of its own kind.
+   */
+  readonly moneyKind?: string;
+  /**
    * `after_waivers`: a check of the audit itself, run once waivers have been matched (it reads
    * `recon_waivers`). Default: with the catalog.
    */

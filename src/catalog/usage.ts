@@ -11,6 +11,9 @@ function usageScope(alias: string): string {
 }
 
 /** A usage row's entity id: its key, or its source location when the key is null. */
+/** A field of a violation row's `detail`, in the local DuckDB where violations are judged after the check. */
+const detailField = (path: string) => `json_extract_string(detail, '$.${path}')`;
+
 const usageEntity = (d: Dialect, alias: string) => rowEntityId(d, 'usage_records', 'usage_record_id', alias);
 
 /** allocations with one row per key, so a join from usage never fans out on a repeated one. */
@@ -191,6 +194,7 @@ export const usageInvariants: readonly Invariant[] = [
       'This metering interval is finished and cost money, but no effective usage debit was ever posted for it: the ' +
       'customer was never charged. The money at stake is the accrued cost. A debit that was later reversed does not ' +
       'count as billing (the detail lists such reversed debits); a zero-cost interval needs no debit.',
+    moneyKind: `'unbilled'`,
     sql: (ctx) => {
       const d = dialectOf(ctx);
       return `WITH billed AS (
@@ -241,6 +245,18 @@ export const usageInvariants: readonly Invariant[] = [
       'debit without an amount makes the total unknown, so the record is reported with no money at stake and ' +
       'debited_minor null for that currency. Each ledger entry counts once, even if the export repeats its row. ' +
       'The detail breaks the debits down per currency.',
+    // How the money splits into over- and under-charge, read from the detail written below:
+    // `currency` is the record's own currency, `debited_minor` the effective debits in it (NULL
+    // when none), `difference_minor` = debited − accrued. When the violation's own `currency` is
+    // another one, the record was charged exactly in its currency and the money at stake is an
+    // extra charge in that other currency: its own kind, never mixed into the over-charge.
+    moneyKind: `CASE WHEN NOT coalesce(json_valid(detail), false) THEN 'mismatch'
+         WHEN ${detailField('currency')} IS NOT NULL AND currency IS DISTINCT FROM ${detailField('currency')} THEN 'currency_mismatch'
+         WHEN TRY_CAST(${detailField('difference_minor')} AS HUGEINT) > 0 THEN 'over'
+         WHEN TRY_CAST(${detailField('difference_minor')} AS HUGEINT) < 0 THEN 'under'
+         -- nothing debited in the record's own currency: its whole cost went uncharged there
+         WHEN ${detailField('debited_minor')} IS NULL AND TRY_CAST(${detailField('accrued_cost_minor')} AS HUGEINT) > 0 THEN 'under'
+         ELSE 'mismatch' END`,
     sql: (ctx) => {
       const d = dialectOf(ctx);
       // The money at stake: the own currency if it is wrong, else the largest extra charge.

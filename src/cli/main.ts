@@ -9,13 +9,14 @@ import { generateCommand } from './generate.ts';
 import { incidentCommand } from './incident.ts';
 import { diffCommand, snapshotCommand, verifyCommand } from './snapshot.ts';
 import { ALL_CHECKS, findCheck } from '../catalog/index.ts';
+import { contractWarehouse, DATASET_PLACEHOLDER, invariantJob } from '../engine/bigquery/index.ts';
 import { stageOutputFolder } from '../out-dir.ts';
 import { findingsJson } from '../findings/io.ts';
 import { writeAuditOutputs } from '../outputs/files.ts';
 import { renderReports } from '../report/render.ts';
 import { SCOPE_FLAGS, SCOPE_OPTIONS_HELP, scopeFromArgs } from '../scope.ts';
 import { progressReporter } from './io.ts';
-import { OPTIONS, bigquerySourceFrom, parseCommandArgs, type OptionName } from './options.ts';
+import { OPTIONS, bigquerySourceFrom, engineFrom, parseCommandArgs, type OptionName } from './options.ts';
 import { parseInstant } from '../contract/instant.ts';
 import { TOOL } from '../version.ts';
 import { loadVitest, runInvariantSuite } from '../outputs/vitest-run.ts';
@@ -62,7 +63,9 @@ ${SCOPE_OPTIONS_HELP}
   --bigquery-endpoint URL a BigQuery-compatible endpoint, e.g. npm run bigquery:local's
                           (default: Google's; BIGQUERY_EMULATOR_HOST works too)
   --max-bytes-billed N    refuse any BigQuery job that would bill more than N bytes
-  --engine bigquery       run the checks inside BigQuery (not available in this build)`;
+  --engine E              where the checks run: duckdb (default: the tables are read into DuckDB)
+                          or bigquery (inside the --bigquery dataset, as query jobs; only the
+                          violations come back; a dry run prints the bytes each job will scan)`;
 
 type AuditValues = {
   [K in (typeof AUDIT_OPTIONS)[number]]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : string | boolean;
@@ -73,12 +76,9 @@ const patterns = (values: string[] | undefined) => (values ?? []).flatMap((v) =>
 
 /** Turns parsed audit options into AuditOptions, refusing what this build cannot do. */
 export function auditOptionsFrom(command: string, values: AuditValues): AuditOptions {
-  if (values.engine !== undefined && values.engine !== 'duckdb') {
-    throw new UsageError(
-      `recon ${command}: --engine ${String(values.engine)} is not available in this build: the checks run in DuckDB; --bigquery PROJECT.DATASET reads the tables from BigQuery into it`,
-    );
-  }
+  const engine = engineFrom(command, values);
   const opts: AuditOptions = {
+    ...(engine ? { engine } : {}),
     scope: scopeFromArgs(values),
     command,
     select: patterns(values.select),
@@ -149,7 +149,7 @@ export async function writeAllOutputs(run: AuditRun, outDir: string): Promise<st
     runInvariantSuite(run.findings, junit),
     (async () => {
       const written = await writeAuditOutputs(run, outDir);
-      const reports = await renderReports({ db: run.db, findings: run.findings, config: run.config.config }, outDir);
+      const reports = await renderReports({ engine: run.engine, findings: run.findings, config: run.config.config }, outDir);
       return [...written, ...reports.files];
     })(),
   ]);
@@ -246,10 +246,16 @@ function listCommand(argv: string[]): number {
 }
 
 function explainCommand(argv: string[]): number {
-  const { values, positionals } = parseCommandArgs('explain', argv, ['help'], true);
+  const { values, positionals } = parseCommandArgs('explain', argv, ['engine', 'help'], true);
   if (values.help) {
-    console.log('Usage: recon explain <invariant-id>\n\nShows what the invariant means, the runbook step it automates, the tables it needs and its SQL.');
+    console.log(
+      'Usage: recon explain <invariant-id> [--engine duckdb|bigquery]\n\nShows what the invariant means, the runbook step it automates, the tables it needs and its SQL;\n' +
+        'with --engine bigquery, the complete GoogleSQL job the BigQuery engine submits (the dataset as PROJECT.DATASET).',
+    );
     return 0;
+  }
+  if (values.engine !== undefined && values.engine !== 'duckdb' && values.engine !== 'bigquery') {
+    throw new UsageError(`recon explain: --engine ${values.engine}: not an engine (duckdb or bigquery)`);
   }
   const [id] = positionals;
   if (!id || positionals.length > 1) throw new UsageError('recon explain: give exactly one invariant id (see recon list)');
@@ -262,8 +268,13 @@ ${inv.explanation}
 
 Runbook step: ${inv.runbook}
 
-SQL (over the typed tables, effective_ledger_entries and recon_settings):
-${inv.sql({ tables: new Set(TABLE_NAMES) }).trim()}`);
+${
+  values.engine === 'bigquery'
+    ? `GoogleSQL job (parameters @as_of, @billing_lag_minutes, @allocation_window_tolerance_minutes, @control_plane_components):
+${invariantJob(inv, contractWarehouse(), DATASET_PLACEHOLDER)}`
+    : `SQL (over the typed tables, effective_ledger_entries and recon_settings):
+${inv.sql({ tables: new Set(TABLE_NAMES) }).trim()}`
+}`);
   return 0;
 }
 

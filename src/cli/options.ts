@@ -76,3 +76,18 @@ export function bigquerySourceFrom(
     log: (line) => process.stderr.write(`${line}\n`),
   };
 }
+
+/**
+ * `--engine duckdb|bigquery`: where the catalog runs. BigQuery needs the dataset it runs in
+ * (`--bigquery`); undefined means the default, DuckDB.
+ */
+export function engineFrom(command: string, values: { engine?: unknown; bigquery?: unknown }): 'duckdb' | 'bigquery' | undefined {
+  if (values.engine === undefined) return undefined;
+  if (values.engine !== 'duckdb' && values.engine !== 'bigquery') {
+    throw new UsageError(`recon ${command}: --engine ${String(values.engine)}: not an engine (duckdb or bigquery)`);
+  }
+  if (values.engine === 'bigquery' && typeof values.bigquery !== 'string') {
+    throw new UsageError(`recon ${command}: --engine bigquery runs the checks inside a dataset: give it with --bigquery PROJECT.DATASET`);
+  }
+  return values.engine;
+}

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { bigquerySourceFrom, parseCommandArgs, type OptionName } from './options.ts';
+import { bigquerySourceFrom, engineFrom, parseCommandArgs, type OptionName } from './options.ts';
 import { parseInstant } from '../contract/instant.ts';
 import { defaultIo, guarded, progressReporter, type CommandIo } from './io.ts';
 import { UsageError } from '../errors.ts';
@@ -30,6 +30,8 @@ Runs the audit and keeps tamper-evident evidence in SNAP (a new folder):
                           input's sha256 is of the rows as read
   --bigquery-endpoint URL a BigQuery-compatible endpoint, e.g. npm run bigquery:local's
   --max-bytes-billed N    refuse any BigQuery job that would bill more than N bytes
+  --engine E              duckdb (default) or bigquery: run the checks inside the --bigquery
+                          dataset; the evidence rows are then read by id, the rest stays there
   --label LABEL           what this snapshot is, e.g. "INC-123 before remediation"
   --out SNAP              snapshot folder; must not exist yet or be empty
 ${SCOPE_OPTIONS_HELP}
@@ -49,11 +51,7 @@ export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo)
       return 0;
     }
     if (positionals.length > 0) throw new UsageError(`recon snapshot: unexpected argument "${positionals[0]}" (see recon snapshot --help)`);
-    if (values.engine !== undefined && values.engine !== 'duckdb') {
-      throw new UsageError(
-        `recon snapshot: --engine ${values.engine} is not available in this build: the checks run in DuckDB; --bigquery PROJECT.DATASET reads the tables from BigQuery into it`,
-      );
-    }
+    const engine = engineFrom('snapshot', values);
     const bigquery = bigquerySourceFrom('snapshot', values);
     const missing = ([...(bigquery ? [] : ['exports'] as const), 'label', 'out'] as const).filter((k) => typeof values[k] !== 'string');
     if (missing.length > 0) {
@@ -63,6 +61,7 @@ export async function snapshotCommand(argv: string[], io: CommandIo = defaultIo)
     const result = await createSnapshot({
       ...(onProgress ? { onProgress } : {}),
       ...(bigquery ? { bigquery } : { exportsDir: values.exports! }),
+      ...(engine ? { engine } : {}),
       label: values.label!,
       outDir: values.out!,
       ...(values.config !== undefined ? { configPath: values.config } : {}),

@@ -2,6 +2,7 @@ import type { LoadedConfig } from '../config.ts';
 import type { TableName } from '../contract/tables.ts';
 import { ENTITY_TABLE, type Severity } from '../contract/violations.ts';
 import type { Db } from '../db.ts';
+import type { ExportCounts } from '../engine/engine.ts';
 import { ALL_CHECKS } from '../catalog/index.ts';
 import type { Invariant } from '../catalog/types.ts';
 import type { LoadResult } from '../sources/index.ts';
@@ -35,6 +36,8 @@ export async function buildFindings(
   outcomes: Map<string, Outcome>,
   extra: {
     tableRows: Partial<Record<TableName, number>>;
+    /** The blast radius's denominators, from the engine. */
+    exports: ExportCounts;
     warnError: boolean;
     window?: { since: string | null; until: string | null };
     /** On a windowed audit: how the window restricted each invariant. */
@@ -113,7 +116,7 @@ export async function buildFindings(
     ...(extra.window ? { window: extra.window } : {}),
     config_sha256: loaded.sha256,
     scope: scopeRecord(scope, ['orgs', 'app_instances']) as Findings['scope'],
-    blast_radius: await blastRadius(db, load.tables),
+    blast_radius: await blastRadius(db, extra.exports),
     follow_ups: await followUps(db),
     inputs: load.inputs,
     invariants,

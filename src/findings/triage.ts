@@ -1,5 +1,5 @@
-import type { TableName } from '../contract/tables.ts';
 import type { Db } from '../db.ts';
+import type { ExportCounts } from '../engine/engine.ts';
 import { CATALOG } from '../catalog/index.ts';
 import { BLAST_RADIUS_THRESHOLDS, type BlastRadius, type BlastRadiusClass, type FollowUpGroup } from './types.ts';
 import { OWNING_LAYERS, type OwningLayer } from '../contract/violations.ts';
@@ -23,26 +23,23 @@ import { parseExact } from '../json.ts';
  */
 
 
-
-const ORG_TABLES: readonly TableName[] = ['allocations', 'app_instances', 'usage_records', 'ledger_entries', 'payment_sessions', 'balances'];
-
 /** The blast radius of the open violations in `table` (a violations-shaped table), computed in DuckDB. */
-export async function blastRadius(db: Db, tables: ReadonlySet<TableName>, table = 'violations'): Promise<BlastRadius> {
-  const orgs = ORG_TABLES.filter((t) => tables.has(t)).map((t) => `SELECT org_id FROM "${t}"`);
+export async function blastRadius(db: Db, exports: ExportCounts, table = 'violations'): Promise<BlastRadius> {
   const r = (await db.one<Record<string, bigint>>(
     `WITH v AS (SELECT * FROM ${table} WHERE NOT waived), a AS (SELECT * FROM v WHERE org_id IS NOT NULL)
      SELECT (SELECT count(*) FROM a) AS violations,
             (SELECT count(*) FROM v WHERE org_id IS NULL) AS unattributed_violations,
             (SELECT count(DISTINCT org_id) FROM a) AS tenants_affected,
-            (SELECT count(DISTINCT org_id) FROM (${orgs.join(' UNION ALL ')})) AS tenants_in_exports,
+            $tenants::BIGINT AS tenants_in_exports,
             (SELECT count(DISTINCT (org_id, project_id)) FROM a WHERE project_id IS NOT NULL) AS projects_affected,
             (SELECT count(*) FROM a WHERE project_id IS NULL) AS violations_without_project,
             (SELECT count(DISTINCT app_instance_id) FROM a WHERE app_instance_id IS NOT NULL) AS app_instances_affected,
             (SELECT count(*) FROM a WHERE app_instance_id IS NULL) AS violations_without_app_instance,
             (SELECT count(DISTINCT (org_id, requested_by_user_id)) FROM a WHERE requested_by_user_id IS NOT NULL) AS users_affected,
-            (SELECT count(DISTINCT usage_record_id) FROM usage_records WHERE end_time IS NULL) AS open_usage_rows,
+            $open::BIGINT AS open_usage_rows,
             (SELECT count(DISTINCT usage_record_id) FROM a WHERE invariant_id = 'usage.billing_lag') AS lagging_open_usage_rows,
             (SELECT count(DISTINCT org_id) FROM a WHERE invariant_id = 'usage.billing_lag') AS lagging_tenants`,
+    { tenants: exports.tenants_in_exports, open: exports.open_usage_rows },
   ))!;
   const n = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)])) as Record<string, number>;
   const t = BLAST_RADIUS_THRESHOLDS;

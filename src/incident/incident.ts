@@ -8,7 +8,7 @@ import { writeAuditOutputs } from '../outputs/files.ts';
 import { fillLinkTemplate, logqlFor, type IdKind, type LinkTemplates, type ObservabilityLink } from '../report/format.ts';
 import { detailLine, formatInstant, formatMoney, truncate } from '../findings/format.ts';
 import { resolveInside } from '../report/paths.ts';
-import { renderStandalonePage } from '../report/render.ts';
+import { renderStandalonePage } from '../report/page.ts';
 import type { IncidentIds } from '../scope.ts';
 import { buildTimeline, TIMELINE_LIMIT } from '../snapshot/timeline.ts';
 import { BLAST_RADIUS_LABEL, blastRadiusMarkdown, followUpsMarkdown } from '../findings/triage.ts';
@@ -144,7 +144,7 @@ export async function runIncident(opts: IncidentOptions): Promise<IncidentResult
   try {
     const { db, findings } = run;
     const files = await writeAuditOutputs(run, opts.outDir);
-    const timeline = (await buildTimeline(db, run.load.tables, { ids, perIdEdge: TIMELINE_LIMIT })) as {
+    const timeline = (await buildTimeline(run.engine, { ids, perIdEdge: TIMELINE_LIMIT })) as {
       entries: Array<Omit<TimelineRow, 'fields'> & { fields: Record<string, unknown> }>;
       entries_total: number;
       truncated: boolean;
@@ -162,7 +162,7 @@ export async function runIncident(opts: IncidentOptions): Promise<IncidentResult
     const counts = await db.one<{ n: bigint; unreadable: bigint }>(
       `SELECT count(*) FILTER (WHERE NOT waived) AS n, count(*) FILTER (WHERE entity_type = 'source_row') AS unreadable FROM violations`,
     );
-    const customers = await customerItems(db, { tables: run.load.tables });
+    const customers = await customerItems(db, { engine: run.engine });
     const byOrg = new Map<string, IncidentModel['customers'][number]>();
     for (const item of customers.items) {
       const c = byOrg.get(item.org_id) ?? { org: item.org_id, lines: [], more: customers.more.get(item.org_id) ?? 0 };

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { TableName } from '../contract/tables.ts';
 import type { Db } from '../db.ts';
+import type { Engine } from '../engine/engine.ts';
 import { parseExact } from '../json.ts';
 import { formatInstant, formatMoney } from '../findings/format.ts';
 import { resolveInside, safeFileName } from '../report/paths.ts';
@@ -61,26 +61,26 @@ export interface CustomerItemsOptions {
   table?: string;
   /** SQL giving each row's CustomerItemStatus (a diff's resolved rows are 'corrected'). */
   statusSql?: string;
-  /** The export tables present, for when each movement happened; absent tables give no time. */
-  tables?: ReadonlySet<TableName>;
+  /** Where the export tables are read, for when each movement happened; without one (a diff), no times. */
+  engine?: Engine;
 }
 
 /** The customer items of every tenant (at most CUSTOMER_ITEM_LIMIT per tenant and status), from DuckDB. */
 export async function customerItems(db: Db, opts: CustomerItemsOptions = {}): Promise<{ items: CustomerItem[]; more: Map<string, number> }> {
   const table = opts.table ?? 'violations';
   const status = opts.statusSql ?? `'open'`;
-  const has = (t: TableName) => opts.tables?.has(t) ?? false;
   const priority = `CASE invariant_id ${CUSTOMER_PRIORITY.map((id, i) => `WHEN ${sqlString(id)} THEN ${i}`).join(' ')} END`;
+  const times = { usage: 'customer_usage_times', sessions: 'customer_session_times', ledger: 'customer_ledger_times' };
+  if (opts.engine) await opts.engine.materialiseMovementTimes(table, times);
+  else {
+    await db.run(`CREATE OR REPLACE TEMP TABLE ${times.usage} (usage_record_id VARCHAR, start_time TIMESTAMPTZ, end_time TIMESTAMPTZ)`);
+    await db.run(`CREATE OR REPLACE TEMP TABLE ${times.sessions} (payment_session_id VARCHAR, created_at TIMESTAMPTZ)`);
+    await db.run(`CREATE OR REPLACE TEMP TABLE ${times.ledger} (ledger_entry_id VARCHAR, created_at TIMESTAMPTZ)`);
+  }
   const joins = [
-    has('usage_records')
-      ? `LEFT JOIN (SELECT usage_record_id, min(start_time) AS start_time, max(end_time) AS end_time FROM usage_records WHERE usage_record_id IN (SELECT usage_record_id FROM c) GROUP BY ALL) u ON u.usage_record_id = p.usage_record_id`
-      : `LEFT JOIN (SELECT NULL::VARCHAR AS usage_record_id, NULL::TIMESTAMPTZ AS start_time, NULL::TIMESTAMPTZ AS end_time) u ON false`,
-    has('payment_sessions')
-      ? `LEFT JOIN (SELECT payment_session_id, min(created_at) AS created_at FROM payment_sessions WHERE payment_session_id IN (SELECT payment_session_id FROM c) GROUP BY ALL) s ON s.payment_session_id = p.payment_session_id`
-      : `LEFT JOIN (SELECT NULL::VARCHAR AS payment_session_id, NULL::TIMESTAMPTZ AS created_at) s ON false`,
-    has('ledger_entries')
-      ? `LEFT JOIN (SELECT ledger_entry_id, min(created_at) AS created_at FROM ledger_entries WHERE ledger_entry_id IN (SELECT ledger_entry_id FROM c) GROUP BY ALL) l ON l.ledger_entry_id = p.ledger_entry_id`
-      : `LEFT JOIN (SELECT NULL::VARCHAR AS ledger_entry_id, NULL::TIMESTAMPTZ AS created_at) l ON false`,
+    `LEFT JOIN ${times.usage} u ON u.usage_record_id = p.usage_record_id`,
+    `LEFT JOIN ${times.sessions} s ON s.payment_session_id = p.payment_session_id`,
+    `LEFT JOIN ${times.ledger} l ON l.ledger_entry_id = p.ledger_entry_id`,
   ];
   await db.run(`CREATE OR REPLACE TEMP TABLE customer_items AS
     WITH c0 AS (
@@ -111,6 +111,7 @@ export async function customerItems(db: Db, opts: CustomerItemsOptions = {}): Pr
     { n: CUSTOMER_ITEM_LIMIT },
   );
   await db.run(`DROP TABLE customer_items`);
+  for (const t of Object.values(times)) await db.run(`DROP TABLE ${t}`);
   return {
     items: rows.map((r) => ({ ...r, detail: (typeof r.detail === 'string' ? parseExact(r.detail) : {}) as Record<string, unknown> })),
     more: new Map(more.map((m) => [m.org_id, Number(m.n)])),
@@ -231,12 +232,12 @@ export function customerMarkdown(org: string, items: readonly CustomerItem[], op
 export async function writeCustomerSummaries(
   db: Db,
   outDir: string,
-  opts: { asOf: string; scope?: Scope; tables?: ReadonlySet<TableName>; table?: string; statusSql?: string },
+  opts: { asOf: string; scope?: Scope; engine?: Engine; table?: string; statusSql?: string },
 ): Promise<string[]> {
   const { items, more } = await customerItems(db, {
     ...(opts.table ? { table: opts.table } : {}),
     ...(opts.statusSql ? { statusSql: opts.statusSql } : {}),
-    ...(opts.tables ? { tables: opts.tables } : {}),
+    ...(opts.engine ? { engine: opts.engine } : {}),
   });
   const byOrg = new Map<string, CustomerItem[]>();
   for (const i of items) byOrg.set(i.org_id, [...(byOrg.get(i.org_id) ?? []), i]);

@@ -124,6 +124,6 @@ export async function writeAuditOutputs(run: AuditRun, outDir: string): Promise<
   await run.db.run(`COPY (${csvSelect}) TO $path (FORMAT csv, HEADER true)`, { path: files.csv });
   await run.db.run(`COPY (${select}) TO $path (FORMAT parquet, COMPRESSION zstd)`, { path: files.parquet });
   await writeFile(files.summary, summaryMarkdown(run.findings));
-  const customers = await writeCustomerSummaries(run.db, outDir, { asOf: run.findings.as_of, scope: run.scope, tables: run.load.tables });
+  const customers = await writeCustomerSummaries(run.db, outDir, { asOf: run.findings.as_of, scope: run.scope, engine: run.engine });
   return [...Object.values(files), ...customers];
 }

@@ -1,6 +1,9 @@
-import { listValue, type DuckDBListValue } from '@duckdb/node-api';
+import { listValue } from '@duckdb/node-api';
+import { CATALOG } from '../catalog/index.ts';
 import type { Db } from '../db.ts';
+import type { AppInstanceRow, BackingRow, BackingSummary, Engine, UsageSplit } from '../engine/engine.ts';
 import type { Violation } from '../findings/types.ts';
+import { sqlString } from '../sql.ts';
 import { atStakeSql, moneyItemsSql, moneyTotalsSql } from '../findings/money.ts';
 
 /**
@@ -9,7 +12,8 @@ import { atStakeSql, moneyItemsSql, moneyTotalsSql } from '../findings/money.ts'
  * per-entity pages are built in batches of consecutive ranks, never from all violations at once.
  *
  * Working tables live in the TEMP schema of the caller's connection and are dropped by
- * `dropReportTables`; the `violations` table and the contract tables are only read.
+ * `dropReportTables`; the `violations` table is only read, and what the contract tables say comes
+ * from the engine.
  */
 
 export const T = {
@@ -39,44 +43,16 @@ export interface Money {
 /** The order of aging buckets; `bucket` in SQL is the index into this list. */
 export const AGING_BUCKETS = ['< 1h', '1–6h', '6–24h', '1–7d', '> 7d', 'unknown start'] as const;
 
-/**
- * How `usage.debit_mismatch` money splits into over- and under-charge, read from the detail the
- * catalog writes (src/catalog/usage.ts): `currency` is the record's own currency,
- * `debited_minor` the effective debits in it (NULL when none), `difference_minor` =
- * debited − accrued. When the violation's own `currency` is another one, the record was charged
- * exactly in its currency and the money at stake is an extra charge in that other currency: that
- * is reported as its own kind, never mixed into the over-charge of the record's currency.
- */
-const J = (path: string) => `json_extract_string(detail, '$.${path}')`;
-const MONEY_KIND_SQL = `CASE invariant_id
-  WHEN 'usage.unbilled_closed' THEN 'unbilled'
-  WHEN 'ledger.duplicate_credit' THEN 'duplicate_credit'
-  WHEN 'usage.debit_mismatch' THEN
-    CASE WHEN NOT coalesce(json_valid(detail), false) THEN 'mismatch'
-         WHEN ${J('currency')} IS NOT NULL AND currency IS DISTINCT FROM ${J('currency')} THEN 'currency_mismatch'
-         WHEN TRY_CAST(${J('difference_minor')} AS HUGEINT) > 0 THEN 'over'
-         WHEN TRY_CAST(${J('difference_minor')} AS HUGEINT) < 0 THEN 'under'
-         -- nothing debited in the record's own currency: its whole cost went uncharged there
-         WHEN ${J('debited_minor')} IS NULL AND TRY_CAST(${J('accrued_cost_minor')} AS HUGEINT) > 0 THEN 'under'
-         ELSE 'mismatch' END
-END`;
+/** The money kind of a violation row: each invariant's own rule (Invariant.moneyKind), NULL for the rest. */
+const MONEY_KIND_SQL = `CASE invariant_id ${CATALOG.filter((i) => i.moneyKind)
+  .map((i) => `WHEN ${sqlString(i.id)} THEN ${i.moneyKind}`)
+  .join(' ')} END`;
 
 export type MoneyKind = 'unbilled' | 'over' | 'under' | 'currency_mismatch' | 'mismatch' | 'duplicate_credit';
 
-async function exists(db: Db, name: string): Promise<boolean> {
-  const row = await db.one<{ n: bigint }>(
-    `SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = $n) + (SELECT count(*) FROM duckdb_views() WHERE view_name = $n) AS n`,
-    { n: name },
-  );
-  return (row?.n ?? 0n) > 0n;
-}
-
 export interface Environment {
-  hasAppInstances: boolean;
-  hasUsage: boolean;
-  hasLedger: boolean;
-  hasPayments: boolean;
-  hasEffectiveView: boolean;
+  /** What the reports need beyond the violations (open items, app instances, ledger backing) comes from here. */
+  engine: Engine;
   /** recon_settings.as_of when present, else the findings' as_of. */
   asOf: string;
 }
@@ -86,16 +62,11 @@ export interface Environment {
  * classified once), the ranking of tenants and app instances, and the open-items aging of the
  * tenants that get a page.
  */
-export async function prepare(db: Db, findingsAsOf: string, batchSize: number): Promise<Environment> {
-  const env: Environment = {
-    hasAppInstances: await exists(db, 'app_instances'),
-    hasUsage: await exists(db, 'usage_records'),
-    hasLedger: await exists(db, 'ledger_entries'),
-    hasPayments: await exists(db, 'payment_sessions'),
-    hasEffectiveView: await exists(db, 'effective_ledger_entries'),
-    asOf: findingsAsOf,
-  };
-  if (await exists(db, 'recon_settings')) {
+export async function prepare(engine: Engine, findingsAsOf: string, batchSize: number): Promise<Environment> {
+  const { db } = engine;
+  const env: Environment = { engine, asOf: findingsAsOf };
+  const settings = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'recon_settings'`);
+  if ((settings?.n ?? 0n) > 0n) {
     const row = await db.one<{ t: string | null }>(
       `SELECT strftime(as_of, '%Y-%m-%dT%H:%M:%SZ') AS t FROM recon_settings LIMIT 1`,
     );
@@ -148,28 +119,10 @@ export async function prepare(db: Db, findingsAsOf: string, batchSize: number): 
       SELECT *, (pos - 1) // $batch AS batch FROM p`, { batch: batchSize });
   }
 
-  const parts: string[] = [];
-  if (env.hasUsage) {
-    parts.push(`SELECT org_id, 'open usage' AS item, start_time AS opened, accrued_cost_minor AS amount, currency
-                FROM usage_records WHERE end_time IS NULL`);
-  }
-  if (env.hasPayments) {
-    parts.push(`SELECT org_id, 'open payment session' AS item, created_at AS opened, amount_minor AS amount, currency
-                FROM payment_sessions WHERE status = 'open'`);
-  }
-  const items = parts.length > 0 ? parts.join(' UNION ALL ') : `SELECT NULL::VARCHAR AS org_id, NULL::VARCHAR AS item, NULL::TIMESTAMPTZ AS opened, NULL::BIGINT AS amount, NULL::VARCHAR AS currency WHERE false`;
-  await db.run(
-    `CREATE OR REPLACE TEMP TABLE ${T.aging} AS
-     WITH i AS (SELECT *, $as_of::TIMESTAMPTZ - opened AS age FROM (${items}))
-     SELECT o.id AS org_id, item,
-            CASE WHEN age IS NULL THEN 5
-                 WHEN age < INTERVAL 1 HOUR THEN 0 WHEN age < INTERVAL 6 HOUR THEN 1
-                 WHEN age < INTERVAL 24 HOUR THEN 2 WHEN age < INTERVAL 7 DAY THEN 3 ELSE 4 END AS bucket,
-            currency, count(*) AS n, sum(amount)::HUGEINT AS amount
-     FROM i JOIN ${T.orgs} o ON o.id = i.org_id
-     GROUP BY ALL`,
-    { as_of: env.asOf },
-  );
+  const all = `${T.aging}_all`;
+  await engine.materialiseAging(env.asOf, all);
+  await db.run(`CREATE OR REPLACE TEMP TABLE ${T.aging} AS SELECT a.* FROM ${all} a JOIN ${T.orgs} o ON o.id = a.org_id`);
+  await db.run(`DROP TABLE ${all}`);
   return env;
 }
 
@@ -531,95 +484,19 @@ export async function aging(db: Db, batch: number): Promise<AgingRow[]> {
 
 // --- app instances ------------------------------------------------------------------------------
 
-export interface AppAttribution {
-  app_instance_id: string;
-  org_id: string | null;
-  project_id: string | null;
-  app_type: string | null;
-  operating_mode: string | null;
-  control_plane_scope: string | null;
-  runtime_backend: string | null;
-  status: string | null;
-  started_at: string | null;
-  stopped_at: string | null;
-  correlation_id: string | null;
-  trace_id: string | null;
-  /** Rows with this id in app_instances (more than one is a duplicate key). */
-  copies: number;
-}
+export type AppAttribution = AppInstanceRow;
 
 export async function appAttribution(db: Db, env: Environment, batch: number): Promise<AppAttribution[]> {
-  if (!env.hasAppInstances) return [];
-  const rows = await db.all<AppAttribution & { copies: bigint }>(
-    `SELECT * EXCLUDE (rn) FROM (
-       SELECT app_instance_id, org_id, project_id, app_type, operating_mode, control_plane_scope, runtime_backend, status,
-              strftime(started_at, '%Y-%m-%dT%H:%M:%SZ') AS started_at, strftime(stopped_at, '%Y-%m-%dT%H:%M:%SZ') AS stopped_at,
-              correlation_id, trace_id,
-              count(*) OVER (PARTITION BY app_instance_id) AS copies,
-              row_number() OVER (PARTITION BY app_instance_id ORDER BY org_id, project_id) AS rn
-       FROM app_instances WHERE ${batchFilter('app')})
-     WHERE rn <= 3 ORDER BY app_instance_id, rn`,
-    { b: batch },
-  );
-  return rows.map((r) => ({ ...r, copies: Number(r.copies) }));
-}
-
-export interface UsageSplit {
-  app_instance_id: string;
-  usage_source: string | null;
-  control_plane_component: boolean | null;
-  currency: string | null;
-  n: number;
-  open: number;
-  accrued: bigint | null;
+  return env.engine.appInstances(await batchIds(db, 'app', batch));
 }
 
 export async function usageSplit(db: Db, env: Environment, batch: number): Promise<UsageSplit[]> {
-  if (!env.hasUsage) return [];
-  const rows = await db.all<UsageSplit & { n: bigint; open: bigint }>(
-    `SELECT app_instance_id, usage_source, control_plane_component, currency,
-            count(*) AS n, count(*) FILTER (WHERE end_time IS NULL) AS open, sum(accrued_cost_minor)::HUGEINT AS accrued
-     FROM usage_records WHERE ${batchFilter('app')}
-     GROUP BY ALL ORDER BY 1, 2, 3 DESC NULLS LAST, 4`,
-    { b: batch },
-  );
-  return rows.map((r) => ({ ...r, n: Number(r.n), open: Number(r.open) }));
-}
-
-export interface BackingRow {
-  app_instance_id: string;
-  usage_record_id: string;
-  usage_source: string | null;
-  component: string | null;
-  control_plane_component: boolean | null;
-  start_time: string | null;
-  end_time: string | null;
-  accrued_cost_minor: bigint | null;
-  currency: string | null;
-  /** Effective `usage_debit` entries naming this usage record. */
-  debits: number;
-  /** Sum of the effective debits in the usage row's currency. */
-  debited: bigint | null;
-  /** Effective debits in another currency than the usage row's. */
-  other_currency: number;
-  /** `usage_debit` entries that were reversed (or are reversals). */
-  reversed: number;
-  ledger_ids: string[];
-  in_violations: boolean;
-}
-
-export interface BackingSummary {
-  app_instance_id: string;
-  rows: number;
-  open: number;
-  backed: number;
-  unbacked: number;
+  return env.engine.usageSplit(await batchIds(db, 'app', batch));
 }
 
 /**
- * The usage rows of each app instance with the `usage_debit` entries that back them (joined on
- * usage_record_id), rows named by a violation first, `limit` per instance; plus per-instance
- * counts of rows with and without an effective debit.
+ * The usage rows of each app instance of the batch with the `usage_debit` entries that back
+ * them, rows named by a violation first, `limit` per instance; plus per-instance counts.
  */
 export async function ledgerBacking(
   db: Db,
@@ -627,50 +504,5 @@ export async function ledgerBacking(
   batch: number,
   limit: number,
 ): Promise<{ rows: BackingRow[]; summary: BackingSummary[] }> {
-  if (!env.hasUsage) return { rows: [], summary: [] };
-  const effective = env.hasEffectiveView
-    ? `ledger_entry_id IN (SELECT ledger_entry_id FROM effective_ledger_entries)`
-    : `entry_type <> 'reversal' AND ledger_entry_id NOT IN (SELECT reverses_ledger_entry_id FROM ledger_entries WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL)`;
-  // Debits are summed only in the usage row's own currency; debits in another currency are
-  // counted apart, never added in.
-  const debits = env.hasLedger
-    ? `SELECT l.usage_record_id,
-              count(*) FILTER (WHERE eff) AS debits,
-              sum(l.amount_minor) FILTER (WHERE eff AND l.currency IS NOT DISTINCT FROM uc.currency)::HUGEINT AS debited,
-              count(*) FILTER (WHERE eff AND l.currency IS DISTINCT FROM uc.currency) AS other_currency,
-              count(*) FILTER (WHERE NOT eff) AS reversed,
-              list(l.ledger_entry_id ORDER BY l.created_at, l.ledger_entry_id)[1:5] AS ledger_ids
-       FROM (SELECT *, coalesce(${effective}, false) AS eff FROM ledger_entries WHERE entry_type = 'usage_debit') l
-       JOIN (SELECT usage_record_id, any_value(currency) AS currency FROM u GROUP BY 1) uc USING (usage_record_id)
-       GROUP BY 1`
-    : `SELECT NULL::VARCHAR AS usage_record_id, 0 AS debits, NULL::BIGINT AS debited, 0 AS other_currency, 0 AS reversed, []::VARCHAR[] AS ledger_ids WHERE false`;
-  const base = `WITH u AS (SELECT * FROM usage_records WHERE ${batchFilter('app')}),
-    d AS (${debits}),
-    j AS (SELECT u.*, coalesce(d.debits, 0) AS debits, d.debited, coalesce(d.other_currency, 0) AS other_currency, coalesce(d.reversed, 0) AS reversed,
-                 coalesce(d.ledger_ids, []::VARCHAR[]) AS ledger_ids,
-                 u.usage_record_id IN (SELECT usage_record_id FROM ${T.v} WHERE usage_record_id IS NOT NULL) AS in_violations
-          FROM u LEFT JOIN d USING (usage_record_id))`;
-  const rows = await db.all<Omit<BackingRow, 'debits' | 'reversed' | 'other_currency' | 'ledger_ids'> & { debits: bigint; reversed: bigint; other_currency: bigint; ledger_ids: DuckDBListValue }>(
-    `${base}
-     SELECT * EXCLUDE (rn) FROM (
-       SELECT app_instance_id, usage_record_id, usage_source, component, control_plane_component,
-              strftime(start_time, '%Y-%m-%dT%H:%M:%SZ') AS start_time, strftime(end_time, '%Y-%m-%dT%H:%M:%SZ') AS end_time,
-              accrued_cost_minor, currency, debits, debited, other_currency, reversed, ledger_ids, in_violations,
-              row_number() OVER (PARTITION BY app_instance_id ORDER BY in_violations DESC, start_time, usage_record_id) AS rn
-       FROM j)
-     WHERE rn <= $limit ORDER BY app_instance_id, rn`,
-    { b: batch, limit },
-  );
-  const summary = await db.all<{ app_instance_id: string; rows: bigint; open: bigint; backed: bigint; unbacked: bigint }>(
-    `${base}
-     SELECT app_instance_id, count(*) AS rows, count(*) FILTER (WHERE end_time IS NULL) AS open,
-            count(*) FILTER (WHERE debits > 0) AS backed,
-            count(*) FILTER (WHERE debits = 0 AND end_time IS NOT NULL AND accrued_cost_minor > 0) AS unbacked
-     FROM j GROUP BY 1`,
-    { b: batch },
-  );
-  return {
-    rows: rows.map((r) => ({ ...r, debits: Number(r.debits), reversed: Number(r.reversed), other_currency: Number(r.other_currency), ledger_ids: r.ledger_ids.items.map(String) })),
-    summary: summary.map((s) => ({ app_instance_id: s.app_instance_id, rows: Number(s.rows), open: Number(s.open), backed: Number(s.backed), unbacked: Number(s.unbacked) })),
-  };
+  return env.engine.ledgerBacking(await batchIds(db, 'app', batch), limit, T.v);
 }

@@ -6,7 +6,7 @@ import type { SnapshotScope } from './manifest.ts';
  * and the diff that builds it depend on it rather than on each other.
  */
 
-export type SideKind = 'snapshot' | 'audit';
+type SideKind = 'snapshot' | 'audit';
 
 /** What the diff knows about one of its two inputs. */
 export interface DiffSide {
@@ -35,9 +35,11 @@ export interface CheckResult {
   entities: Array<{ invariant_id: string; entity_id: string }>;
 }
 
-export const CHECK_NAMES = ['no_duplicates_introduced', 'no_unresolved_drift', 'no_new_drift', 'every_check_comparable'] as const;
+const CHECK_NAMES = ['no_duplicates_introduced', 'no_unresolved_drift', 'no_new_drift', 'every_check_comparable'] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
+
 /** Violations listed per category in diff.json; counts and money are always complete. */
+export const LIST_LIMIT = 10_000;
 
 export interface PersistingViolation {
   invariant_id: string;

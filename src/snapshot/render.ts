@@ -3,22 +3,23 @@ import path from 'node:path';
 import ejs from 'ejs';
 import { PACKAGE_ROOT } from '../package-root.ts';
 import { detailLine, formatInstant, formatMoney, truncate } from '../findings/format.ts';
-import type { DiffDocument, MoneyByCurrency } from './diff-document.ts';
+import { LIST_LIMIT, type DiffDocument, type MoneyByCurrency } from './diff-document.ts';
 import { describeScope } from './manifest.ts';
-import { contentSecurityPolicy } from '../shared/html.ts';
+import { PAGE_CSS, renderPage } from '../shared/html.ts';
+
+/** diff.html: the diff document (diff-document.ts) as a page in the shared page shell. */
 
 /** Rows shown per section of diff.html; diff.json always has every one. */
-export const HTML_ROW_LIMIT = 200;
+const HTML_ROW_LIMIT = 200;
 
-const TEMPLATE = path.join(PACKAGE_ROOT, 'src', 'snapshot', 'templates', 'diff.ejs');
-const OWN_CSS = path.join(PACKAGE_ROOT, 'src', 'snapshot', 'templates', 'diff.css');
-/** The drift reports' stylesheet: the diff looks like them when it is there. */
-const REPORT_CSS = path.join(PACKAGE_ROOT, 'src', 'report', 'templates', 'style.css');
+const TEMPLATE_DIR = path.join(PACKAGE_ROOT, 'src', 'snapshot', 'templates');
 
+/** The shared stylesheet and the diff's own rules after it. */
 async function stylesheet(): Promise<string> {
-  const own = await readFile(OWN_CSS, 'utf8');
-  const report = await readFile(REPORT_CSS, 'utf8').catch(() => null);
-  return report === null ? own : `${report}\n${own.split('/* diff-specific */')[1] ?? ''}`;
+  const own = await readFile(path.join(TEMPLATE_DIR, 'diff.css'), 'utf8');
+  // The two blank lines keep the stylesheet, and so the page's CSP hash, as it was before the
+  // diff page moved into the shared shell.
+  return `${PAGE_CSS}\n\n\n${own}`;
 }
 
 function moneyRows(diff: DiffDocument): Array<{ currency: string; kind: string; cells: string[] }> {
@@ -40,30 +41,35 @@ function moneyRows(diff: DiffDocument): Array<{ currency: string; kind: string; 
   ]);
 }
 
-/** `listLimit`: how many violations per section diff.json lists (the page says so when it is reached). */
-export async function renderDiffHtml(diff: DiffDocument, listLimit: number): Promise<string> {
-  const css = await stylesheet();
-  const template = await readFile(TEMPLATE, 'utf8');
-  const side = (s: DiffDocument['before']) => s.label ?? s.dir;
-  return ejs.render(
-    template,
-    {
-      d: diff,
-      css,
-      csp: contentSecurityPolicy({ css }),
-      title: `recon diff: ${side(diff.before)} → ${side(diff.after)}`,
-      scope:
-        describeScope(diff.scope) +
-        (Object.keys(diff.narrowed_to).length ? `; this diff narrowed to ${describeScope(diff.narrowed_to)}` : ''),
-      moneyRows: moneyRows(diff),
-      limit: HTML_ROW_LIMIT,
-      listLimit,
-      h: {
-        money: (amount: bigint | null, currency: string | null) => formatMoney(amount, currency),
-        instant: formatInstant,
-        detail: (detail: unknown, currency: string | null) => truncate(detailLine(detail, currency), 400),
-      },
+async function renderTemplate(name: string, locals: Record<string, unknown>): Promise<string> {
+  const template = await readFile(path.join(TEMPLATE_DIR, `${name}.ejs`), 'utf8');
+  return ejs.render(template, locals, { async: false, strict: false, rmWhitespace: false });
+}
+
+export async function renderDiffHtml(diff: DiffDocument): Promise<string> {
+  const scope = describeScope(diff.scope) + (Object.keys(diff.narrowed_to).length ? `; this diff narrowed to ${describeScope(diff.narrowed_to)}` : '');
+  const tool = `${diff.tool.name} ${diff.tool.version}`;
+  const body = await renderTemplate('diff', {
+    d: diff,
+    moneyRows: moneyRows(diff),
+    limit: HTML_ROW_LIMIT,
+    listLimit: LIST_LIMIT,
+    h: {
+      money: (amount: bigint | null, currency: string | null) => formatMoney(amount, currency),
+      instant: formatInstant,
+      detail: (detail: unknown, currency: string | null) => truncate(detailLine(detail, currency), 400),
     },
-    { async: false, strict: false, rmWhitespace: false },
-  );
+  });
+  return renderPage({
+    title: `recon diff: ${diff.before.label ?? diff.before.dir} → ${diff.after.label ?? diff.after.dir}`,
+    heading: `Remediation diff: ${diff.before.label || diff.before.dir} → ${diff.after.label || diff.after.dir}`,
+    crumbs: [],
+    fullId: null,
+    meta: `Before as of ${formatInstant(diff.before.as_of)} · after as of ${formatInstant(diff.after.as_of)} · scope: ${scope}${diff.strict ? ' · --strict' : ''}`,
+    tool,
+    css: await stylesheet(),
+    script: null,
+    body,
+    footer: await renderTemplate('diff-footer', { tool }),
+  });
 }

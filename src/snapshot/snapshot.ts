@@ -8,7 +8,7 @@ import type { Findings } from '../findings/types.ts';
 import { writeAuditOutputs } from '../outputs/files.ts';
 import type { ScopeKey } from '../scope.ts';
 import { TOOL } from '../version.ts';
-import { writeEvidence, type EvidenceFile } from './evidence.ts';
+import type { EvidenceFile } from '../engine/engine.ts';
 import {
   MANIFEST_FILE,
   MANIFEST_KIND,
@@ -25,6 +25,8 @@ export interface SnapshotOptions {
   /** Where the tables come from: an export directory, or a BigQuery dataset read into DuckDB. */
   exportsDir?: string;
   bigquery?: BigQuerySource;
+  /** Where the catalog runs (AuditOptions.engine). */
+  engine?: 'duckdb' | 'bigquery';
   label: string;
   /** The snapshot folder; must not exist yet or be empty. */
   outDir: string;
@@ -85,6 +87,7 @@ export async function createSnapshot(opts: SnapshotOptions): Promise<SnapshotRes
 
   const run = await auditExports({
     ...(opts.bigquery ? { bigquery: opts.bigquery } : {}),
+    ...(opts.engine ? { engine: opts.engine } : {}),
     ...(opts.exportsDir !== undefined ? { exportsDir: opts.exportsDir } : {}),
     ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
     ...(opts.asOf !== undefined ? { asOf: opts.asOf } : {}),
@@ -97,8 +100,8 @@ export async function createSnapshot(opts: SnapshotOptions): Promise<SnapshotRes
   try {
     await mkdir(opts.outDir, { recursive: true });
     await writeAuditOutputs(run, opts.outDir);
-    const evidence = await writeEvidence(run.db, run.load.tables, scope, opts.outDir);
-    await writeTimeline(run.db, run.load.tables, path.join(opts.outDir, 'timeline.json'));
+    const evidence = await run.engine.writeEvidence(scope, opts.outDir);
+    await writeTimeline(run.engine, path.join(opts.outDir, 'timeline.json'));
 
     const findings = run.findings;
     const manifest: Manifest = {

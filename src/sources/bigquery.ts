@@ -42,9 +42,9 @@ const ACCEPTED: Readonly<Record<ColumnType, ReadonlySet<string>>> = {
 };
 
 /** DuckDB's vector size: a data chunk holds at most this many rows. */
-const CHUNK_ROWS = 2048;
+export const CHUNK_ROWS = 2048;
 
-interface Staging {
+export interface Staging {
   readonly type: DuckDBType;
   readonly sql: string;
   readonly convert: (v: string) => DuckDBValue;
@@ -55,7 +55,7 @@ interface Staging {
  * through a JS number), TIMESTAMP as integer microseconds (`formatOptions.useInt64Timestamp`,
  * which the client sets), so nothing is rounded on the way into DuckDB.
  */
-function stagingFor(field: TableField): Staging {
+export function stagingFor(field: TableField): Staging {
   switch (field.type) {
     case 'INT64':
     case 'INTEGER':
@@ -110,7 +110,7 @@ export function bigQueryError(err: unknown, what: string): InputError {
  * The client libraries are loaded here, on first use, not at start-up: they cost a few hundred
  * milliseconds to load, and most audits read files.
  */
-async function client(projectId: string, source: BigQuerySource): Promise<BigQuery> {
+export async function client(projectId: string, source: BigQuerySource): Promise<BigQuery> {
   const [{ BigQuery }, { OAuth2Client }] = await Promise.all([import('@google-cloud/bigquery'), import('google-auth-library')]);
   const local = source.endpoint ?? process.env['BIGQUERY_EMULATOR_HOST'];
   const { maxRetries, maxRetryDelaySeconds } = source.retry ?? { maxRetries: 5, maxRetryDelaySeconds: 32 };

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { auditExports } from '../../src/audit.ts';
 import { parseConfig } from '../../src/config.ts';
 import type { Db } from '../../src/db.ts';
+import type { Engine } from '../../src/engine/engine.ts';
 import type { Findings, InvariantResult } from '../../src/findings/types.ts';
 import { VIOLATION_COLUMNS } from '../../src/contract/violations.ts';
 import type { Config } from '../../src/config.ts';
@@ -103,6 +104,7 @@ export async function findingsFrom(db: Db, base: Findings): Promise<Findings> {
 
 export interface World {
   db: Db;
+  engine: Engine;
   findings: Findings;
   config: Config;
   /** Every org id that has violations. */
@@ -189,5 +191,5 @@ export async function hostileWorld(links: Config['links'] = {}): Promise<World> 
   });
   await insertViolations(db, rows);
   const findings = await findingsFrom(db, run.findings);
-  return { db, findings, config: loaded.config, orgs, apps: [HOSTILE_APP] };
+  return { db, engine: run.engine, findings, config: loaded.config, orgs, apps: [HOSTILE_APP] };
 }

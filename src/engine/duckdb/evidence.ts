@@ -1,18 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { quoteIdent, TABLES, type TableName } from '../contract/tables.ts';
-import type { Db } from '../db.ts';
-import type { SnapshotScope } from './manifest.ts';
-
-/** The evidence tables, in the order they are written; absent optional tables are skipped. */
-export const EVIDENCE_TABLES = ['usage_records', 'ledger_entries', 'payment_sessions', 'app_instances', 'allocations'] as const;
-export type EvidenceTable = (typeof EVIDENCE_TABLES)[number];
-
-/** Ledger entry types a remediation posts by hand; the diff lists the ones that appeared. */
-export const CORRECTIVE_ENTRY_TYPES = ['adjustment_debit', 'adjustment_credit', 'reversal'] as const;
-
-/** Parquet settings fixed on purpose: the same rows must give the same bytes. */
-export const PARQUET_OPTIONS = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880`;
+import { quoteIdent, TABLES, type TableName } from '../../contract/tables.ts';
+import type { Db } from '../../db.ts';
+import type { Scope } from '../../scope.ts';
+import { PARQUET_OPTIONS } from '../../sql.ts';
+import { CORRECTIVE_ENTRY_TYPES, EVIDENCE_TABLES, type EvidenceFile, type EvidenceTable } from '../engine.ts';
 
 const json = (xs: readonly string[]) => JSON.stringify(xs);
 /** A bound JSON array as a VARCHAR[] (empty lists cannot be bound as typed lists). */
@@ -34,7 +26,7 @@ const list = (param: string) => `from_json($${param}, '["VARCHAR"]')`;
  * diff of a before/after pair needs them: a reversal that fixed a duplicate debit leaves no
  * violation behind in the "after" snapshot.
  */
-export async function collectEvidenceKeys(db: Db, scope: SnapshotScope): Promise<void> {
+async function collectEvidenceKeys(db: Db, scope: Scope): Promise<void> {
   await db.run(`CREATE OR REPLACE TEMP TABLE snap_refs (tbl VARCHAR, id VARCHAR)`);
   await db.run(`INSERT INTO snap_refs
     SELECT 'usage_records', usage_record_id FROM violations WHERE usage_record_id IS NOT NULL
@@ -104,18 +96,11 @@ function evidenceSelect(table: EvidenceTable): string {
   return `SELECT t.* FROM ${t} t WHERE ${byKey} OR ${byRow} ORDER BY t.${key} NULLS LAST, t.__file, t.__line`;
 }
 
-export interface EvidenceFile {
-  table: EvidenceTable;
-  /** Relative to the snapshot folder. */
-  path: string;
-  rows: number;
-}
-
 /** Writes `evidence/<table>.parquet` for every evidence table present in the audit. */
 export async function writeEvidence(
   db: Db,
   tables: ReadonlySet<TableName>,
-  scope: SnapshotScope,
+  scope: Scope,
   snapDir: string,
 ): Promise<EvidenceFile[]> {
   await collectEvidenceKeys(db, scope);

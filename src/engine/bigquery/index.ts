@@ -1,0 +1,460 @@
+import { createHash } from 'node:crypto';
+import type { LoadedConfig } from '../../config.ts';
+import type { InputFile } from '../../contract/inputs.ts';
+import { TABLES, quoteIdent, type TableName } from '../../contract/tables.ts';
+import { REJECTS_TABLE } from '../../contract/rejects.ts';
+import type { Severity } from '../../contract/violations.ts';
+import type { Db } from '../../db.ts';
+import { bigquery as d } from '../../dialect/bigquery.ts';
+import { firstRowPerKey } from '../../dialect/dialect.ts';
+import { createSettings, EFFECTIVE_LEDGER_SQL, effectiveLedgerQuery } from '../../catalog/setup.ts';
+import { RUN_CHECKS } from '../../catalog/run-checks.ts';
+import type { Invariant } from '../../catalog/types.ts';
+import { unmatched, type IncidentIds, type Scope, type ScopeKey } from '../../scope.ts';
+import type { BigQuerySource } from '../../sources/bigquery.ts';
+import { exportValueColumns } from '../duckdb/facts.ts';
+import { writeEvidence } from '../duckdb/evidence.ts';
+import * as duckOutputs from '../duckdb/outputs.ts';
+import { runInvariant } from '../duckdb/run.ts';
+import { materialiseTimeline } from '../duckdb/timeline.ts';
+import { CORRECTIVE_ENTRY_TYPES, type ActivityWindow, type Engine, type TableFacts } from '../engine.ts';
+import { BIGQUERY_PARAMS, WINDOW_ENTITIES } from '../window.ts';
+import { BigQuerySession, type Param } from './session.ts';
+import { findWarehouseTables, tableCte, type WarehouseTable } from './tables.ts';
+
+/** Ids per query parameter: BigQuery limits a request to 10 MB, and ids are short. */
+const IDS_PER_QUERY = 10_000;
+
+/** `PROJECT.DATASET` as it appears in the job text `recon explain --engine bigquery` prints. */
+export const DATASET_PLACEHOLDER = 'PROJECT.DATASET';
+
+/**
+ * The catalog's context as GoogleSQL CTEs (the DuckDB engine materialises the same as tables in
+ * src/catalog/setup.ts): settings and control-plane names as bound parameters, the effective
+ * ledger, and an empty rejects table (a typed warehouse table has no row that could not be read).
+ */
+function contextCtes(tables: ReadonlySet<TableName>): string[] {
+  const ctes = [
+    `${REJECTS_TABLE} AS (SELECT CAST(NULL AS STRING) AS table_name, CAST(NULL AS STRING) AS file, CAST(NULL AS INT64) AS line,
+       ARRAY<STRUCT<\`column\` STRING, value STRING, message STRING>>[] AS problems FROM UNNEST([1]) WHERE FALSE)`,
+    `recon_settings AS (SELECT TIMESTAMP(@as_of) AS as_of, @billing_lag_minutes AS billing_lag_minutes,
+       @allocation_window_tolerance_minutes AS allocation_window_tolerance_minutes)`,
+    `recon_control_plane_components AS (SELECT name FROM UNNEST(@control_plane_components) AS name)`,
+  ];
+  if (tables.has('ledger_entries')) {
+    ctes.push(
+      `recon_reversed_entry_ids AS (SELECT DISTINCT reverses_ledger_entry_id AS ledger_entry_id FROM ledger_entries
+         WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL)`,
+      `effective_ledger_entries AS (${effectiveLedgerQuery(d)})`,
+    );
+  }
+  return ctes;
+}
+
+/**
+ * The complete job text of one invariant: the warehouse tables under their contract names, the
+ * context, and the catalog's own query rendered for BigQuery. Its parameters are the audit's
+ * settings (`@as_of`, `@billing_lag_minutes`, `@allocation_window_tolerance_minutes`,
+ * `@control_plane_components`).
+ */
+export function invariantJob(inv: Invariant, warehouse: readonly WarehouseTable[], dataset: string): string {
+  const tables = new Set(warehouse.map((t) => t.table));
+  const ctes = [...warehouse.map((t) => tableCte(t, dataset)), ...contextCtes(tables)];
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM (\n${inv.sql({ tables, dialect: d })}\n)`;
+}
+
+/** Every table of the contract with every column, typed, as `recon explain` assumes. */
+export function contractWarehouse(): WarehouseTable[] {
+  return (Object.keys(TABLES) as TableName[]).map((table) => ({
+    table,
+    name: table,
+    columns: TABLES[table].columns.map((c) => ({ contract: c.name, source: c.name })),
+    meta: { lastModifiedTime: null, numRows: null },
+    provenance: false,
+  }));
+}
+
+/**
+ * The catalog runs as BigQuery query jobs over the dataset; only what they find comes back, into
+ * the local `violations` table, where waivers, scope and every output work as with files. What
+ * the outputs need beyond the violations is asked of BigQuery by id (the tenants, app instances
+ * and movements the violations name), never table by table.
+ */
+export class BigQueryEngine implements Engine {
+  readonly name = 'bigquery';
+  readonly dialect = d;
+  readonly tables: ReadonlySet<TableName>;
+  private params: Record<string, Param> = {};
+  private counter = 0;
+
+  private constructor(
+    readonly db: Db,
+    private readonly session: BigQuerySession,
+    private readonly warehouse: readonly WarehouseTable[],
+  ) {
+    this.tables = new Set(warehouse.map((t) => t.table));
+  }
+
+  static async open(db: Db, source: BigQuerySource, config: LoadedConfig['config']): Promise<BigQueryEngine> {
+    const session = await BigQuerySession.open(source);
+    return new BigQueryEngine(db, session, await findWarehouseTables(session, config));
+  }
+
+  /**
+   * The tables read, one input each. The rows are counted by the audit; the fingerprint is of
+   * what BigQuery said of the table (its name, last modification, rows), since the engine never
+   * sees the rows themselves.
+   */
+  inputs(): InputFile[] {
+    return this.warehouse.map((t) => ({
+      table: t.table,
+      source: `bigquery:${this.session.ref}.${t.name}`,
+      format: 'bigquery-engine',
+      rows: 0,
+      rejected_rows: 0,
+      sha256: createHash('sha256').update(JSON.stringify({ table: `${this.session.ref}.${t.name}`, ...t.meta })).digest('hex'),
+    }));
+  }
+
+  /** `WITH` and the CTEs of the given tables (all present ones by default). */
+  private with(tables: readonly TableName[] = [...this.tables]): string {
+    const ctes = this.warehouse.filter((t) => tables.includes(t.table)).map((t) => tableCte(t, this.session.ref));
+    return ctes.length ? `WITH ${ctes.join(',\n')}\n` : '';
+  }
+
+  private temp(what: string): string {
+    return `__bq_${what}_${++this.counter}`;
+  }
+
+  /** Runs a query for the given ids, IDS_PER_QUERY at a time, into one local table `into`. */
+  private async fetchByIds(sql: string, ids: readonly string[], what: string, into: string, params: Record<string, Param> = {}): Promise<void> {
+    const chunks: string[][] = [];
+    for (let i = 0; i < ids.length; i += IDS_PER_QUERY) chunks.push(ids.slice(i, i + IDS_PER_QUERY));
+    if (chunks.length === 0) chunks.push([]);
+    for (const [i, chunk] of chunks.entries()) {
+      const target = i === 0 ? into : this.temp('chunk');
+      await this.session.fetch(this.db, sql, { ...params, ids: chunk }, { what }, target);
+      if (i > 0) {
+        await this.db.run(`INSERT INTO ${quoteIdent(into)} SELECT * FROM ${quoteIdent(target)}`);
+        await this.db.run(`DROP TABLE ${quoteIdent(target)}`);
+      }
+    }
+  }
+
+  private async localIds(sql: string): Promise<string[]> {
+    return (await this.db.all<{ id: string }>(sql)).map((r) => r.id);
+  }
+
+  async tableFacts(): Promise<TableFacts> {
+    const parts = [...this.tables].map((t) => {
+      const maxes = TABLES[t].columns.filter((c) => c.type === 'timestamp').map((c) => `MAX(${d.ident(c.name)})`);
+      // GREATEST is NULL when any argument is: each argument falls back on the others.
+      const newest = maxes.length ? `GREATEST(${maxes.map((m, i) => `COALESCE(${[m, ...maxes.filter((_, j) => j !== i)].join(', ')})`).join(', ')})` : 'CAST(NULL AS TIMESTAMP)';
+      return `SELECT ${d.string(t)} AS tbl, COUNT(*) AS n, ${newest} AS t FROM ${t}`;
+    });
+    const into = this.temp('facts');
+    await this.session.fetch(this.db, `${this.with()}${parts.join('\nUNION ALL\n')}`, {}, { what: 'table facts' }, into);
+    const rows = await this.db.all<{ tbl: TableName; n: bigint; t: string | null; latest: string | null }>(
+      `SELECT tbl, n, ${this.isoLocal('t')} AS t, ${this.isoLocal('max(t) OVER ()')} AS latest FROM ${into}`,
+    );
+    await this.db.run(`DROP TABLE ${into}`);
+    const facts: TableFacts = { rows: {}, newest: {}, latest: rows[0]?.latest ?? null };
+    for (const r of rows) {
+      facts.rows[r.tbl] = Number(r.n);
+      facts.newest[r.tbl] = r.t;
+    }
+    return facts;
+  }
+
+  /** Timestamps come back as DuckDB values and are formatted by DuckDB, exactly as the DuckDB engine does. */
+  private isoLocal(expr: string): string {
+    return `CASE WHEN ${expr} IS NULL THEN NULL ELSE strftime(${expr}, CASE WHEN microsecond(${expr}) % 1000000 = 0 THEN '%Y-%m-%dT%H:%M:%SZ' ELSE '%Y-%m-%dT%H:%M:%S.%fZ' END) END`;
+  }
+
+  /**
+   * The candidates for "did you mean" come from BigQuery (exact and near values of the given
+   * ones, at most 50 each, by edit distance); the choice among them is the DuckDB engine's own.
+   */
+  async unmatchedScopeValues(key: ScopeKey, values: readonly string[]) {
+    const sources = exportValueColumns(key, this.tables);
+    const union = sources.length ? sources.map(([t, c]) => `SELECT CAST(${d.ident(c)} AS STRING) AS v FROM ${t}`).join(' UNION ALL ') : 'SELECT CAST(NULL AS STRING) AS v';
+    const into = this.temp('scope');
+    await this.session.fetch(
+      this.db,
+      `${this.with(sources.map(([t]) => t))}SELECT v FROM (
+         SELECT q, v, EDIT_DISTANCE(LOWER(v), LOWER(q)) AS dist
+         FROM (SELECT DISTINCT v FROM (${union}) WHERE v IS NOT NULL) CROSS JOIN UNNEST(@given) AS q
+         WHERE LOWER(v) = LOWER(q) OR STRPOS(LOWER(v), LOWER(q)) > 0 OR STRPOS(LOWER(q), LOWER(v)) > 0
+            OR EDIT_DISTANCE(LOWER(v), LOWER(q)) <= GREATEST(2, DIV(LENGTH(q), 3)))
+       WHERE TRUE QUALIFY ROW_NUMBER() OVER (PARTITION BY q ORDER BY v = q DESC, dist, v) <= 50`,
+      { given: [...values] },
+      { what: `scope ${key}` },
+      into,
+    );
+    try {
+      return await unmatched(this.db, `SELECT v FROM ${into}`, values);
+    } finally {
+      await this.db.run(`DROP TABLE ${into}`);
+    }
+  }
+
+  async prepare(config: LoadedConfig['config'], asOf: string, invariants: readonly Invariant[]): Promise<void> {
+    this.params = {
+      as_of: asOf,
+      billing_lag_minutes: config.thresholds.billing_lag_minutes,
+      allocation_window_tolerance_minutes: config.thresholds.allocation_window_tolerance_minutes,
+      control_plane_components: [...config.control_plane_components],
+    };
+    // The audit's own checks (freshness, waivers) and the reports read the settings locally.
+    await createSettings(this.db, config, asOf);
+    let total = 0n;
+    for (const inv of invariants) {
+      if (RUN_CHECKS.includes(inv)) continue;
+      const bytes = await this.session.dryRun(invariantJob(inv, this.warehouse, this.session.ref), this.params, { what: inv.id, invariant: inv.id });
+      total += bytes;
+      this.session.log(`bigquery: ${inv.id} would scan ${bytes.toLocaleString('en-US')} bytes`);
+    }
+    this.session.log(`bigquery: the catalog would scan ${total.toLocaleString('en-US')} bytes in total`);
+  }
+
+  async run(inv: Invariant, severity: Severity): Promise<string | undefined> {
+    if (RUN_CHECKS.includes(inv)) return runInvariant(this.db, inv, severity, inv.sql({ tables: this.tables }));
+    const into = this.temp('found');
+    // A failing job (bytes over the limit, permissions, quota) fails the audit: it is not one check's error.
+    await this.session.fetch(this.db, invariantJob(inv, this.warehouse, this.session.ref), this.params, { what: inv.id, invariant: inv.id }, into);
+    try {
+      return await runInvariant(this.db, inv, severity, `SELECT * FROM ${into}`);
+    } finally {
+      await this.db.run(`DROP TABLE ${into}`);
+    }
+  }
+
+  async tagControlPlane(): Promise<void> {
+    if (!this.tables.has('usage_records')) return;
+    const ids = await this.localIds(`SELECT DISTINCT usage_record_id AS id FROM violations WHERE usage_record_id IS NOT NULL ORDER BY 1`);
+    if (ids.length === 0) return;
+    const into = this.temp('control_plane');
+    await this.fetchByIds(
+      `${this.with(['usage_records'])}SELECT usage_record_id, control_plane_component FROM (${firstRowPerKey(d, 'usage_records', 'usage_record_id', 'usage_record_id IN UNNEST(@ids)')})`,
+      ids,
+      'control plane flags',
+      into,
+    );
+    await this.db.run(`UPDATE violations v SET control_plane_component = u.control_plane_component FROM ${into} u WHERE v.usage_record_id = u.usage_record_id`);
+    await this.db.run(`DROP TABLE ${into}`);
+  }
+
+  async restrictToWindow(window: ActivityWindow): Promise<void> {
+    for (const w of WINDOW_ENTITIES) {
+      if (!w.tables.every((t) => this.tables.has(t))) continue;
+      const ids = await this.localIds(`SELECT DISTINCT ${w.id} AS id FROM violations WHERE entity_type = '${w.entity}' AND ${w.id} IS NOT NULL ORDER BY 1`);
+      if (ids.length === 0) continue;
+      const into = this.temp('active');
+      await this.fetchByIds(`${this.with(w.tables)}SELECT DISTINCT id FROM (${w.active(d, BIGQUERY_PARAMS)}) WHERE id IN UNNEST(@ids)`, ids, `window ${w.entity}`, into, {
+        since: window.since,
+        until: window.until,
+      });
+      await this.db.run(`DELETE FROM violations WHERE entity_type = $entity AND ${w.id} IS NOT NULL AND ${w.id} NOT IN (SELECT id FROM ${into})`, { entity: w.entity });
+      await this.db.run(`DROP TABLE ${into}`);
+    }
+  }
+
+  async narrowToIncident(ids: IncidentIds): Promise<void> {
+    const links = INCIDENT_LINKS.filter((l) => this.tables.has(l.table));
+    const linked: string[] = [];
+    for (const l of links) {
+      const into = this.temp('incident');
+      await this.session.fetch(
+        this.db,
+        `${this.with([l.table])}SELECT DISTINCT ${l.key} AS id FROM ${l.table} WHERE correlation_id IN UNNEST(@c) OR trace_id IN UNNEST(@t)`,
+        { c: [...ids.correlationIds], t: [...ids.traceIds] },
+        { what: `incident ${l.table}` },
+        into,
+      );
+      linked.push(`(${l.entityOnly ? `entity_type = '${l.key.replace(/_id$/, '')}' AND ` : ''}${l.key} IN (SELECT id FROM ${into}))`);
+    }
+    await this.db.run(
+      `DELETE FROM violations WHERE NOT coalesce(
+         entity_type = 'source_row' OR list_contains($c::JSON::VARCHAR[], correlation_id) OR list_contains($t::JSON::VARCHAR[], trace_id)
+         ${linked.map((l) => `OR ${l}`).join('\n         ')}, false)`,
+      { c: JSON.stringify(ids.correlationIds), t: JSON.stringify(ids.traceIds) },
+    );
+  }
+
+  async exportCounts() {
+    const orgTables = ORG_TABLES.filter((t) => this.tables.has(t));
+    const into = this.temp('counts');
+    await this.session.fetch(
+      this.db,
+      `${this.with()}SELECT
+         (SELECT COUNT(DISTINCT org_id) FROM (${orgTables.map((t) => `SELECT org_id FROM ${t}`).join(' UNION ALL ') || 'SELECT CAST(NULL AS STRING) AS org_id'})) AS tenants,
+         ${this.tables.has('usage_records') ? `(SELECT COUNT(DISTINCT usage_record_id) FROM usage_records WHERE end_time IS NULL)` : '0'} AS open`,
+      {},
+      { what: 'export counts' },
+      into,
+    );
+    const r = (await this.db.one<{ tenants: bigint; open: bigint }>(`SELECT * FROM ${into}`))!;
+    await this.db.run(`DROP TABLE ${into}`);
+    return { tenants_in_exports: Number(r.tenants), open_usage_rows: Number(r.open) };
+  }
+
+  async materialiseAging(asOf: string, into: string): Promise<void> {
+    const parts: string[] = [];
+    if (this.tables.has('usage_records')) {
+      parts.push(`SELECT org_id, 'open usage' AS item, start_time AS opened, accrued_cost_minor AS amount, currency FROM usage_records WHERE end_time IS NULL`);
+    }
+    if (this.tables.has('payment_sessions')) {
+      parts.push(`SELECT org_id, 'open payment session' AS item, created_at AS opened, amount_minor AS amount, currency FROM payment_sessions WHERE status = 'open'`);
+    }
+    const hour = 3_600_000_000;
+    const fetched = this.temp('aging');
+    await this.session.fetch(
+      this.db,
+      parts.length
+        ? `${this.with(['usage_records', 'payment_sessions'])}SELECT org_id, item, bucket, currency, COUNT(*) AS n, SUM(amount) AS amount FROM (
+             SELECT org_id, item, currency, amount,
+                    CASE WHEN age IS NULL THEN 5 WHEN age < ${hour} THEN 0 WHEN age < ${6 * hour} THEN 1
+                         WHEN age < ${24 * hour} THEN 2 WHEN age < ${7 * 24 * hour} THEN 3 ELSE 4 END AS bucket
+             FROM (SELECT *, TIMESTAMP_DIFF(TIMESTAMP(@as_of), opened, MICROSECOND) AS age FROM (${parts.join(' UNION ALL ')})))
+           WHERE org_id IS NOT NULL GROUP BY 1, 2, 3, 4`
+        : `SELECT CAST(NULL AS STRING) AS org_id, CAST(NULL AS STRING) AS item, 0 AS bucket, CAST(NULL AS STRING) AS currency, 0 AS n, 0 AS amount FROM UNNEST([1]) WHERE FALSE`,
+      { as_of: asOf },
+      { what: 'open items aging' },
+      fetched,
+    );
+    await this.db.run(
+      `CREATE OR REPLACE TEMP TABLE ${into} AS SELECT org_id, item, bucket::INTEGER AS bucket, currency, n, amount::HUGEINT AS amount FROM ${fetched}`,
+    );
+    await this.db.run(`DROP TABLE ${fetched}`);
+  }
+
+  /**
+   * Brings the rows of `table` that `where` (GoogleSQL over the table, with `@ids`) picks into a
+   * local temp table of the same name, where the DuckDB engine's queries read them.
+   */
+  private async mirror(table: TableName, where: string, ids: readonly string[], params: Record<string, Param> = {}): Promise<void> {
+    const into = this.temp(`mirror_${table}`);
+    await this.fetchByIds(`${this.with([table])}SELECT * FROM ${table} WHERE ${where}`, ids, `rows of ${table}`, into, params);
+    await this.db.run(`CREATE OR REPLACE TEMP TABLE ${table} AS SELECT * FROM ${into}`);
+    await this.db.run(`DROP TABLE ${into}`);
+  }
+
+  async appInstances(ids: readonly string[]) {
+    if (!this.tables.has('app_instances')) return [];
+    await this.mirror('app_instances', 'app_instance_id IN UNNEST(@ids)', ids);
+    return duckOutputs.appInstances(this.db, this.tables, ids);
+  }
+
+  async usageSplit(ids: readonly string[]) {
+    if (!this.tables.has('usage_records')) return [];
+    await this.mirror('usage_records', 'app_instance_id IN UNNEST(@ids)', ids);
+    return duckOutputs.usageSplit(this.db, this.tables, ids);
+  }
+
+  async ledgerBacking(ids: readonly string[], limit: number, violationsTable: string) {
+    if (!this.tables.has('usage_records')) return { rows: [], summary: [] };
+    await this.mirror('usage_records', 'app_instance_id IN UNNEST(@ids)', ids);
+    if (this.tables.has('ledger_entries')) {
+      const usage = await this.localIds(`SELECT DISTINCT usage_record_id AS id FROM usage_records WHERE usage_record_id IS NOT NULL ORDER BY 1`);
+      // The debits of these usage rows and every reversal naming one: enough to tell which are effective.
+      await this.mirror(
+        'ledger_entries',
+        `(entry_type = 'usage_debit' AND usage_record_id IN UNNEST(@ids))
+         OR (entry_type = 'reversal' AND reverses_ledger_entry_id IN (SELECT ledger_entry_id FROM ledger_entries WHERE usage_record_id IN UNNEST(@ids)))`,
+        usage,
+      );
+      for (const sql of EFFECTIVE_LEDGER_SQL) await this.db.run(sql);
+    }
+    return duckOutputs.ledgerBacking(this.db, this.tables, ids, limit, violationsTable);
+  }
+
+  async materialiseMovementTimes(from: string, into: { usage: string; sessions: string; ledger: string }): Promise<void> {
+    const keys = [
+      ['usage_records', 'usage_record_id'],
+      ['payment_sessions', 'payment_session_id'],
+      ['ledger_entries', 'ledger_entry_id'],
+    ] as const;
+    for (const [table, key] of keys) {
+      if (!this.tables.has(table)) continue;
+      await this.mirror(table, `${key} IN UNNEST(@ids)`, await this.localIds(`SELECT DISTINCT ${key} AS id FROM ${from} WHERE ${key} IS NOT NULL ORDER BY 1`));
+    }
+    await duckOutputs.materialiseMovementTimes(this.db, this.tables, from, into);
+  }
+
+  /**
+   * The evidence rows are found as the DuckDB engine finds them, over a local mirror of the rows
+   * they can come from: the movements the violations name, the ledger entries naming those, every
+   * corrective entry, and one hop of reversal links.
+   */
+  async writeEvidence(scope: Scope, snapDir: string) {
+    const named = (col: string) => this.localIds(`SELECT DISTINCT ${col} AS id FROM violations WHERE ${col} IS NOT NULL ORDER BY 1`);
+    const keyRefs = (table: string) =>
+      this.localIds(`SELECT DISTINCT entity_id AS id FROM violations WHERE entity_type = 'key' AND json_extract_string(detail, '$.table') = '${table}' ORDER BY 1`);
+    const union = (...lists: string[][]) => [...new Set(lists.flat())].sort();
+    const has = (t: TableName) => this.tables.has(t);
+    const corrective = CORRECTIVE_ENTRY_TYPES.map((t) => d.string(t)).join(', ');
+    let ledgerIds = union(await named('ledger_entry_id'), await keyRefs('ledger_entries'));
+    let usageIds = union(await named('usage_record_id'), await keyRefs('usage_records'));
+    let sessionIds = union(await named('payment_session_id'), await keyRefs('payment_sessions'));
+    if (has('ledger_entries')) {
+      // The entries named, those naming a named usage row or session, every corrective entry and
+      // the entries reversing or reversed by any of these: what snap_ledger_ids can reach.
+      await this.mirror(
+        'ledger_entries',
+        `ledger_entry_id IN UNNEST(@ids) OR usage_record_id IN UNNEST(@usage) OR payment_session_id IN UNNEST(@sessions)
+         OR entry_type IN (${corrective})`,
+        ledgerIds,
+        { usage: usageIds, sessions: sessionIds },
+      );
+      const hop = await this.localIds(
+        `SELECT DISTINCT id FROM (SELECT reverses_ledger_entry_id AS id FROM ledger_entries UNION ALL SELECT ledger_entry_id FROM ledger_entries) WHERE id IS NOT NULL ORDER BY 1`,
+      );
+      await this.mirror('ledger_entries', `ledger_entry_id IN UNNEST(@ids) OR reverses_ledger_entry_id IN UNNEST(@ids)`, hop);
+      usageIds = union(usageIds, await this.localIds(`SELECT DISTINCT usage_record_id AS id FROM ledger_entries WHERE usage_record_id IS NOT NULL`));
+      sessionIds = union(sessionIds, await this.localIds(`SELECT DISTINCT payment_session_id AS id FROM ledger_entries WHERE payment_session_id IS NOT NULL`));
+    }
+    if (has('payment_sessions')) {
+      await this.mirror('payment_sessions', `payment_session_id IN UNNEST(@ids)`, sessionIds);
+      ledgerIds = union(ledgerIds, await this.localIds(`SELECT DISTINCT ledger_entry_id AS id FROM payment_sessions WHERE ledger_entry_id IS NOT NULL`));
+      if (has('ledger_entries')) {
+        await this.mirror(
+          'ledger_entries',
+          `ledger_entry_id IN UNNEST(@ids) OR usage_record_id IN UNNEST(@usage) OR payment_session_id IN UNNEST(@sessions) OR entry_type IN (${corrective})
+           OR reverses_ledger_entry_id IN UNNEST(@ids)`,
+          union(ledgerIds, await this.localIds(`SELECT DISTINCT id FROM (SELECT ledger_entry_id AS id FROM ledger_entries UNION ALL SELECT reverses_ledger_entry_id FROM ledger_entries) WHERE id IS NOT NULL`)),
+          { usage: usageIds, sessions: sessionIds },
+        );
+      }
+    }
+    if (has('usage_records')) await this.mirror('usage_records', `usage_record_id IN UNNEST(@ids)`, usageIds);
+    if (has('allocations')) {
+      await this.mirror('allocations', `allocation_id IN UNNEST(@ids)`, union(await named('allocation_id'), await keyRefs('allocations'),
+        has('usage_records') ? await this.localIds(`SELECT DISTINCT allocation_id AS id FROM usage_records WHERE allocation_id IS NOT NULL`) : []));
+    }
+    if (has('app_instances')) {
+      await this.mirror('app_instances', `app_instance_id IN UNNEST(@ids)`, union(await named('app_instance_id'), await keyRefs('app_instances'),
+        has('usage_records') ? await this.localIds(`SELECT DISTINCT app_instance_id AS id FROM usage_records WHERE app_instance_id IS NOT NULL`) : []));
+    }
+    return writeEvidence(this.db, this.tables, scope, snapDir);
+  }
+
+  async materialiseTimeline(): Promise<void> {
+    const corr = await this.localIds(`SELECT id FROM snap_corr ORDER BY 1`);
+    const trace = await this.localIds(`SELECT id FROM snap_trace ORDER BY 1`);
+    for (const t of ['allocations', 'app_instances', 'usage_records', 'ledger_entries', 'payment_sessions', 'events'] as const) {
+      if (this.tables.has(t)) await this.mirror(t, `correlation_id IN UNNEST(@ids) OR trace_id IN UNNEST(@traces)`, corr, { traces: trace });
+    }
+    await materialiseTimeline(this.db, this.tables);
+  }
+}
+
+/** Tables whose rows name a tenant: the denominator of "how many tenants are affected". */
+const ORG_TABLES: readonly TableName[] = ['allocations', 'app_instances', 'usage_records', 'ledger_entries', 'payment_sessions', 'balances'];
+
+const INCIDENT_LINKS: ReadonlyArray<{ table: TableName; key: string; entityOnly?: boolean }> = [
+  { table: 'usage_records', key: 'usage_record_id' },
+  { table: 'ledger_entries', key: 'ledger_entry_id' },
+  { table: 'payment_sessions', key: 'payment_session_id' },
+  { table: 'allocations', key: 'allocation_id', entityOnly: true },
+  { table: 'app_instances', key: 'app_instance_id', entityOnly: true },
+];
