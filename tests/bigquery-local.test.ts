@@ -325,6 +325,11 @@ describe('dry runs, the byte limit and labels', () => {
     // A table read twice is read once; a query of no table reads nothing.
     expect((await dry(`SELECT a.s FROM tiny a JOIN \`${bq.projectId}.${bq.datasetId}.tiny\` b USING (s)`)).bytes).toBe('21');
     expect((await dry('SELECT 1')).bytes).toBe('0');
+    // A WITH entry nothing reads is not scanned; one read through another is.
+    expect((await dry('WITH unused AS (SELECT * FROM usage_records) SELECT s FROM tiny')).bytes).toBe('21');
+    const usage = (await dry('SELECT 1 FROM usage_records')).bytes;
+    expect(BigInt(usage)).toBeGreaterThan(21n);
+    expect((await dry('WITH u AS (SELECT * FROM usage_records), v AS (SELECT * FROM u) SELECT s FROM tiny, v')).bytes).toBe(String(BigInt(usage) + 21n));
     // A dry run validates the statement as the real job would.
     expect(await failure(dry('SELECT nope FROM tiny'))).toEqual({ code: 400, reason: 'invalidQuery', message: 'Unrecognized name: nope at [1:8]' });
     // BigQuery keeps no dry run: there are no results to get.

@@ -12,6 +12,7 @@ import {
   mapDuckDbType,
   numericCell,
   numericText,
+  scannedTables,
   startZetaSql,
   timestampCell,
   ZetaSqlError,
@@ -498,8 +499,9 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
    * The dry-run estimate of a table: its logical size by BigQuery's data-size rules (STRING 2
    * bytes + its UTF-8 length; INT64, FLOAT64, TIMESTAMP, DATETIME, DATE 8; BOOL 1; NUMERIC 16;
    * an ARRAY or STRUCT the length of its JSON text; NULL 0), summed over every column and row.
-   * BigQuery counts only the columns a query reads; the whole table is a deterministic upper
-   * bound, which is what a byte limit needs.
+   * A job's estimate is the sum over the tables it scans (each once; a WITH entry nothing reads
+   * scans nothing). BigQuery counts only the columns a query reads; the whole table is a
+   * deterministic upper bound, which is what a byte limit needs.
    */
   async function tableBytes(table: string): Promise<bigint> {
     const terms = (await duckDbColumns(db, table)).map(({ name, duckType }) => {
@@ -577,8 +579,18 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
       if (config.useLegacySql === true) throw new BigQueryHttpError(400, 'invalid', 'The local BigQuery endpoint speaks GoogleSQL only: set useLegacySql to false');
       const params = (config.queryParameters ?? []).map(zetaParam);
       const { sql, catalog } = await resolveTables(record.query, jobProject, config.defaultDataset);
-      const tables = [...new Set(catalog.values())];
-      const sizes = await Promise.all(tables.map(tableBytes));
+      const server = await zeta();
+      const schemas: ZetaTable[] = [];
+      for (const [name, table] of catalog) schemas.push({ name, columns: (await duckDbColumns(db, table)).map((c) => ({ name: c.name, type: mapDuckDbType(c.duckType).type })) });
+      const refused = (err: unknown) => (err instanceof ZetaSqlError ? new BigQueryHttpError(400, 'invalidQuery', bigQueryWording(err.message)) : err);
+      let scanned: Set<string>;
+      try {
+        // Validated first, as BigQuery validates before it estimates: a dry run reads no row.
+        scanned = scannedTables(await server.analyze(sql, schemas, params));
+      } catch (err) {
+        throw refused(err);
+      }
+      const sizes = await Promise.all([...new Set([...scanned].map((name) => catalog.get(name)!))].map(tableBytes));
       const bytes = sizes.reduce((a, b) => a + b, 0n);
       // Billed as BigQuery bills on demand: each table's bytes rounded up to a whole MiB, at least 10 MiB.
       const billed = sizes.reduce((sum, b) => sum + (b > 10n * MIB ? ((b + MIB - 1n) / MIB) * MIB : 10n * MIB), 0n);
@@ -587,25 +599,19 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
         throw new BigQueryHttpError(400, 'bytesBilledLimitExceeded', `Query exceeded limit for bytes billed: ${config.maximumBytesBilled}. ${billed} or higher required.`);
       }
       const job: StoredJob = { id: record.jobId, record, columns: [], rows: [], bytes, billed };
-      const server = await zeta();
-      const zetaTables: ZetaTable[] = [];
-      for (const [name, table] of catalog) {
-        zetaTables.push(record.dryRun ? { name, columns: (await duckDbColumns(db, table)).map((c) => ({ name: c.name, type: mapDuckDbType(c.duckType).type })) } : await duckDbTable(db, table, name));
-      }
-      try {
-        if (record.dryRun) {
-          // A dry run validates the statement, as BigQuery's does, and reads no row.
-          await server.analyze(sql, zetaTables, params);
-        } else {
-          const result = await server.evaluate(sql, zetaTables, params);
-          // BigQuery names an unnamed column f<position>_; ZetaSQL leaves it empty (or `$col…`).
-          job.columns = result.columns.map((c, i) => ({ ...c, name: !c.name || c.name.startsWith('$') ? `f${i}_` : c.name }));
-          job.rows = result.rows;
-          stored.set(job.id, job);
+      if (!record.dryRun) {
+        const tables: ZetaTable[] = [];
+        for (const [name, table] of catalog) tables.push(await duckDbTable(db, table, name));
+        let result: Awaited<ReturnType<ZetaSql['evaluate']>>;
+        try {
+          result = await server.evaluate(sql, tables, params);
+        } catch (err) {
+          throw refused(err);
         }
-      } catch (err) {
-        if (err instanceof ZetaSqlError) throw new BigQueryHttpError(400, 'invalidQuery', bigQueryWording(err.message));
-        throw err;
+        // BigQuery names an unnamed column f<position>_; ZetaSQL leaves it empty (or `$col…`).
+        job.columns = result.columns.map((c, i) => ({ ...c, name: !c.name || c.name.startsWith('$') ? `f${i}_` : c.name }));
+        job.rows = result.rows;
+        stored.set(job.id, job);
       }
       return job;
     } catch (err) {

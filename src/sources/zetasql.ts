@@ -368,6 +368,44 @@ export async function duckDbTable(db: Db, table: string, name: string = table): 
   };
 }
 
+/**
+ * The tables a resolved statement scans: those under its final query and under the WITH entries
+ * it reads, transitively; a WITH entry nothing reads scans nothing (as BigQuery prunes it).
+ */
+export function scannedTables(analysis: AnalyzeResponse__Output): Set<string> {
+  const entries = new Map<string, unknown>();
+  const visited = new Set<string>();
+  const tables = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (!node || typeof node !== 'object') return;
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n);
+      return;
+    }
+    const o = node as Record<string, unknown>;
+    const withScan = o['resolvedWithScanNode'] as { withEntryList?: Array<{ withQueryName?: string; withSubquery?: unknown }>; query?: unknown } | undefined;
+    if (withScan) {
+      for (const e of withScan.withEntryList ?? []) entries.set(e.withQueryName ?? '', e.withSubquery);
+      walk(withScan.query);
+      return;
+    }
+    const ref = o['resolvedWithRefScanNode'] as { withQueryName?: string } | undefined;
+    if (ref) {
+      const name = ref.withQueryName ?? '';
+      if (!visited.has(name)) {
+        visited.add(name);
+        walk(entries.get(name));
+      }
+      return;
+    }
+    const scan = o['resolvedTableScanNode'] as { table?: { name?: string } } | undefined;
+    if (scan?.table?.name) tables.add(scan.table.name);
+    for (const v of Object.values(o)) walk(v);
+  };
+  walk(analysis.resolvedStatement);
+  return tables;
+}
+
 /** A result cell as JavaScript: INT64 as bigint, arrays as arrays, JSON as its text. */
 export function fromCell(cell: ValueProto__Output): unknown {
   switch (cell.value) {
