@@ -521,6 +521,9 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
    * backquoted or not, are rewritten to one backquoted `project.dataset.table`, a table of its
    * own in the catalog (ZetaSQL sets rows only on tables at the catalog's top).
    */
+  const tableNamesCache = new Map<string, Promise<string[][]>>();
+  const analysisCache = new Map<string, ReturnType<ZetaSql['analyze']>>();
+
   async function resolveTables(
     query: string,
     jobProject: string,
@@ -528,7 +531,7 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
   ): Promise<{ sql: string; catalog: Map<string, string> }> {
     let paths: string[][];
     try {
-      paths = await (await zeta()).tableNames(query);
+      paths = await memo(tableNamesCache, query, async () => (await zeta()).tableNames(query));
     } catch (err) {
       if (err instanceof ZetaSqlError) throw new BigQueryHttpError(400, 'invalidQuery', bigQueryWording(err.message));
       throw err;
@@ -586,7 +589,8 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
       let scanned: Set<string>;
       try {
         // Validated first, as BigQuery validates before it estimates: a dry run reads no row.
-        scanned = scannedTables(await server.analyze(sql, schemas, params));
+        // A job's dry run and its run analyse the same statement: once is enough.
+        scanned = scannedTables(await memo(analysisCache, JSON.stringify([sql, schemas, params]), () => server.analyze(sql, schemas, params)));
       } catch (err) {
         throw refused(err);
       }
@@ -820,4 +824,18 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
       if (ownZeta) await (await ownZeta).close();
     },
   };
+}
+
+/**
+ * The result of `compute` for `key`, computed once while `cache` holds it. A failure is not kept,
+ * and the cache is emptied past 1,000 entries, so a long-running endpoint stays bounded.
+ */
+function memo<T>(cache: Map<string, Promise<T>>, key: string, compute: () => Promise<T>): Promise<T> {
+  const hit = cache.get(key);
+  if (hit) return hit;
+  if (cache.size >= 1000) cache.clear();
+  const p = compute();
+  cache.set(key, p);
+  p.catch(() => cache.delete(key));
+  return p;
 }

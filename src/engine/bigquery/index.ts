@@ -32,35 +32,58 @@ export const DATASET_PLACEHOLDER = 'PROJECT.DATASET';
  * The catalog's context as GoogleSQL CTEs (the DuckDB engine materialises the same as tables in
  * src/catalog/setup.ts): settings and control-plane names as bound parameters, the effective
  * ledger, and an empty rejects table (a typed warehouse table has no row that could not be read).
+ * Each with the tables it reads.
  */
-function contextCtes(tables: ReadonlySet<TableName>): string[] {
-  const ctes = [
-    `${REJECTS_TABLE} AS (SELECT CAST(NULL AS STRING) AS table_name, CAST(NULL AS STRING) AS file, CAST(NULL AS INT64) AS line,
-       ARRAY<STRUCT<\`column\` STRING, value STRING, message STRING>>[] AS problems FROM UNNEST([1]) WHERE FALSE)`,
-    `recon_settings AS (SELECT TIMESTAMP(@as_of) AS as_of, @billing_lag_minutes AS billing_lag_minutes,
-       @allocation_window_tolerance_minutes AS allocation_window_tolerance_minutes)`,
-    `recon_control_plane_components AS (SELECT name FROM UNNEST(@control_plane_components) AS name)`,
-  ];
-  if (tables.has('ledger_entries')) {
-    ctes.push(
-      `recon_reversed_entry_ids AS (SELECT DISTINCT reverses_ledger_entry_id AS ledger_entry_id FROM ledger_entries
-         WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL)`,
-      `effective_ledger_entries AS (${effectiveLedgerQuery(d)})`,
-    );
-  }
-  return ctes;
-}
+const CONTEXT: ReadonlyArray<{ name: string; reads: readonly string[]; sql: () => string }> = [
+  {
+    name: REJECTS_TABLE,
+    reads: [],
+    sql: () => `SELECT CAST(NULL AS STRING) AS table_name, CAST(NULL AS STRING) AS file, CAST(NULL AS INT64) AS line,
+       ARRAY<STRUCT<\`column\` STRING, value STRING, message STRING>>[] AS problems FROM UNNEST([1]) WHERE FALSE`,
+  },
+  {
+    name: 'recon_settings',
+    reads: [],
+    sql: () => `SELECT TIMESTAMP(@as_of) AS as_of, @billing_lag_minutes AS billing_lag_minutes,
+       @allocation_window_tolerance_minutes AS allocation_window_tolerance_minutes`,
+  },
+  { name: 'recon_control_plane_components', reads: [], sql: () => `SELECT name FROM UNNEST(@control_plane_components) AS name` },
+  {
+    name: 'recon_reversed_entry_ids',
+    reads: ['ledger_entries'],
+    sql: () => `SELECT DISTINCT reverses_ledger_entry_id AS ledger_entry_id FROM ledger_entries
+         WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL`,
+  },
+  { name: 'effective_ledger_entries', reads: ['ledger_entries', 'recon_reversed_entry_ids'], sql: () => effectiveLedgerQuery(d) },
+];
+
+/** Whether SQL text names a table (as a whole word: `usage_records`, never `usage_records_x`). */
+const names = (sql: string, table: string) => new RegExp(`\\b${table}\\b`).test(sql);
 
 /**
- * The complete job text of one invariant: the warehouse tables under their contract names, the
- * context, and the catalog's own query rendered for BigQuery. Its parameters are the audit's
- * settings (`@as_of`, `@billing_lag_minutes`, `@allocation_window_tolerance_minutes`,
- * `@control_plane_components`).
+ * The complete job text of one invariant: the warehouse tables it reads under their contract
+ * names, the context it reads, and the catalog's own query rendered for BigQuery. Only what the
+ * query names is in it: BigQuery would prune the rest anyway, and the job reads as what it does.
+ * Its parameters are the audit's settings (`@as_of`, `@billing_lag_minutes`,
+ * `@allocation_window_tolerance_minutes`, `@control_plane_components`).
  */
 export function invariantJob(inv: Invariant, warehouse: readonly WarehouseTable[], dataset: string): string {
   const tables = new Set(warehouse.map((t) => t.table));
-  const ctes = [...warehouse.map((t) => tableCte(t, dataset)), ...contextCtes(tables)];
-  return `WITH ${ctes.join(',\n')}\nSELECT * FROM (\n${inv.sql({ tables, dialect: d })}\n)`;
+  const query = inv.sql({ tables, dialect: d });
+  // Context CTEs the query names, and what they name in turn (listed after what they read).
+  const needed = new Set<string>();
+  const visit = (name: string) => {
+    if (needed.has(name)) return;
+    needed.add(name);
+    for (const r of CONTEXT.find((c) => c.name === name)?.reads ?? []) visit(r);
+  };
+  for (const c of CONTEXT) if (names(query, c.name)) visit(c.name);
+  for (const t of warehouse) if (names(query, t.table)) needed.add(t.table);
+  const ctes = [
+    ...warehouse.filter((t) => needed.has(t.table)).map((t) => tableCte(t, dataset)),
+    ...CONTEXT.filter((c) => needed.has(c.name)).map((c) => `${c.name} AS (${c.sql()})`),
+  ];
+  return `${ctes.length ? `WITH ${ctes.join(',\n')}\n` : ''}SELECT * FROM (\n${query}\n)`;
 }
 
 /** Every table of the contract with every column, typed, as `recon explain` assumes. */

@@ -1,0 +1,214 @@
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { auditExports } from '../src/audit.ts';
+import { CATALOG } from '../src/catalog/index.ts';
+import { snapshotCommand } from '../src/cli/snapshot.ts';
+import { Db } from '../src/db.ts';
+import { contractWarehouse, DATASET_PLACEHOLDER, invariantJob } from '../src/engine/bigquery/index.ts';
+import { bigquery } from '../src/dialect/bigquery.ts';
+import { startLocalBigQuery, type LocalBigQuery } from '../src/sources/bigquery-local.ts';
+import type { BigQuerySource } from '../src/sources/bigquery.ts';
+import { copyFixture, tempDir } from './helpers/exports.ts';
+import { useZetaSql } from './helpers/zetasql.ts';
+
+/**
+ * `--engine bigquery`'s jobs, errors and outputs (tests/bigquery-engine.test.ts holds it to the
+ * DuckDB engine on every fixture): the catalog as GoogleSQL query jobs, run by the repository's BigQuery
+ * endpoint on 127.0.0.1 in ZetaSQL (BigQuery's own SQL front end, with its reference evaluator),
+ * through the real `@google-cloud/bigquery` client. Held to `--bigquery` (the same dataset read
+ * into DuckDB and audited there), which bigquery.test.ts holds to the files.
+ */
+
+process.env['METADATA_SERVER_DETECTION'] = 'none';
+delete process.env['BIGQUERY_EMULATOR_HOST'];
+
+const zeta = useZetaSql();
+const FIXTURES = path.resolve('fixtures');
+function source(bq: LocalBigQuery, extra: Partial<BigQuerySource> = {}): BigQuerySource {
+  return { dataset: `${bq.projectId}.${bq.datasetId}`, endpoint: bq.url, retry: { maxRetries: 2, maxRetryDelaySeconds: 0.05 }, ...extra };
+}
+
+const serve = (dir: string) => startLocalBigQuery({ exportsDir: dir, zetaSql: zeta.server() });
+
+describe('jobs, money and pages', () => {
+  let dir: string;
+  let bq: LocalBigQuery;
+  const BIG = 9007199254740993n;
+  beforeAll(async () => {
+    dir = await copyFixture(path.join(FIXTURES, 'ledger_drift'));
+    bq = await serve(dir);
+    // 2^53 + 1 minor units on a closed usage row nobody debited: the unbilled money at stake.
+    await bq.db.run(
+      `UPDATE usage_records SET accrued_cost_minor = $big WHERE usage_record_id = (
+         SELECT min(usage_record_id) FROM usage_records u WHERE end_time IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM ledger_entries l WHERE l.usage_record_id = u.usage_record_id))`,
+      { big: BIG },
+    );
+  });
+  afterAll(async () => {
+    await bq.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('INT64 above 2^53 comes back exact, over result pages of two rows; every job is dry-run first, labelled and byte-limited', async () => {
+    const before = bq.jobs.length;
+    const logged: string[] = [];
+    const run = await auditExports({ bigquery: source(bq, { pageRows: 2, maxBytesBilled: 1_000_000_000n, log: (l) => void logged.push(l) }), engine: 'bigquery' });
+    try {
+      const unbilled = await run.db.all<{ amount_minor: bigint }>(`SELECT amount_minor FROM violations WHERE invariant_id = 'usage.unbilled_closed' AND amount_minor = $big`, { big: BIG });
+      expect(unbilled).toEqual([{ amount_minor: BIG }]);
+      const jobs = bq.jobs.slice(before);
+      const checks = CATALOG.filter((i) => i.needs.every((t) => run.load.tables.has(t))).map((i) => i.id);
+      const dry = jobs.filter((j) => j.dryRun).map((j) => j.labels['invariant']);
+      expect(dry).toEqual(checks.map((id) => id.replaceAll('.', '_')));
+      // Each check ran after every dry run, once, with its settings bound.
+      const real = jobs.filter((j) => !j.dryRun && j.labels['invariant']);
+      expect(real.map((j) => j.labels['invariant'])).toEqual(checks.map((id) => id.replaceAll('.', '_')));
+      const lastDry = jobs.findLastIndex((j) => j.dryRun);
+      expect(jobs.findIndex((j) => !j.dryRun && j.labels['invariant'])).toBe(lastDry + 1);
+      expect(jobs.every((j) => j.labels['tool'] === 'billing-recon' && j.maximumBytesBilled === '1000000000')).toBe(true);
+      expect(real[0]!.queryParameters.map((p) => p.name).sort()).toEqual(['allocation_window_tolerance_minutes', 'as_of', 'billing_lag_minutes', 'control_plane_components']);
+      // Results came back in pages of two rows: more result requests than checks.
+      expect(bq.requests.filter((r) => r.startsWith('GET ') && r.includes('/queries/')).length).toBeGreaterThan(real.length);
+      expect(logged.at(-1)).toMatch(/^bigquery: the catalog would scan [\d,]+ bytes in total$/);
+      expect(logged.filter((l) => / would scan [\d,]+ bytes$/.test(l))).toHaveLength(checks.length);
+    } finally {
+      run.db.close();
+    }
+  });
+
+  test('recon explain prints the job the engine submits, with the dataset as a placeholder', () => {
+    const inv = CATALOG.find((i) => i.id === 'usage.unbilled_closed')!;
+    const job = invariantJob(inv, contractWarehouse(), DATASET_PLACEHOLDER);
+    expect(job).toContain('FROM `PROJECT.DATASET.usage_records` w');
+    // Only what the query reads: the effective ledger (and the ledger under it), no allocations.
+    expect([...job.matchAll(/^(?:WITH )?(\w+) AS \(/gm)].map((m) => m[1])).toEqual(['usage_records', 'ledger_entries', 'recon_reversed_entry_ids', 'effective_ledger_entries']);
+    expect(invariantJob(CATALOG.find((i) => i.id === 'usage.billing_lag')!, contractWarehouse(), DATASET_PLACEHOLDER)).toContain(
+      'recon_settings AS (SELECT TIMESTAMP(@as_of) AS as_of',
+    );
+    expect(job).toContain(inv.sql({ tables: new Set(contractWarehouse().map((t) => t.table)), dialect: bigquery }));
+  });
+});
+
+describe('errors a user meets, each exit 2 with one sentence', () => {
+  let bq: LocalBigQuery;
+  beforeAll(async () => {
+    bq = await serve(path.join(FIXTURES, 'ledger_drift'));
+  });
+  afterAll(async () => {
+    await bq.close();
+  });
+  const audit = (extra: Partial<BigQuerySource> = {}, dataset?: string) =>
+    auditExports({ bigquery: { ...source(bq, extra), ...(dataset ? { dataset } : {}) }, engine: 'bigquery' });
+
+  test('a dataset that does not exist', async () => {
+    await expect(audit({}, `${bq.projectId}.nope`)).rejects.toThrow(/^bigquery: dataset local-project\.nope not found/);
+  });
+
+  test('permission denied on a query job', async () => {
+    bq.failNext('jobs.insert', 'accessDenied');
+    await expect(audit()).rejects.toThrow(
+      /^bigquery: permission denied on table facts in local-project\.billing: the account needs roles\/bigquery\.dataViewer on the dataset and roles\/bigquery\.jobUser on the project/,
+    );
+  });
+
+  test('a job over --max-bytes-billed', async () => {
+    await expect(audit({ maxBytesBilled: 1n })).rejects.toThrow(/the query would bill more bytes than --max-bytes-billed allows/);
+  });
+
+  test('a rate limit is retried with back-off and the audit goes on; a quota still exceeded after the retries is an error', async () => {
+    bq.failNext('jobs.insert', 'rateLimitExceeded', { status: 429 });
+    const run = await audit();
+    run.db.close();
+    bq.failNext('jobs.insert', 'quotaExceeded');
+    await expect(audit()).rejects.toThrow(/BigQuery quota or rate limit exceeded/);
+  });
+
+  test('a contract column of another type than the checks read is refused before anything is billed', async () => {
+    const copy = await copyFixture(path.join(FIXTURES, 'ledger_drift'));
+    const typed = await serve(copy);
+    try {
+      await typed.db.run(`ALTER TABLE ledger_entries ALTER amount_minor TYPE VARCHAR`);
+      const jobs = typed.jobs.length;
+      await expect(auditExports({ bigquery: source(typed), engine: 'bigquery' })).rejects.toThrow(
+        /table local-project\.billing\.ledger_entries: column "amount_minor" is STRING, not INT64; --engine bigquery reads typed columns only/,
+      );
+      expect(typed.jobs.length).toBe(jobs);
+    } finally {
+      await typed.close();
+      await rm(copy, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('every output works on what the engine brings back', () => {
+  test('a snapshot keeps the same violations and evidence rows as one of the same dataset read into DuckDB', async () => {
+    const bq = await serve(path.join(FIXTURES, 'incident_one_correlation'));
+    const io = { stdout: () => undefined, stderr: () => undefined };
+    const work = await tempDir('recon-bq-engine-');
+    try {
+      const dataset = `${bq.projectId}.${bq.datasetId}`;
+      const [pushed, read] = [path.join(work, 'engine'), path.join(work, 'read')];
+      const args = ['--bigquery', dataset, '--bigquery-endpoint', bq.url, '--label', 'INC-1 before'];
+      expect(await snapshotCommand([...args, '--engine', 'bigquery', '--out', pushed], io)).toBe(1);
+      expect(await snapshotCommand([...args, '--out', read], io)).toBe(1);
+      const rows = async (snap: string) => {
+        const db = await Db.open();
+        try {
+          const out: Record<string, unknown[]> = {};
+          for (const f of (await readdir(path.join(snap, 'evidence'))).sort()) {
+            // Where a row came from differs by nature: `--bigquery` numbers the rows as it reads them,
+            // the engine names the warehouse's row. The rows themselves must be the same.
+            out[f] = await db.allJson(`SELECT * EXCLUDE (__file, __line) FROM read_parquet($p) ORDER BY ALL`, { p: path.join(snap, 'evidence', f) });
+          }
+          out['violations'] = await db.allJson(`SELECT * EXCLUDE (detail) FROM read_csv($p, all_varchar = true) ORDER BY ALL`, { p: path.join(snap, 'violations.csv') });
+          return out;
+        } finally {
+          db.close();
+        }
+      };
+      expect(await rows(pushed)).toEqual(await rows(read));
+    } finally {
+      await bq.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('what the outputs ask beyond the violations, BigQuery answers as DuckDB does', () => {
+  test('aging, app instances, usage split, ledger backing, movement times, blast-radius counts, timeline', async () => {
+    const bq = await serve(path.join(FIXTURES, 'app_runtime_misattributed'));
+    const [read, pushed] = await Promise.all([auditExports({ bigquery: source(bq) }), auditExports({ bigquery: source(bq), engine: 'bigquery' })]);
+    try {
+      const apps = (await read.db.all<{ id: string }>(`SELECT DISTINCT app_instance_id AS id FROM violations WHERE app_instance_id IS NOT NULL ORDER BY 1`)).map((r) => r.id);
+      expect(apps.length).toBeGreaterThan(0);
+      const answers = async (run: typeof read) => {
+        const e = run.engine;
+        await e.materialiseAging(run.findings.as_of, 't_aging');
+        await e.materialiseMovementTimes('violations', { usage: 't_usage', sessions: 't_sessions', ledger: 't_ledger' });
+        await run.db.run(`CREATE OR REPLACE TEMP TABLE snap_corr AS SELECT DISTINCT correlation_id AS id FROM violations WHERE correlation_id IS NOT NULL`);
+        await run.db.run(`CREATE OR REPLACE TEMP TABLE snap_trace AS SELECT DISTINCT trace_id AS id FROM violations WHERE trace_id IS NOT NULL`);
+        await e.materialiseTimeline();
+        const table = (t: string) => run.db.allJson(`SELECT * FROM ${t} ORDER BY ALL`);
+        return {
+          counts: await e.exportCounts(),
+          apps: await e.appInstances(apps),
+          split: await e.usageSplit(apps),
+          backing: await e.ledgerBacking(apps, 50, 'violations'),
+          aging: await table('t_aging'),
+          times: [await table('t_usage'), await table('t_sessions'), await table('t_ledger')],
+          timeline: await run.db.allJson(`SELECT * EXCLUDE (file, line) FROM snap_timeline ORDER BY ALL`),
+        };
+      };
+      const want = await answers(read);
+      expect(want.backing.rows.length).toBeGreaterThan(0);
+      expect(want.timeline.length).toBeGreaterThan(0);
+      expect(await answers(pushed)).toEqual(want);
+    } finally {
+      read.db.close();
+      pushed.db.close();
+      await bq.close();
+    }
+  });
+});
