@@ -83,7 +83,7 @@ describe('jobs, money and pages', () => {
     const job = invariantJob(inv, contractWarehouse(), DATASET_PLACEHOLDER);
     expect(job).toContain('FROM `PROJECT.DATASET.usage_records` w');
     // Only what the query reads: the effective ledger (and the ledger under it), no allocations.
-    expect([...job.matchAll(/^(?:WITH )?(\w+) AS \(/gm)].map((m) => m[1])).toEqual(['usage_records', 'ledger_entries', 'recon_reversed_entry_ids', 'effective_ledger_entries']);
+    expect([...job.split('\nSELECT * FROM (\n')[0]!.matchAll(/^(?:WITH )?(\w+) AS \(/gm)].map((m) => m[1])).toEqual(['usage_records', 'ledger_entries', 'recon_reversed_entry_ids', 'effective_ledger_entries']);
     expect(invariantJob(CATALOG.find((i) => i.id === 'usage.billing_lag')!, contractWarehouse(), DATASET_PLACEHOLDER)).toContain(
       'recon_settings AS (SELECT TIMESTAMP(@as_of) AS as_of',
     );
