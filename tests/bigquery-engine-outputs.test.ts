@@ -1,9 +1,10 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { auditExports } from '../src/audit.ts';
 import { CATALOG } from '../src/catalog/index.ts';
-import { snapshotCommand } from '../src/cli/snapshot.ts';
+import { main } from '../src/cli/main.ts';
+import { diffCommand, snapshotCommand } from '../src/cli/snapshot.ts';
 import { Db } from '../src/db.ts';
 import { contractWarehouse, DATASET_PLACEHOLDER, invariantJob } from '../src/engine/bigquery/index.ts';
 import { bigquery } from '../src/dialect/bigquery.ts';
@@ -125,7 +126,7 @@ describe('errors a user meets, each exit 2 with one sentence', () => {
     await expect(audit()).rejects.toThrow(/BigQuery quota or rate limit exceeded/);
   });
 
-  test('a contract column of another type than the checks read is refused before anything is billed', async () => {
+  test('a contract column of another type than the checks read, or a required table missing, is refused before anything is billed', async () => {
     const copy = await copyFixture(path.join(FIXTURES, 'ledger_drift'));
     const typed = await serve(copy);
     try {
@@ -135,6 +136,10 @@ describe('errors a user meets, each exit 2 with one sentence', () => {
         /table local-project\.billing\.ledger_entries: column "amount_minor" is STRING, not INT64; --engine bigquery reads typed columns only/,
       );
       expect(typed.jobs.length).toBe(jobs);
+      await typed.db.run(`DROP TABLE ledger_entries`);
+      await expect(auditExports({ bigquery: source(typed), engine: 'bigquery' })).rejects.toThrow(
+        /^bigquery: dataset local-project\.billing: required table not found: ledger_entries$/,
+      );
     } finally {
       await typed.close();
       await rm(copy, { recursive: true, force: true });
@@ -169,6 +174,13 @@ describe('every output works on what the engine brings back', () => {
         }
       };
       expect(await rows(pushed)).toEqual(await rows(read));
+      // The diff reads both kinds alike: the same dataset, nothing introduced, nothing resolved.
+      const said: string[] = [];
+      const diffOut = path.join(work, 'diff');
+      expect(await diffCommand([read, pushed, '--out', diffOut], { stdout: (l) => void said.push(l), stderr: (l) => void said.push(l) })).toBe(0);
+      const diff = JSON.parse(await readFile(path.join(diffOut, 'diff.json'), 'utf8')) as { summary: Record<string, number> };
+      expect(diff.summary).toMatchObject({ resolved: 0, introduced: 0, not_comparable: 0 });
+      expect(diff.summary['persisting']).toBeGreaterThan(0);
     } finally {
       await bq.close();
       await rm(work, { recursive: true, force: true });
@@ -209,6 +221,44 @@ describe('what the outputs ask beyond the violations, BigQuery answers as DuckDB
       read.db.close();
       pushed.db.close();
       await bq.close();
+    }
+  });
+});
+
+describe('recon audit --engine bigquery writes every output', () => {
+  test('findings, violations.csv, junit.xml from the Vitest suite and the same report pages as the dataset audited in DuckDB', async () => {
+    const bq = await serve(path.join(FIXTURES, 'app_runtime_misattributed'));
+    const work = await tempDir('recon-bq-engine-cli-');
+    const quiet = [vi.spyOn(console, 'log'), vi.spyOn(console, 'error'), vi.spyOn(process.stdout, 'write'), vi.spyOn(process.stderr, 'write')];
+    for (const s of quiet) s.mockImplementation((() => true) as never);
+    try {
+      const args = ['audit', '--bigquery', `${bq.projectId}.${bq.datasetId}`, '--bigquery-endpoint', bq.url, '--quiet'];
+      const [pushed, read] = [path.join(work, 'engine'), path.join(work, 'read')];
+      expect(await main([...args, '--engine', 'bigquery', '--out', pushed])).toBe(1);
+      expect(await main([...args, '--out', read])).toBe(1);
+      for (const s of quiet) s.mockRestore();
+      const files = async (dir: string) => (await readdir(dir, { recursive: true })).sort();
+      expect(await files(pushed)).toEqual(await files(read));
+      const csv = async (dir: string) => {
+        const db = await Db.open();
+        try {
+          return await db.allJson(`SELECT * EXCLUDE (detail) FROM read_csv($p, all_varchar = true) ORDER BY ALL`, { p: path.join(dir, 'violations.csv') });
+        } finally {
+          db.close();
+        }
+      };
+      expect(await csv(pushed)).toEqual(await csv(read));
+      const failures = async (dir: string) =>
+        (await readFile(path.join(dir, 'junit.xml'), 'utf8'))
+          .split('<testcase ')
+          .filter((c) => c.includes('<failure'))
+          .map((c) => /^name="([^"]+)"/.exec(c)![1]);
+      expect(await failures(pushed)).toEqual(await failures(read));
+      expect(await failures(pushed)).toEqual(['contract.invalid_value', 'app_runtime.source_attribution', 'app_runtime.anchor_mismatch']);
+    } finally {
+      for (const s of quiet) s.mockRestore();
+      await bq.close();
+      await rm(work, { recursive: true, force: true });
     }
   });
 });
