@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { BigQuery, Dataset, Job, TableField } from '@google-cloud/bigquery';
-import { BIGINT, BOOLEAN, DuckDBDataChunk, DuckDBTimestampTZValue, TIMESTAMPTZ, VARCHAR, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import { BIGINT, BOOLEAN, DuckDBDataChunk, DuckDBTimestampTZValue, TIMESTAMPTZ, VARCHAR, type DuckDBAppender, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import { createTableSql, quoteIdent, TABLE_NAMES, TABLES, type ColumnSpec, type ColumnType, type TableName } from '../contract/tables.ts';
 import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
@@ -42,7 +42,7 @@ const ACCEPTED: Readonly<Record<ColumnType, ReadonlySet<string>>> = {
 };
 
 /** DuckDB's vector size: a data chunk holds at most this many rows. */
-export const CHUNK_ROWS = 2048;
+const CHUNK_ROWS = 2048;
 
 export interface Staging {
   readonly type: DuckDBType;
@@ -67,6 +67,36 @@ export function stagingFor(field: TableField): Staging {
       return { type: TIMESTAMPTZ, sql: 'TIMESTAMPTZ', convert: (v) => new DuckDBTimestampTZValue(BigInt(v)) };
     default:
       return { type: VARCHAR, sql: 'VARCHAR', convert: (v) => v };
+  }
+}
+
+/** A page of REST rows (every value as text, or null). */
+export type RestPage = ReadonlyArray<{ f: ReadonlyArray<{ v: string | null }> }>;
+
+/**
+ * Appends one page of REST rows to DuckDB, staged column by column, in data chunks of
+ * CHUNK_ROWS; `extra` gives the values of columns after the staged ones, for `count` rows.
+ */
+export function appendPage(
+  appender: DuckDBAppender,
+  staging: readonly Staging[],
+  page: RestPage,
+  extra?: (count: number) => Array<{ type: DuckDBType; values: DuckDBValue[] }>,
+): void {
+  for (let start = 0; start < page.length; start += CHUNK_ROWS) {
+    const count = Math.min(CHUNK_ROWS, page.length - start);
+    const more = extra?.(count) ?? [];
+    const chunk = DuckDBDataChunk.create([...staging.map((s) => s.type), ...more.map((m) => m.type)], count);
+    staging.forEach((s, c) => {
+      const values: DuckDBValue[] = new Array(count);
+      for (let i = 0; i < count; i++) {
+        const v = page[start + i]!.f[c]?.v;
+        values[i] = v === null || v === undefined ? null : s.convert(v);
+      }
+      chunk.setColumnValues(c, values);
+    });
+    more.forEach((m, k) => chunk.setColumnValues(staging.length + k, m.values));
+    appender.appendDataChunk(chunk);
   }
 }
 
@@ -241,11 +271,10 @@ export async function loadBigQuery(db: Db, source: BigQuerySource, config: Confi
       throw bigQueryError(err, `query on ${ref}.${t.name}`);
     }
     const appender = await db.conn.createAppender(raw, 'main', 'temp');
-    const types = [...staging.map((s) => s.type), VARCHAR, BIGINT];
     try {
       let request: Record<string, unknown> | null = { skipParsing: true, autoPaginate: false, maxResults: source.pageRows ?? 50_000 };
       while (request) {
-        let page: Array<{ f: Array<{ v: string | null }> }>;
+        let page: RestPage;
         let next: Record<string, unknown> | null;
         try {
           const response: unknown[] = await job.getQueryResults(request);
@@ -256,23 +285,14 @@ export async function loadBigQuery(db: Db, source: BigQuerySource, config: Confi
         }
         // What was audited, byte for byte as BigQuery sent it: the input's fingerprint.
         hash.update(JSON.stringify(page));
-        for (let start = 0; start < page.length; start += CHUNK_ROWS) {
-          const count = Math.min(CHUNK_ROWS, page.length - start);
-          const chunk = DuckDBDataChunk.create(types, count);
-          staging.forEach((s, c) => {
-            const values: DuckDBValue[] = new Array(count);
-            for (let i = 0; i < count; i++) {
-              const v = page[start + i]!.f[c]?.v;
-              values[i] = v === null || v === undefined ? null : s.convert(v);
-            }
-            chunk.setColumnValues(c, values);
-          });
-          chunk.setColumnValues(staging.length, new Array<DuckDBValue>(count).fill(rel));
+        appendPage(appender, staging, page, (count) => {
           const lines: DuckDBValue[] = new Array(count);
           for (let i = 0; i < count; i++) lines[i] = ++fetched;
-          chunk.setColumnValues(staging.length + 1, lines);
-          appender.appendDataChunk(chunk);
-        }
+          return [
+            { type: VARCHAR, values: new Array<DuckDBValue>(count).fill(rel) },
+            { type: BIGINT, values: lines },
+          ];
+        });
         if (page.length > 0) log(`bigquery: ${t.table}: ${fetched.toLocaleString('en-US')} rows read`);
         request = next;
       }

@@ -18,6 +18,7 @@ import * as duckOutputs from '../duckdb/outputs.ts';
 import { runInvariant } from '../duckdb/run.ts';
 import { materialiseTimeline } from '../duckdb/timeline.ts';
 import { CORRECTIVE_ENTRY_TYPES, type ActivityWindow, type Engine, type TableFacts } from '../engine.ts';
+import { INCIDENT_LINKS, ORG_TABLES } from '../links.ts';
 import { BIGQUERY_PARAMS, WINDOW_ENTITIES } from '../window.ts';
 import { BigQuerySession, type Param } from './session.ts';
 import { findWarehouseTables, tableCte, type WarehouseTable } from './tables.ts';
@@ -470,14 +471,3 @@ export class BigQueryEngine implements Engine {
     await materialiseTimeline(this.db, this.tables);
   }
 }
-
-/** Tables whose rows name a tenant: the denominator of "how many tenants are affected". */
-const ORG_TABLES: readonly TableName[] = ['allocations', 'app_instances', 'usage_records', 'ledger_entries', 'payment_sessions', 'balances'];
-
-const INCIDENT_LINKS: ReadonlyArray<{ table: TableName; key: string; entityOnly?: boolean }> = [
-  { table: 'usage_records', key: 'usage_record_id' },
-  { table: 'ledger_entries', key: 'ledger_entry_id' },
-  { table: 'payment_sessions', key: 'payment_session_id' },
-  { table: 'allocations', key: 'allocation_id', entityOnly: true },
-  { table: 'app_instances', key: 'app_instance_id', entityOnly: true },
-];

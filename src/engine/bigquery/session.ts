@@ -1,8 +1,7 @@
 import type { BigQuery, Job, TableField } from '@google-cloud/bigquery';
-import { DuckDBDataChunk, type DuckDBValue } from '@duckdb/node-api';
 import { quoteIdent } from '../../contract/tables.ts';
 import type { Db } from '../../db.ts';
-import { bigQueryError, CHUNK_ROWS, client, parseDatasetRef, stagingFor, type BigQuerySource } from '../../sources/bigquery.ts';
+import { appendPage, bigQueryError, client, parseDatasetRef, stagingFor, type BigQuerySource, type RestPage } from '../../sources/bigquery.ts';
 
 /** A query parameter: text, an integer, or a list of texts (BigQuery needs the list's type when it is empty). */
 export type Param = string | number | null | readonly string[];
@@ -100,7 +99,7 @@ export class BigQuerySession {
     let staging: ReturnType<typeof stagingFor>[] = [];
     try {
       while (request) {
-        let page: Array<{ f: Array<{ v: string | null }> }>;
+        let page: RestPage;
         let next: Record<string, unknown> | null;
         let api: ApiResponse | undefined;
         try {
@@ -119,22 +118,7 @@ export class BigQuerySession {
           );
           appender = await db.conn.createAppender(into, 'main', 'temp');
         }
-        for (let start = 0; start < page.length; start += CHUNK_ROWS) {
-          const count = Math.min(CHUNK_ROWS, page.length - start);
-          const chunk = DuckDBDataChunk.create(
-            staging.map((s) => s.type),
-            count,
-          );
-          staging.forEach((s, c) => {
-            const values: DuckDBValue[] = new Array(count);
-            for (let i = 0; i < count; i++) {
-              const v = page[start + i]!.f[c]?.v;
-              values[i] = v === null || v === undefined ? null : s.convert(v);
-            }
-            chunk.setColumnValues(c, values);
-          });
-          appender.appendDataChunk(chunk);
-        }
+        appendPage(appender, staging, page);
         fetched += page.length;
         request = next;
       }

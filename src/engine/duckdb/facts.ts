@@ -4,6 +4,7 @@ import type { Db } from '../../db.ts';
 import type { IncidentIds, ScopeKey } from '../../scope.ts';
 import { firstRowPerKey, isoSql, sqlString } from '../../sql.ts';
 import type { ActivityWindow, ExportCounts, TableFacts } from '../engine.ts';
+import { INCIDENT_LINKS, ORG_TABLES } from '../links.ts';
 import { DUCKDB_PARAMS, WINDOW_ENTITIES } from '../window.ts';
 
 export async function tableRows(db: Db, tables: ReadonlySet<TableName>): Promise<TableFacts['rows']> {
@@ -51,15 +52,6 @@ export async function restrictToWindow(db: Db, tables: ReadonlySet<TableName>, w
   }
 }
 
-/** The tables whose rows an incident's violations can name, with the violation column naming them. */
-const LINKS: ReadonlyArray<{ table: TableName; key: string; entityOnly?: boolean }> = [
-  { table: 'usage_records', key: 'usage_record_id' },
-  { table: 'ledger_entries', key: 'ledger_entry_id' },
-  { table: 'payment_sessions', key: 'payment_session_id' },
-  { table: 'allocations', key: 'allocation_id', entityOnly: true },
-  { table: 'app_instances', key: 'app_instance_id', entityOnly: true },
-];
-
 /**
  * Narrows `violations` to one incident: violations carrying one of its correlation or trace
  * ids, and violations about a row that carries one (a debit whose own correlation id differs
@@ -67,7 +59,7 @@ const LINKS: ReadonlyArray<{ table: TableName; key: string; entityOnly?: boolean
  * from "a correlation_id (and trace_id)" of one incident. Unreadable rows stay, as in every scope.
  */
 export async function narrowToIncident(db: Db, tables: ReadonlySet<TableName>, ids: IncidentIds): Promise<void> {
-  const linked = LINKS.filter((l) => tables.has(l.table)).map(
+  const linked = INCIDENT_LINKS.filter((l) => tables.has(l.table)).map(
     (l) =>
       `(${l.entityOnly ? `entity_type = '${l.key.replace(/_id$/, '')}' AND ` : ''}${l.key} IN (
          SELECT ${l.key} FROM ${l.table} WHERE list_contains($c::JSON::VARCHAR[], correlation_id) OR list_contains($t::JSON::VARCHAR[], trace_id)))`,
@@ -103,9 +95,6 @@ export function exportValuesSql(key: ScopeKey, tables: ReadonlySet<TableName>): 
   const sources = exportValueColumns(key, tables);
   return sources.length ? sources.map(([t, c]) => `SELECT ${quoteIdent(c)}::VARCHAR AS v FROM ${quoteIdent(t)}`).join(' UNION ALL ') : 'SELECT NULL::VARCHAR AS v';
 }
-
-/** Tables whose rows name a tenant: the denominator of "how many tenants are affected". */
-const ORG_TABLES: readonly TableName[] = ['allocations', 'app_instances', 'usage_records', 'ledger_entries', 'payment_sessions', 'balances'];
 
 export async function exportCounts(db: Db, tables: ReadonlySet<TableName>): Promise<ExportCounts> {
   const orgs = ORG_TABLES.filter((t) => tables.has(t)).map((t) => `SELECT org_id FROM ${quoteIdent(t)}`);
