@@ -82,7 +82,7 @@ describe('jobs, money and pages', () => {
   test('recon explain prints the job the engine submits, with the dataset as a placeholder', () => {
     const inv = CATALOG.find((i) => i.id === 'usage.unbilled_closed')!;
     const job = invariantJob(inv, contractWarehouse(), DATASET_PLACEHOLDER);
-    expect(job).toContain('FROM `PROJECT.DATASET.usage_records` w');
+    expect(job).toContain('FROM `PROJECT.DATASET.usage_records`)');
     // Only what the query reads: the effective ledger (and the ledger under it), no allocations.
     expect([...job.split('\nSELECT * FROM (\n')[0]!.matchAll(/^(?:WITH )?(\w+) AS \(/gm)].map((m) => m[1])).toEqual(['usage_records', 'ledger_entries', 'recon_reversed_entry_ids', 'effective_ledger_entries']);
     expect(invariantJob(CATALOG.find((i) => i.id === 'usage.billing_lag')!, contractWarehouse(), DATASET_PLACEHOLDER)).toContain(
@@ -143,6 +143,35 @@ describe('errors a user meets, each exit 2 with one sentence', () => {
     } finally {
       await typed.close();
       await rm(copy, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a check whose query fails as it runs', () => {
+  test('is that check\'s error, as in DuckDB, and the audit goes on', async () => {
+    const dir = await copyFixture(path.join(FIXTURES, 'ledger_drift'));
+    const bq = await serve(dir);
+    try {
+      // Two legal 5e18 debits of one usage row: their sum is beyond INT64 (and BIGINT).
+      await bq.db.run(`UPDATE ledger_entries SET amount_minor = 5000000000000000000 WHERE ledger_entry_id IN ('le_c1', 'le_c2')`);
+      const [read, pushed] = await Promise.all([auditExports({ bigquery: source(bq) }), auditExports({ bigquery: source(bq), engine: 'bigquery' })]);
+      try {
+        const errored = (run: typeof read) => run.findings.invariants.filter((r) => r.error !== undefined).map((r) => r.id);
+        expect(errored(read)).toEqual(['usage.debit_mismatch', 'ledger.balance_projection']);
+        // BigQuery sums INT64 where DuckDB sums HUGEINT: a sum past 2^63 that DuckDB carries to a
+        // money amount in range (ledger.duplicate_debit's) is an error there too, never a wrong amount.
+        expect(errored(pushed)).toEqual(['usage.debit_mismatch', 'ledger.duplicate_debit', 'ledger.balance_projection']);
+        expect(pushed.findings.invariants.find((r) => r.id === 'usage.debit_mismatch')!.error).toBe(
+          'bigquery: usage.debit_mismatch in local-project.billing: BigQuery error 400: int64 overflow',
+        );
+        expect(pushed.findings.totals.invariants).toBe(read.findings.totals.invariants);
+      } finally {
+        read.db.close();
+        pushed.db.close();
+      }
+    } finally {
+      await bq.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
@@ -259,6 +288,54 @@ describe('recon audit --engine bigquery writes every output', () => {
       for (const s of quiet) s.mockRestore();
       await bq.close();
       await rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a warehouse table without the loaders\' provenance', () => {
+  test('each copy of a row whose key is null is its own entity, as when the dataset is read into DuckDB', async () => {
+    const dir = await copyFixture(path.join(FIXTURES, 'ledger_drift'));
+    const bq = await serve(dir);
+    try {
+      // Two identical usage rows without a key: two rows that cannot be told apart but by their copy.
+      await bq.db.run(`INSERT INTO usage_records SELECT * REPLACE (NULL AS usage_record_id, 'x.csv' AS __file, 0 AS __line)
+                       FROM usage_records WHERE end_time IS NOT NULL LIMIT 1`);
+      await bq.db.run(`INSERT INTO usage_records SELECT * FROM usage_records WHERE usage_record_id IS NULL`);
+      for (const t of bq.tables) {
+        await bq.db.run(`ALTER TABLE ${t} DROP COLUMN __file`);
+        await bq.db.run(`ALTER TABLE ${t} DROP COLUMN __line`);
+      }
+      const [read, pushed] = await Promise.all([auditExports({ bigquery: source(bq) }), auditExports({ bigquery: source(bq), engine: 'bigquery' })]);
+      try {
+        const rows = (db: Db) =>
+          db.all<{ invariant_id: string; entity_id: string }>(
+            `SELECT invariant_id, regexp_replace(entity_id, ':[0-9-]+$', ':N') AS entity_id FROM violations ORDER BY ALL`,
+          );
+        const nullKey = (await rows(pushed.db)).filter((r) => r.entity_id.startsWith('usage_records:'));
+        const copy = 'usage_records:bigquery:local-project.billing.usage_records:N';
+        expect(nullKey).toEqual([
+          { invariant_id: 'contract.invalid_value', entity_id: copy },
+          { invariant_id: 'contract.invalid_value', entity_id: copy },
+          { invariant_id: 'usage.unbilled_closed', entity_id: copy },
+          { invariant_id: 'usage.unbilled_closed', entity_id: copy },
+        ]);
+        expect(await rows(pushed.db)).toEqual(await rows(read.db));
+        // The evidence keeps both copies: a row without a key is found by its line.
+        const keyless = async (run: typeof read, out: string) => {
+          await run.engine.writeEvidence(run.scope, out);
+          return (await run.db.one<{ n: bigint }>(`SELECT count(*) AS n FROM read_parquet($p) WHERE usage_record_id IS NULL`, {
+            p: path.join(out, 'evidence', 'usage_records.parquet'),
+          }))!.n;
+        };
+        expect(await keyless(pushed, path.join(dir, 'snap-engine'))).toBe(2n);
+        expect(await keyless(read, path.join(dir, 'snap-read'))).toBe(2n);
+      } finally {
+        read.db.close();
+        pushed.db.close();
+      }
+    } finally {
+      await bq.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -10,13 +10,16 @@ import { duckdb } from '../dialect/duckdb.ts';
  * duplicate that was properly reversed during remediation is no longer a duplicate. The ids
  * reversals name are collected once per audit, so each read of the view is one hash anti-join.
  */
-export const EFFECTIVE_LEDGER_SQL = [
-  `CREATE OR REPLACE TABLE recon_reversed_entry_ids AS
-   SELECT DISTINCT reverses_ledger_entry_id AS ledger_entry_id FROM ledger_entries
-   WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL`,
-  `CREATE OR REPLACE VIEW effective_ledger_entries AS
-   ${effectiveLedgerQuery(duckdb)}`,
-];
+export function effectiveLedgerSql(opts: { temp?: boolean } = {}): string[] {
+  const temp = opts.temp ? 'TEMP ' : '';
+  return [
+    `CREATE OR REPLACE ${temp}TABLE recon_reversed_entry_ids AS
+     SELECT DISTINCT reverses_ledger_entry_id AS ledger_entry_id FROM ledger_entries
+     WHERE entry_type = 'reversal' AND reverses_ledger_entry_id IS NOT NULL`,
+    `CREATE OR REPLACE ${temp}VIEW effective_ledger_entries AS
+     ${effectiveLedgerQuery(duckdb)}`,
+  ];
+}
 
 /** The query of `effective_ledger_entries` in dialect `d`, over `recon_reversed_entry_ids`. */
 export function effectiveLedgerQuery(d: Dialect): string {
@@ -32,7 +35,7 @@ export function effectiveLedgerQuery(d: Dialect): string {
  */
 export async function createInvariantContext(db: Db, config: Config, asOf: string): Promise<void> {
   await createSettings(db, config, asOf);
-  for (const sql of EFFECTIVE_LEDGER_SQL) await db.run(sql);
+  for (const sql of effectiveLedgerSql()) await db.run(sql);
 }
 
 /** `recon_settings` and `recon_control_plane_components` alone: what the local session holds when the catalog runs elsewhere. */

@@ -178,12 +178,12 @@ export const PROVENANCE_COLUMNS = [
   { name: '__line', sql: 'BIGINT' },
 ] as const;
 
-export function createTableSql(table: TableSpec, name: string = table.name): string {
+export function createTableSql(table: TableSpec, name: string = table.name, opts: { temp?: boolean } = {}): string {
   const cols = [
     ...table.columns.map((c) => `${quoteIdent(c.name)} ${DUCKDB_TYPE[c.type]}`),
     ...PROVENANCE_COLUMNS.map((c) => `${quoteIdent(c.name)} ${c.sql}`),
   ];
-  return `CREATE OR REPLACE TABLE ${quoteIdent(name)} (${cols.join(', ')})`;
+  return `CREATE OR REPLACE ${opts.temp ? 'TEMP ' : ''}TABLE ${quoteIdent(name)} (${cols.join(', ')})`;
 }
 
 /** A zod schema of one typed row as JavaScript sees it from DuckDB (`getRowObjects`). */

@@ -61,22 +61,17 @@ export interface CustomerItemsOptions {
   table?: string;
   /** SQL giving each row's CustomerItemStatus (a diff's resolved rows are 'corrected'). */
   statusSql?: string;
-  /** Where the export tables are read, for when each movement happened; without one (a diff), no times. */
-  engine?: Engine;
+  /** Where the export tables are read, for when each movement happened. */
+  engine: Engine;
 }
 
 /** The customer items of every tenant (at most CUSTOMER_ITEM_LIMIT per tenant and status), from DuckDB. */
-export async function customerItems(db: Db, opts: CustomerItemsOptions = {}): Promise<{ items: CustomerItem[]; more: Map<string, number> }> {
+export async function customerItems(db: Db, opts: CustomerItemsOptions): Promise<{ items: CustomerItem[]; more: Map<string, number> }> {
   const table = opts.table ?? 'violations';
   const status = opts.statusSql ?? `'open'`;
   const priority = `CASE invariant_id ${CUSTOMER_PRIORITY.map((id, i) => `WHEN ${sqlString(id)} THEN ${i}`).join(' ')} END`;
   const times = { usage: 'customer_usage_times', sessions: 'customer_session_times', ledger: 'customer_ledger_times' };
-  if (opts.engine) await opts.engine.materialiseMovementTimes(table, times);
-  else {
-    await db.run(`CREATE OR REPLACE TEMP TABLE ${times.usage} (usage_record_id VARCHAR, start_time TIMESTAMPTZ, end_time TIMESTAMPTZ)`);
-    await db.run(`CREATE OR REPLACE TEMP TABLE ${times.sessions} (payment_session_id VARCHAR, created_at TIMESTAMPTZ)`);
-    await db.run(`CREATE OR REPLACE TEMP TABLE ${times.ledger} (ledger_entry_id VARCHAR, created_at TIMESTAMPTZ)`);
-  }
+  await opts.engine.materialiseMovementTimes(table, times);
   const joins = [
     `LEFT JOIN ${times.usage} u ON u.usage_record_id = p.usage_record_id`,
     `LEFT JOIN ${times.sessions} s ON s.payment_session_id = p.payment_session_id`,
@@ -232,12 +227,12 @@ export function customerMarkdown(org: string, items: readonly CustomerItem[], op
 export async function writeCustomerSummaries(
   db: Db,
   outDir: string,
-  opts: { asOf: string; scope?: Scope; engine?: Engine; table?: string; statusSql?: string },
+  opts: { asOf: string; scope?: Scope; engine: Engine; table?: string; statusSql?: string },
 ): Promise<string[]> {
   const { items, more } = await customerItems(db, {
     ...(opts.table ? { table: opts.table } : {}),
     ...(opts.statusSql ? { statusSql: opts.statusSql } : {}),
-    ...(opts.engine ? { engine: opts.engine } : {}),
+    engine: opts.engine,
   });
   const byOrg = new Map<string, CustomerItem[]>();
   for (const i of items) byOrg.set(i.org_id, [...(byOrg.get(i.org_id) ?? []), i]);

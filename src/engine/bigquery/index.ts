@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { LoadedConfig } from '../../config.ts';
 import type { InputFile } from '../../contract/inputs.ts';
-import { TABLES, quoteIdent, type TableName } from '../../contract/tables.ts';
+import { createTableSql, TABLES, quoteIdent, type TableName } from '../../contract/tables.ts';
 import { REJECTS_TABLE } from '../../contract/rejects.ts';
 import type { Severity } from '../../contract/violations.ts';
 import type { Db } from '../../db.ts';
+import { errorMessage } from '../../errors.ts';
+import { isoSql } from '../../sql.ts';
 import { bigquery as d } from '../../dialect/bigquery.ts';
 import { firstRowPerKey } from '../../dialect/dialect.ts';
-import { createSettings, EFFECTIVE_LEDGER_SQL, effectiveLedgerQuery } from '../../catalog/setup.ts';
+import { createSettings, effectiveLedgerQuery, effectiveLedgerSql } from '../../catalog/setup.ts';
 import { RUN_CHECKS } from '../../catalog/run-checks.ts';
 import type { Invariant } from '../../catalog/types.ts';
 import { unmatched, type IncidentIds, type Scope, type ScopeKey } from '../../scope.ts';
@@ -20,7 +22,7 @@ import { materialiseTimeline } from '../duckdb/timeline.ts';
 import { CORRECTIVE_ENTRY_TYPES, type ActivityWindow, type Engine, type TableFacts } from '../engine.ts';
 import { INCIDENT_LINKS, ORG_TABLES } from '../links.ts';
 import { BIGQUERY_PARAMS, WINDOW_ENTITIES } from '../window.ts';
-import { BigQuerySession, type Param } from './session.ts';
+import { BigQuerySession, isQueryError, type Param } from './session.ts';
 import { findWarehouseTables, tableCte, type WarehouseTable } from './tables.ts';
 
 /** Ids per query parameter: BigQuery limits a request to 10 MB, and ids are short. */
@@ -150,7 +152,11 @@ export class BigQueryEngine implements Engine {
     return `__bq_${what}_${++this.counter}`;
   }
 
-  /** Runs a query for the given ids, IDS_PER_QUERY at a time, into one local table `into`. */
+  /**
+   * Runs a query for the given ids (`@ids`), IDS_PER_QUERY at a time, into one local table
+   * `into`: a BigQuery request is limited to 10 MB. The query must select rows by `@ids` alone,
+   * or a row picked by another condition comes back once per chunk.
+   */
   private async fetchByIds(sql: string, ids: readonly string[], what: string, into: string, params: Record<string, Param> = {}): Promise<void> {
     const chunks: string[][] = [];
     for (let i = 0; i < ids.length; i += IDS_PER_QUERY) chunks.push(ids.slice(i, i + IDS_PER_QUERY));
@@ -165,8 +171,8 @@ export class BigQueryEngine implements Engine {
     }
   }
 
-  private async localIds(sql: string): Promise<string[]> {
-    return (await this.db.all<{ id: string }>(sql)).map((r) => r.id);
+  private async localIds(sql: string, params?: Record<string, string>): Promise<string[]> {
+    return (await this.db.all<{ id: string }>(sql, params)).map((r) => r.id);
   }
 
   async tableFacts(): Promise<TableFacts> {
@@ -179,7 +185,8 @@ export class BigQueryEngine implements Engine {
     const into = this.temp('facts');
     await this.session.fetch(this.db, `${this.with()}${parts.join('\nUNION ALL\n')}`, {}, { what: 'table facts' }, into);
     const rows = await this.db.all<{ tbl: TableName; n: bigint; t: string | null; latest: string | null }>(
-      `SELECT tbl, n, ${this.isoLocal('t')} AS t, ${this.isoLocal('max(t) OVER ()')} AS latest FROM ${into}`,
+      // Timestamps come back as DuckDB values and are formatted as the DuckDB engine formats them.
+      `SELECT tbl, n, ${isoSql('t')} AS t, ${isoSql('max(t) OVER ()')} AS latest FROM ${into}`,
     );
     await this.db.run(`DROP TABLE ${into}`);
     const facts: TableFacts = { rows: {}, newest: {}, latest: rows[0]?.latest ?? null };
@@ -188,11 +195,6 @@ export class BigQueryEngine implements Engine {
       facts.newest[r.tbl] = r.t;
     }
     return facts;
-  }
-
-  /** Timestamps come back as DuckDB values and are formatted by DuckDB, exactly as the DuckDB engine does. */
-  private isoLocal(expr: string): string {
-    return `CASE WHEN ${expr} IS NULL THEN NULL ELSE strftime(${expr}, CASE WHEN microsecond(${expr}) % 1000000 = 0 THEN '%Y-%m-%dT%H:%M:%SZ' ELSE '%Y-%m-%dT%H:%M:%S.%fZ' END) END`;
   }
 
   /**
@@ -244,8 +246,14 @@ export class BigQueryEngine implements Engine {
   async run(inv: Invariant, severity: Severity): Promise<string | undefined> {
     if (RUN_CHECKS.includes(inv)) return runInvariant(this.db, inv, severity, inv.sql({ tables: this.tables }));
     const into = this.temp('found');
-    // A failing job (bytes over the limit, permissions, quota) fails the audit: it is not one check's error.
-    await this.session.fetch(this.db, invariantJob(inv, this.warehouse, this.session.ref), this.params, { what: inv.id, invariant: inv.id }, into);
+    try {
+      await this.session.fetch(this.db, invariantJob(inv, this.warehouse, this.session.ref), this.params, { what: inv.id, invariant: inv.id }, into);
+    } catch (err) {
+      // A query that fails as it runs (an INT64 overflow in a sum) is that check's error, as in
+      // DuckDB; bytes over the limit, permissions, quota and the like fail the audit.
+      if (isQueryError(err)) return errorMessage(err);
+      throw err;
+    }
     try {
       return await runInvariant(this.db, inv, severity, `SELECT * FROM ${into}`);
     } finally {
@@ -271,7 +279,9 @@ export class BigQueryEngine implements Engine {
   async restrictToWindow(window: ActivityWindow): Promise<void> {
     for (const w of WINDOW_ENTITIES) {
       if (!w.tables.every((t) => this.tables.has(t))) continue;
-      const ids = await this.localIds(`SELECT DISTINCT ${w.id} AS id FROM violations WHERE entity_type = '${w.entity}' AND ${w.id} IS NOT NULL ORDER BY 1`);
+      const ids = await this.localIds(`SELECT DISTINCT ${w.id} AS id FROM violations WHERE entity_type = $entity AND ${w.id} IS NOT NULL ORDER BY 1`, {
+        entity: w.entity,
+      });
       if (ids.length === 0) continue;
       const into = this.temp('active');
       await this.fetchByIds(`${this.with(w.tables)}SELECT DISTINCT id FROM (${w.active(d, BIGQUERY_PARAMS)}) WHERE id IN UNNEST(@ids)`, ids, `window ${w.entity}`, into, {
@@ -286,8 +296,10 @@ export class BigQueryEngine implements Engine {
   async narrowToIncident(ids: IncidentIds): Promise<void> {
     const links = INCIDENT_LINKS.filter((l) => this.tables.has(l.table));
     const linked: string[] = [];
+    const fetched: string[] = [];
     for (const l of links) {
       const into = this.temp('incident');
+      fetched.push(into);
       await this.session.fetch(
         this.db,
         `${this.with([l.table])}SELECT DISTINCT ${l.key} AS id FROM ${l.table} WHERE correlation_id IN UNNEST(@c) OR trace_id IN UNNEST(@t)`,
@@ -303,6 +315,7 @@ export class BigQueryEngine implements Engine {
          ${linked.map((l) => `OR ${l}`).join('\n         ')}, false)`,
       { c: JSON.stringify(ids.correlationIds), t: JSON.stringify(ids.traceIds) },
     );
+    for (const t of fetched) await this.db.run(`DROP TABLE ${t}`);
   }
 
   async exportCounts() {
@@ -353,41 +366,74 @@ export class BigQueryEngine implements Engine {
   }
 
   /**
-   * Brings the rows of `table` that `where` (GoogleSQL over the table, with `@ids`) picks into a
-   * local temp table of the same name, where the DuckDB engine's queries read them.
+   * Brings the rows of `table` picked by any of `parts` (each GoogleSQL over the table selecting by
+   * `@ids`, the ids given with it) into a local temp table of the same name, where the DuckDB
+   * engine's queries read them. Each part's ids are sent IDS_PER_QUERY at a time, and a row picked
+   * twice is kept once (a row is its `__file` and `__line`). A part with no ids costs no job.
    */
-  private async mirror(table: TableName, where: string, ids: readonly string[], params: Record<string, Param> = {}): Promise<void> {
-    const into = this.temp(`mirror_${table}`);
-    await this.fetchByIds(`${this.with([table])}SELECT * FROM ${table} WHERE ${where}`, ids, `rows of ${table}`, into, params);
-    await this.db.run(`CREATE OR REPLACE TEMP TABLE ${table} AS SELECT * FROM ${into}`);
-    await this.db.run(`DROP TABLE ${into}`);
+  private async mirror(table: TableName, parts: ReadonlyArray<{ where: string; ids: readonly string[] }>): Promise<void> {
+    const fetched: string[] = [];
+    for (const part of parts) {
+      if (part.ids.length === 0) continue;
+      const into = this.temp(`mirror_${table}`);
+      await this.fetchByIds(`${this.with([table])}SELECT * FROM ${table} WHERE ${part.where}`, part.ids, `rows of ${table}`, into);
+      fetched.push(into);
+    }
+    const columns = [...TABLES[table].columns.map((c) => quoteIdent(c.name)), '__file', '__line'].join(', ');
+    await this.db.run(
+      fetched.length
+        ? `CREATE OR REPLACE TEMP TABLE ${table} AS SELECT ${columns} FROM (${fetched.map((t) => `SELECT ${columns} FROM ${t}`).join(' UNION ALL ')})
+           QUALIFY row_number() OVER (PARTITION BY __file, __line) = 1`
+        : createTableSql(TABLES[table], table, { temp: true }),
+    );
+    for (const t of fetched) await this.db.run(`DROP TABLE ${t}`);
+  }
+
+  /** The corrective entries of the whole ledger (reversals, adjustments), by id: the evidence keeps every one in scope. */
+  private async correctiveIds(): Promise<string[]> {
+    const into = this.temp('corrective');
+    await this.session.fetch(
+      this.db,
+      `${this.with(['ledger_entries'])}SELECT DISTINCT ledger_entry_id AS id FROM ledger_entries
+       WHERE entry_type IN UNNEST(@types) AND ledger_entry_id IS NOT NULL`,
+      { types: [...CORRECTIVE_ENTRY_TYPES] },
+      { what: 'corrective entries' },
+      into,
+    );
+    try {
+      return await this.localIds(`SELECT id FROM ${into} ORDER BY 1`);
+    } finally {
+      await this.db.run(`DROP TABLE ${into}`);
+    }
   }
 
   async appInstances(ids: readonly string[]) {
     if (!this.tables.has('app_instances')) return [];
-    await this.mirror('app_instances', 'app_instance_id IN UNNEST(@ids)', ids);
+    await this.mirror('app_instances', [{ where: 'app_instance_id IN UNNEST(@ids)', ids }]);
     return duckOutputs.appInstances(this.db, this.tables, ids);
   }
 
   async usageSplit(ids: readonly string[]) {
     if (!this.tables.has('usage_records')) return [];
-    await this.mirror('usage_records', 'app_instance_id IN UNNEST(@ids)', ids);
+    await this.mirror('usage_records', [{ where: 'app_instance_id IN UNNEST(@ids)', ids }]);
     return duckOutputs.usageSplit(this.db, this.tables, ids);
   }
 
   async ledgerBacking(ids: readonly string[], limit: number, violationsTable: string) {
     if (!this.tables.has('usage_records')) return { rows: [], summary: [] };
-    await this.mirror('usage_records', 'app_instance_id IN UNNEST(@ids)', ids);
+    await this.mirror('usage_records', [{ where: 'app_instance_id IN UNNEST(@ids)', ids }]);
     if (this.tables.has('ledger_entries')) {
       const usage = await this.localIds(`SELECT DISTINCT usage_record_id AS id FROM usage_records WHERE usage_record_id IS NOT NULL ORDER BY 1`);
       // The debits of these usage rows and every reversal naming one: enough to tell which are effective.
-      await this.mirror(
-        'ledger_entries',
-        `(entry_type = 'usage_debit' AND usage_record_id IN UNNEST(@ids))
-         OR (entry_type = 'reversal' AND reverses_ledger_entry_id IN (SELECT ledger_entry_id FROM ledger_entries WHERE usage_record_id IN UNNEST(@ids)))`,
-        usage,
-      );
-      for (const sql of EFFECTIVE_LEDGER_SQL) await this.db.run(sql);
+      await this.mirror('ledger_entries', [
+        {
+          where: `(entry_type = 'usage_debit' AND usage_record_id IN UNNEST(@ids))
+             OR (entry_type = 'reversal' AND reverses_ledger_entry_id IN (SELECT ledger_entry_id FROM ledger_entries WHERE usage_record_id IN UNNEST(@ids)))`,
+          ids: usage,
+        },
+      ]);
+      // Over the mirror, and TEMP: nothing of it outlives the session or reaches a --db file.
+      for (const sql of effectiveLedgerSql({ temp: true })) await this.db.run(sql);
     }
     return duckOutputs.ledgerBacking(this.db, this.tables, ids, limit, violationsTable);
   }
@@ -400,64 +446,71 @@ export class BigQueryEngine implements Engine {
     ] as const;
     for (const [table, key] of keys) {
       if (!this.tables.has(table)) continue;
-      await this.mirror(table, `${key} IN UNNEST(@ids)`, await this.localIds(`SELECT DISTINCT ${key} AS id FROM ${from} WHERE ${key} IS NOT NULL ORDER BY 1`));
+      await this.mirror(table, [{ where: `${key} IN UNNEST(@ids)`, ids: await this.localIds(`SELECT DISTINCT ${key} AS id FROM ${from} WHERE ${key} IS NOT NULL ORDER BY 1`) }]);
     }
     await duckOutputs.materialiseMovementTimes(this.db, this.tables, from, into);
   }
 
   /**
    * The evidence rows are found as the DuckDB engine finds them, over a local mirror of the rows
-   * they can come from: the movements the violations name, the ledger entries naming those, every
-   * corrective entry, and one hop of reversal links.
+   * they can come from: the rows the violations name (by key, or by file and line for a value that
+   * could not be read), the ledger entries naming those, every corrective entry, and one hop of
+   * reversal links.
    */
   async writeEvidence(scope: Scope, snapDir: string) {
     const named = (col: string) => this.localIds(`SELECT DISTINCT ${col} AS id FROM violations WHERE ${col} IS NOT NULL ORDER BY 1`);
     const keyRefs = (table: string) =>
-      this.localIds(`SELECT DISTINCT entity_id AS id FROM violations WHERE entity_type = 'key' AND json_extract_string(detail, '$.table') = '${table}' ORDER BY 1`);
+      this.localIds(`SELECT DISTINCT entity_id AS id FROM violations WHERE entity_type = 'key' AND json_extract_string(detail, '$.table') = $t ORDER BY 1`, { t: table });
+    const rowRefs = (table: string) =>
+      this.localIds(
+        `SELECT DISTINCT json_extract_string(detail, '$.line') AS id FROM violations
+         WHERE entity_type = 'table_row' AND json_extract_string(detail, '$.table') = $t AND json_extract_string(detail, '$.line') IS NOT NULL ORDER BY 1`,
+        { t: table },
+      );
+    const column = (table: string, col: string) => this.localIds(`SELECT DISTINCT ${col} AS id FROM ${table} WHERE ${col} IS NOT NULL ORDER BY 1`);
     const union = (...lists: string[][]) => [...new Set(lists.flat())].sort();
+    const byLine = async (table: TableName) => ({ where: `CAST(__line AS STRING) IN UNNEST(@ids)`, ids: await rowRefs(table) });
     const has = (t: TableName) => this.tables.has(t);
-    const corrective = CORRECTIVE_ENTRY_TYPES.map((t) => d.string(t)).join(', ');
+    const usageIds = union(await named('usage_record_id'), await keyRefs('usage_records'));
+    const sessionIds = union(await named('payment_session_id'), await keyRefs('payment_sessions'));
     let ledgerIds = union(await named('ledger_entry_id'), await keyRefs('ledger_entries'));
-    let usageIds = union(await named('usage_record_id'), await keyRefs('usage_records'));
-    let sessionIds = union(await named('payment_session_id'), await keyRefs('payment_sessions'));
+    if (has('payment_sessions')) {
+      await this.mirror('payment_sessions', [{ where: `payment_session_id IN UNNEST(@ids)`, ids: sessionIds }, await byLine('payment_sessions')]);
+      ledgerIds = union(ledgerIds, await column('payment_sessions', 'ledger_entry_id'));
+    }
     if (has('ledger_entries')) {
+      const ledgerParts = async (ids: string[], usage: string[], sessions: string[]) => [
+        { where: `ledger_entry_id IN UNNEST(@ids)`, ids },
+        { where: `usage_record_id IN UNNEST(@ids)`, ids: usage },
+        { where: `payment_session_id IN UNNEST(@ids)`, ids: sessions },
+        { where: `reverses_ledger_entry_id IN UNNEST(@ids)`, ids },
+        await byLine('ledger_entries'),
+      ];
       // The entries named, those naming a named usage row or session, every corrective entry and
-      // the entries reversing or reversed by any of these: what snap_ledger_ids can reach.
+      // the entries reversing any of these; then what those name, and the entries they reverse.
+      await this.mirror('ledger_entries', await ledgerParts(union(ledgerIds, await this.correctiveIds()), usageIds, sessionIds));
+      const reached = union(await column('ledger_entries', 'ledger_entry_id'), await column('ledger_entries', 'reverses_ledger_entry_id'));
       await this.mirror(
         'ledger_entries',
-        `ledger_entry_id IN UNNEST(@ids) OR usage_record_id IN UNNEST(@usage) OR payment_session_id IN UNNEST(@sessions)
-         OR entry_type IN (${corrective})`,
-        ledgerIds,
-        { usage: usageIds, sessions: sessionIds },
+        await ledgerParts(reached, union(usageIds, await column('ledger_entries', 'usage_record_id')), union(sessionIds, await column('ledger_entries', 'payment_session_id'))),
       );
-      const hop = await this.localIds(
-        `SELECT DISTINCT id FROM (SELECT reverses_ledger_entry_id AS id FROM ledger_entries UNION ALL SELECT ledger_entry_id FROM ledger_entries) WHERE id IS NOT NULL ORDER BY 1`,
-      );
-      await this.mirror('ledger_entries', `ledger_entry_id IN UNNEST(@ids) OR reverses_ledger_entry_id IN UNNEST(@ids)`, hop);
-      usageIds = union(usageIds, await this.localIds(`SELECT DISTINCT usage_record_id AS id FROM ledger_entries WHERE usage_record_id IS NOT NULL`));
-      sessionIds = union(sessionIds, await this.localIds(`SELECT DISTINCT payment_session_id AS id FROM ledger_entries WHERE payment_session_id IS NOT NULL`));
     }
-    if (has('payment_sessions')) {
-      await this.mirror('payment_sessions', `payment_session_id IN UNNEST(@ids)`, sessionIds);
-      ledgerIds = union(ledgerIds, await this.localIds(`SELECT DISTINCT ledger_entry_id AS id FROM payment_sessions WHERE ledger_entry_id IS NOT NULL`));
-      if (has('ledger_entries')) {
-        await this.mirror(
-          'ledger_entries',
-          `ledger_entry_id IN UNNEST(@ids) OR usage_record_id IN UNNEST(@usage) OR payment_session_id IN UNNEST(@sessions) OR entry_type IN (${corrective})
-           OR reverses_ledger_entry_id IN UNNEST(@ids)`,
-          union(ledgerIds, await this.localIds(`SELECT DISTINCT id FROM (SELECT ledger_entry_id AS id FROM ledger_entries UNION ALL SELECT reverses_ledger_entry_id FROM ledger_entries) WHERE id IS NOT NULL`)),
-          { usage: usageIds, sessions: sessionIds },
-        );
-      }
+    if (has('usage_records')) {
+      const fromLedger = has('ledger_entries') ? await column('ledger_entries', 'usage_record_id') : [];
+      await this.mirror('usage_records', [{ where: `usage_record_id IN UNNEST(@ids)`, ids: union(usageIds, fromLedger) }, await byLine('usage_records')]);
     }
-    if (has('usage_records')) await this.mirror('usage_records', `usage_record_id IN UNNEST(@ids)`, usageIds);
+    if (has('payment_sessions') && has('ledger_entries')) {
+      const fromLedger = await column('ledger_entries', 'payment_session_id');
+      await this.mirror('payment_sessions', [{ where: `payment_session_id IN UNNEST(@ids)`, ids: union(sessionIds, fromLedger) }, await byLine('payment_sessions')]);
+    }
+    const fromUsage = (col: string) => (has('usage_records') ? column('usage_records', col) : Promise.resolve([]));
     if (has('allocations')) {
-      await this.mirror('allocations', `allocation_id IN UNNEST(@ids)`, union(await named('allocation_id'), await keyRefs('allocations'),
-        has('usage_records') ? await this.localIds(`SELECT DISTINCT allocation_id AS id FROM usage_records WHERE allocation_id IS NOT NULL`) : []));
+      const ids = union(await named('allocation_id'), await keyRefs('allocations'), await fromUsage('allocation_id'));
+      await this.mirror('allocations', [{ where: `allocation_id IN UNNEST(@ids)`, ids }, await byLine('allocations')]);
     }
     if (has('app_instances')) {
-      await this.mirror('app_instances', `app_instance_id IN UNNEST(@ids)`, union(await named('app_instance_id'), await keyRefs('app_instances'),
-        has('usage_records') ? await this.localIds(`SELECT DISTINCT app_instance_id AS id FROM usage_records WHERE app_instance_id IS NOT NULL`) : []));
+      const ids = union(await named('app_instance_id'), await keyRefs('app_instances'), await fromUsage('app_instance_id'));
+      await this.mirror('app_instances', [{ where: `app_instance_id IN UNNEST(@ids)`, ids }, await byLine('app_instances')]);
     }
     return writeEvidence(this.db, this.tables, scope, snapDir);
   }
@@ -466,7 +519,12 @@ export class BigQueryEngine implements Engine {
     const corr = await this.localIds(`SELECT id FROM snap_corr ORDER BY 1`);
     const trace = await this.localIds(`SELECT id FROM snap_trace ORDER BY 1`);
     for (const t of ['allocations', 'app_instances', 'usage_records', 'ledger_entries', 'payment_sessions', 'events'] as const) {
-      if (this.tables.has(t)) await this.mirror(t, `correlation_id IN UNNEST(@ids) OR trace_id IN UNNEST(@traces)`, corr, { traces: trace });
+      if (this.tables.has(t)) {
+        await this.mirror(t, [
+          { where: `correlation_id IN UNNEST(@ids)`, ids: corr },
+          { where: `trace_id IN UNNEST(@ids)`, ids: trace },
+        ]);
+      }
     }
     await materialiseTimeline(this.db, this.tables);
   }

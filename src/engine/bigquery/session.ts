@@ -16,6 +16,15 @@ export interface JobName {
   invariant?: string;
 }
 
+/**
+ * Whether a failure is the query's own as it ran (BigQuery's `invalidQuery`: an overflow, a
+ * division by zero), rather than the job's (bytes, permissions, quota) or the service's.
+ */
+export function isQueryError(err: unknown): boolean {
+  const cause = (err as { cause?: { errors?: Array<{ reason?: string }> } } | undefined)?.cause;
+  return (cause?.errors ?? []).some((e) => e.reason === 'invalidQuery');
+}
+
 /** Label values allow only lower-case letters, digits, `_` and `-`, at most 63 characters. */
 const labelValue = (v: string) => v.toLowerCase().replace(/[^a-z0-9_-]+/g, '_').slice(0, 63);
 
@@ -83,10 +92,9 @@ export class BigQuerySession {
 
   /**
    * Runs the query as a job and appends its result, page by page, to a new local temp table
-   * `into`, typed from the result's schema (INT64 exact, TIMESTAMP to the microsecond). Returns
-   * the rows fetched.
+   * `into`, typed from the result's schema (INT64 exact, TIMESTAMP to the microsecond).
    */
-  async fetch(db: Db, query: string, params: Record<string, Param>, job: JobName, into: string): Promise<number> {
+  async fetch(db: Db, query: string, params: Record<string, Param>, job: JobName, into: string): Promise<void> {
     let running: Job;
     try {
       [running] = await this.bigquery.createQueryJob(this.options(query, params, job));
@@ -94,7 +102,6 @@ export class BigQuerySession {
       throw bigQueryError(err, `${job.what} in ${this.ref}`);
     }
     let request: Record<string, unknown> | null = { skipParsing: true, autoPaginate: false, maxResults: this.source.pageRows ?? 50_000 };
-    let fetched = 0;
     let appender: Awaited<ReturnType<Db['conn']['createAppender']>> | undefined;
     let staging: ReturnType<typeof stagingFor>[] = [];
     try {
@@ -119,13 +126,11 @@ export class BigQuerySession {
           appender = await db.conn.createAppender(into, 'main', 'temp');
         }
         appendPage(appender, staging, page);
-        fetched += page.length;
         request = next;
       }
       appender?.flushSync();
     } finally {
       appender?.closeSync();
     }
-    return fetched;
   }
 }

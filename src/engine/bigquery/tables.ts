@@ -76,7 +76,9 @@ export async function findWarehouseTables(session: BigQuerySession, config: Conf
           `(--bigquery without --engine reads and types them locally, rejecting bad rows one by one)`,
       );
     }
-    found.push({ table, name, columns, meta: info, provenance: byName.has('__file') && byName.has('__line') });
+    // Provenance is used only as the loaders write it: text and an integer line.
+    const provenance = byName.get('__file')?.type === 'STRING' && ['INT64', 'INTEGER'].includes(byName.get('__line')?.type ?? '');
+    found.push({ table, name, columns, meta: info, provenance });
   }
   if (missing.length > 0) {
     throw new InputError(`bigquery: dataset ${session.ref}: required table${missing.length > 1 ? 's' : ''} not found: ${missing.join(', ')}`);
@@ -86,14 +88,15 @@ export async function findWarehouseTables(session: BigQuerySession, config: Conf
 
 /**
  * The CTE that presents a warehouse table to the catalog under its contract name and columns.
- * A table without provenance gets its table as `__file` and a fingerprint of the row as `__line`:
- * a stable id for a row whose key is null, with no global ordering (which would run on one
- * BigQuery worker).
+ * A table without provenance gets its table as `__file` and, as `__line`, a fingerprint of the
+ * row's contract columns and of its rank among identical copies: a stable id for a row whose key
+ * is null, distinct for each copy, with no global ordering (which would run on one BigQuery
+ * worker: the window is partitioned by the row's content).
  */
 export function tableCte(t: WarehouseTable, dataset: string): string {
   const cols = t.columns.map((c) => (c.source === c.contract ? d.ident(c.source) : `${d.ident(c.source)} AS ${d.ident(c.contract)}`));
-  const provenance = t.provenance
-    ? ['`__file`', '`__line`']
-    : [`${d.string(`bigquery:${dataset}.${t.name}`)} AS \`__file\``, `FARM_FINGERPRINT(TO_JSON_STRING(w)) AS \`__line\``];
-  return `${t.table} AS (SELECT ${[...cols, ...provenance].join(', ')} FROM ${d.ident(`${dataset}.${t.name}`)} w)`;
+  if (t.provenance) return `${t.table} AS (SELECT ${[...cols, '`__file`', '`__line`'].join(', ')} FROM ${d.ident(`${dataset}.${t.name}`)})`;
+  const content = `TO_JSON_STRING(STRUCT(${t.columns.map((c) => d.ident(c.source)).join(', ')}))`;
+  const line = `FARM_FINGERPRINT(CONCAT(${content}, '#', CAST(ROW_NUMBER() OVER (PARTITION BY ${content}) AS STRING)))`;
+  return `${t.table} AS (SELECT ${[...cols, `${d.string(`bigquery:${dataset}.${t.name}`)} AS \`__file\``, `${line} AS \`__line\``].join(', ')} FROM ${d.ident(`${dataset}.${t.name}`)})`;
 }

@@ -43,7 +43,7 @@ export async function tagControlPlane(db: Db): Promise<void> {
 
 export async function restrictToWindow(db: Db, tables: ReadonlySet<TableName>, window: ActivityWindow): Promise<void> {
   for (const w of WINDOW_ENTITIES) {
-    if (!tables.has(w.tables[0]!)) continue;
+    if (!w.tables.every((t) => tables.has(t))) continue;
     // A violation whose entity has no key cannot be placed in time: it is kept, never hidden.
     await db.run(
       `DELETE FROM violations WHERE entity_type = $entity AND ${w.id} IS NOT NULL AND ${w.id} NOT IN (${w.active(duckdb, DUCKDB_PARAMS)})`,

@@ -110,7 +110,7 @@ export async function ledgerBacking(
      SELECT app_instance_id, count(*) AS rows, count(*) FILTER (WHERE end_time IS NULL) AS open,
             count(*) FILTER (WHERE debits > 0) AS backed,
             count(*) FILTER (WHERE debits = 0 AND end_time IS NOT NULL AND accrued_cost_minor > 0) AS unbacked
-     FROM j GROUP BY 1`,
+     FROM j GROUP BY 1 ORDER BY 1`,
     { ids: idsParam(ids) },
   );
   return {
