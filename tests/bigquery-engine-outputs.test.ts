@@ -69,7 +69,13 @@ describe('jobs, money and pages', () => {
       const lastDry = jobs.findLastIndex((j) => j.dryRun);
       expect(jobs.findIndex((j) => !j.dryRun && j.labels['invariant'])).toBe(lastDry + 1);
       expect(jobs.every((j) => j.labels['tool'] === 'billing-recon' && j.maximumBytesBilled === '1000000000')).toBe(true);
-      expect(real[0]!.queryParameters.map((p) => p.name).sort()).toEqual(['allocation_window_tolerance_minutes', 'as_of', 'billing_lag_minutes', 'control_plane_components']);
+      expect(real.find((j) => j.labels['invariant'] === 'usage_billing_lag')!.queryParameters.map((p) => p.name).sort()).toEqual([
+        'allocation_window_tolerance_minutes', 'as_of', 'billing_lag_minutes', 'control_plane_components', 'read_at',
+      ]);
+      // Every job that reads a table reads it as of the one instant taken when the engine opened.
+      const reading = jobs.filter((j) => j.query.includes('.billing.'));
+      expect(reading.every((j) => j.query.includes('FOR SYSTEM_TIME AS OF TIMESTAMP(@read_at)'))).toBe(true);
+      expect(new Set(reading.map((j) => j.queryParameters.find((p) => p.name === 'read_at')?.value)).size).toBe(1);
       // Results came back in pages of two rows: more result requests than checks.
       expect(bq.requests.filter((r) => r.startsWith('GET ') && r.includes('/queries/')).length).toBeGreaterThan(real.length);
       expect(logged.at(-1)).toMatch(/^bigquery: the catalog would scan [\d,]+ bytes in total$/);
@@ -82,7 +88,7 @@ describe('jobs, money and pages', () => {
   test('recon explain prints the job the engine submits, with the dataset as a placeholder', () => {
     const inv = CATALOG.find((i) => i.id === 'usage.unbilled_closed')!;
     const job = invariantJob(inv, contractWarehouse(), DATASET_PLACEHOLDER);
-    expect(job).toContain('FROM `PROJECT.DATASET.usage_records`)');
+    expect(job).toContain('FROM `PROJECT.DATASET.usage_records` FOR SYSTEM_TIME AS OF TIMESTAMP(@read_at))');
     // Only what the query reads: the effective ledger (and the ledger under it), no allocations.
     expect([...job.split('\nSELECT * FROM (\n')[0]!.matchAll(/^(?:WITH )?(\w+) AS \(/gm)].map((m) => m[1])).toEqual(['usage_records', 'ledger_entries', 'recon_reversed_entry_ids', 'effective_ledger_entries']);
     expect(invariantJob(CATALOG.find((i) => i.id === 'usage.billing_lag')!, contractWarehouse(), DATASET_PLACEHOLDER)).toContain(
@@ -110,7 +116,7 @@ describe('errors a user meets, each exit 2 with one sentence', () => {
   test('permission denied on a query job', async () => {
     bq.failNext('jobs.insert', 'accessDenied');
     await expect(audit()).rejects.toThrow(
-      /^bigquery: permission denied on table facts in local-project\.billing: the account needs roles\/bigquery\.dataViewer on the dataset and roles\/bigquery\.jobUser on the project/,
+      /^bigquery: permission denied on the read instant in local-project\.billing: the account needs roles\/bigquery\.dataViewer on the dataset and roles\/bigquery\.jobUser on the project/,
     );
   });
 

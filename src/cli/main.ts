@@ -270,7 +270,7 @@ Runbook step: ${inv.runbook}
 
 ${
   values.engine === 'bigquery'
-    ? `GoogleSQL job (parameters @as_of, @billing_lag_minutes, @allocation_window_tolerance_minutes, @control_plane_components):
+    ? `GoogleSQL job (parameters @read_at, the instant every table is read as of; @as_of, @billing_lag_minutes, @allocation_window_tolerance_minutes, @control_plane_components):
 ${invariantJob(inv, contractWarehouse(), DATASET_PLACEHOLDER)}`
     : `SQL (over the typed tables, effective_ledger_entries and recon_settings):
 ${inv.sql({ tables: new Set(TABLE_NAMES) }).trim()}`

@@ -581,7 +581,10 @@ export async function startLocalBigQuery(opts: LocalBigQueryOptions): Promise<Lo
       }
       if (config.useLegacySql === true) throw new BigQueryHttpError(400, 'invalid', 'The local BigQuery endpoint speaks GoogleSQL only: set useLegacySql to false');
       const params = (config.queryParameters ?? []).map(zetaParam);
-      const { sql, catalog } = await resolveTables(record.query, jobProject, config.defaultDataset);
+      // The dataset served never changes, so reading it as of any instant (BigQuery's time travel,
+      // which ZetaSQL's evaluator does not implement) reads it as it is.
+      const query = record.query.replace(/\bFOR\s+SYSTEM_TIME\s+AS\s+OF\s+TIMESTAMP\(@\w+\)/gi, '');
+      const { sql, catalog } = await resolveTables(query, jobProject, config.defaultDataset);
       const server = await zeta();
       const schemas: ZetaTable[] = [];
       for (const [name, table] of catalog) schemas.push({ name, columns: (await duckDbColumns(db, table)).map((c) => ({ name: c.name, type: mapDuckDbType(c.duckType).type })) });

@@ -123,13 +123,15 @@ export class BigQueryEngine implements Engine {
 
   static async open(db: Db, source: BigQuerySource, config: LoadedConfig['config']): Promise<BigQueryEngine> {
     const session = await BigQuerySession.open(source);
-    return new BigQueryEngine(db, session, await findWarehouseTables(session, config));
+    const warehouse = await findWarehouseTables(session, config);
+    await session.pinReadAt(db);
+    return new BigQueryEngine(db, session, warehouse);
   }
 
   /**
    * The tables read, one input each. The rows are counted by the audit; the fingerprint is of
-   * what BigQuery said of the table (its name, last modification, rows), since the engine never
-   * sees the rows themselves.
+   * what BigQuery said of the table (its name, last modification, rows) and of the instant every
+   * job read it as of, since the engine never sees the rows themselves.
    */
   inputs(): InputFile[] {
     return this.warehouse.map((t) => ({
@@ -138,7 +140,7 @@ export class BigQueryEngine implements Engine {
       format: 'bigquery-engine',
       rows: 0,
       rejected_rows: 0,
-      sha256: createHash('sha256').update(JSON.stringify({ table: `${this.session.ref}.${t.name}`, ...t.meta })).digest('hex'),
+      sha256: createHash('sha256').update(JSON.stringify({ table: `${this.session.ref}.${t.name}`, read_at: this.session.readAt, ...t.meta })).digest('hex'),
     }));
   }
 

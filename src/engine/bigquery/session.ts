@@ -1,6 +1,7 @@
 import type { BigQuery, Job, TableField } from '@google-cloud/bigquery';
 import { quoteIdent } from '../../contract/tables.ts';
 import type { Db } from '../../db.ts';
+import { isoSql } from '../../sql.ts';
 import { appendPage, bigQueryError, client, parseDatasetRef, stagingFor, type BigQuerySource, type RestPage } from '../../sources/bigquery.ts';
 
 /** A query parameter: text, an integer, or a list of texts (BigQuery needs the list's type when it is empty). */
@@ -51,9 +52,20 @@ export class BigQuerySession {
     this.ref = `${projectId}.${datasetId}`;
   }
 
+  /** The instant every job reads the tables as of (BigQuery's own clock, when the session opened). */
+  readAt = '';
+
   static async open(source: BigQuerySource): Promise<BigQuerySession> {
     const { projectId, datasetId } = parseDatasetRef(source.dataset);
     return new BigQuerySession(await client(projectId, source), projectId, datasetId, source);
+  }
+
+  /** Takes the read instant from BigQuery's clock (one query that reads no table). */
+  async pinReadAt(db: Db): Promise<void> {
+    const into = '__bq_read_at';
+    await this.fetch(db, 'SELECT CURRENT_TIMESTAMP() AS t', {}, { what: 'the read instant' }, into);
+    this.readAt = (await db.one<{ t: string }>(`SELECT ${isoSql('t')} AS t FROM ${into}`))!.t;
+    await db.run(`DROP TABLE ${into}`);
   }
 
   log(line: string): void {
@@ -63,7 +75,8 @@ export class BigQuerySession {
   private options(query: string, params: Record<string, Param>, job: JobName) {
     const types: Record<string, string | string[]> = {};
     const values: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(params)) {
+    const all: Record<string, Param> = { ...params, ...(/@read_at\b/.test(query) ? { read_at: this.readAt } : {}) };
+    for (const [k, v] of Object.entries(all)) {
       if (Array.isArray(v)) types[k] = ['STRING'];
       else if (typeof v === 'number') types[k] = 'INT64';
       else types[k] = 'STRING';

@@ -94,9 +94,12 @@ export async function findWarehouseTables(session: BigQuerySession, config: Conf
  * worker: the window is partitioned by the row's content).
  */
 export function tableCte(t: WarehouseTable, dataset: string): string {
+  // Every job reads every table as of one instant (`@read_at`, taken when the engine opens), so a
+  // load landing during the audit cannot reach one check and not another.
+  const from = `${d.ident(`${dataset}.${t.name}`)} FOR SYSTEM_TIME AS OF TIMESTAMP(@read_at)`;
   const cols = t.columns.map((c) => (c.source === c.contract ? d.ident(c.source) : `${d.ident(c.source)} AS ${d.ident(c.contract)}`));
-  if (t.provenance) return `${t.table} AS (SELECT ${[...cols, '`__file`', '`__line`'].join(', ')} FROM ${d.ident(`${dataset}.${t.name}`)})`;
+  if (t.provenance) return `${t.table} AS (SELECT ${[...cols, '`__file`', '`__line`'].join(', ')} FROM ${from})`;
   const content = `TO_JSON_STRING(STRUCT(${t.columns.map((c) => d.ident(c.source)).join(', ')}))`;
   const line = `FARM_FINGERPRINT(CONCAT(${content}, '#', CAST(ROW_NUMBER() OVER (PARTITION BY ${content}) AS STRING)))`;
-  return `${t.table} AS (SELECT ${[...cols, `${d.string(`bigquery:${dataset}.${t.name}`)} AS \`__file\``, `${line} AS \`__line\``].join(', ')} FROM ${d.ident(`${dataset}.${t.name}`)})`;
+  return `${t.table} AS (SELECT ${[...cols, `${d.string(`bigquery:${dataset}.${t.name}`)} AS \`__file\``, `${line} AS \`__line\``].join(', ')} FROM ${from})`;
 }
