@@ -183,23 +183,21 @@ describe('a check whose query fails as it runs', () => {
 });
 
 describe('every output works on what the engine brings back', () => {
-  test('a snapshot keeps the same violations and evidence rows as one of the same dataset read into DuckDB', async () => {
+  test('a snapshot keeps the same violations and evidence rows as one of the files', async () => {
     const bq = await serve(path.join(FIXTURES, 'incident_one_correlation'));
     const io = { stdout: () => undefined, stderr: () => undefined };
     const work = await tempDir('recon-bq-engine-');
     try {
       const dataset = `${bq.projectId}.${bq.datasetId}`;
       const [pushed, read] = [path.join(work, 'engine'), path.join(work, 'read')];
-      const args = ['--bigquery', dataset, '--bigquery-endpoint', bq.url, '--label', 'INC-1 before'];
-      expect(await snapshotCommand([...args, '--engine', 'bigquery', '--out', pushed], io)).toBe(1);
-      expect(await snapshotCommand([...args, '--out', read], io)).toBe(1);
+      expect(await snapshotCommand(['--bigquery', dataset, '--bigquery-endpoint', bq.url, '--engine', 'bigquery', '--label', 'INC-1 before', '--out', pushed], io)).toBe(1);
+      expect(await snapshotCommand(['--exports', path.join(FIXTURES, 'incident_one_correlation'), '--label', 'INC-1 before', '--out', read], io)).toBe(1);
       const rows = async (snap: string) => {
         const db = await Db.open();
         try {
           const out: Record<string, unknown[]> = {};
           for (const f of (await readdir(path.join(snap, 'evidence'))).sort()) {
-            // Where a row came from differs by nature: `--bigquery` numbers the rows as it reads them,
-            // the engine names the warehouse's row. The rows themselves must be the same.
+            // Where a row came from is the warehouse's to say; the rows themselves must be the same.
             out[f] = await db.allJson(`SELECT * EXCLUDE (__file, __line) FROM read_parquet($p) ORDER BY ALL`, { p: path.join(snap, 'evidence', f) });
           }
           out['violations'] = await db.allJson(`SELECT * EXCLUDE (detail) FROM read_csv($p, all_varchar = true) ORDER BY ALL`, { p: path.join(snap, 'violations.csv') });
@@ -223,10 +221,11 @@ describe('every output works on what the engine brings back', () => {
   });
 });
 
-describe('what the outputs ask beyond the violations, BigQuery answers as DuckDB does', () => {
+describe('what the outputs ask beyond the violations, BigQuery answers as DuckDB does over the files', () => {
   test('aging, app instances, usage split, ledger backing, movement times, blast-radius counts, timeline', async () => {
-    const bq = await serve(path.join(FIXTURES, 'app_runtime_misattributed'));
-    const [read, pushed] = await Promise.all([auditExports({ bigquery: source(bq) }), auditExports({ bigquery: source(bq), engine: 'bigquery' })]);
+    const dir = path.join(FIXTURES, 'app_runtime_misattributed');
+    const bq = await serve(dir);
+    const [read, pushed] = await Promise.all([auditExports({ exportsDir: dir }), auditExports({ bigquery: source(bq), engine: 'bigquery' })]);
     try {
       const apps = (await read.db.all<{ id: string }>(`SELECT DISTINCT app_instance_id AS id FROM violations WHERE app_instance_id IS NOT NULL ORDER BY 1`)).map((r) => r.id);
       expect(apps.length).toBeGreaterThan(0);
@@ -261,16 +260,16 @@ describe('what the outputs ask beyond the violations, BigQuery answers as DuckDB
 });
 
 describe('recon audit --engine bigquery writes every output', () => {
-  test('findings, violations.csv, junit.xml from the Vitest suite and the same report pages as the dataset audited in DuckDB', async () => {
+  test('findings, violations.csv, junit.xml from the Vitest suite and the same report pages as the files audited in DuckDB', async () => {
     const bq = await serve(path.join(FIXTURES, 'app_runtime_misattributed'));
     const work = await tempDir('recon-bq-engine-cli-');
     const quiet = [vi.spyOn(console, 'log'), vi.spyOn(console, 'error'), vi.spyOn(process.stdout, 'write'), vi.spyOn(process.stderr, 'write')];
     for (const s of quiet) s.mockImplementation((() => true) as never);
     try {
-      const args = ['audit', '--bigquery', `${bq.projectId}.${bq.datasetId}`, '--bigquery-endpoint', bq.url, '--quiet'];
       const [pushed, read] = [path.join(work, 'engine'), path.join(work, 'read')];
-      expect(await main([...args, '--engine', 'bigquery', '--out', pushed])).toBe(1);
-      expect(await main([...args, '--out', read])).toBe(1);
+      const engineArgs = ['--bigquery', `${bq.projectId}.${bq.datasetId}`, '--bigquery-endpoint', bq.url, '--engine', 'bigquery'];
+      expect(await main(['audit', ...engineArgs, '--quiet', '--out', pushed])).toBe(1);
+      expect(await main(['audit', '--exports', path.join(FIXTURES, 'app_runtime_misattributed'), '--quiet', '--out', read])).toBe(1);
       for (const s of quiet) s.mockRestore();
       const files = async (dir: string) => (await readdir(dir, { recursive: true })).sort();
       expect(await files(pushed)).toEqual(await files(read));
