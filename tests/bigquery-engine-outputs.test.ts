@@ -32,6 +32,31 @@ function source(bq: LocalBigQuery, extra: Partial<BigQuerySource> = {}): BigQuer
 
 const serve = (dir: string) => startLocalBigQuery({ exportsDir: dir, zetaSql: zeta.server() });
 
+/** A copy of a fixture served as a dataset, edited through the endpoint's tables; gone after `use`. */
+async function withDataset(fixture: string, use: (bq: LocalBigQuery) => Promise<void>): Promise<void> {
+  const dir = await copyFixture(path.join(FIXTURES, fixture));
+  const bq = await serve(dir);
+  try {
+    await use(bq);
+  } finally {
+    await bq.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+type Run = Awaited<ReturnType<typeof auditExports>>;
+
+/** The dataset audited in DuckDB (`--bigquery`) and by the engine, side by side; both closed after `use`. */
+async function bothWays(bq: LocalBigQuery, use: (read: Run, pushed: Run) => Promise<void>): Promise<void> {
+  const [read, pushed] = await Promise.all([auditExports({ bigquery: source(bq) }), auditExports({ bigquery: source(bq), engine: 'bigquery' })]);
+  try {
+    await use(read, pushed);
+  } finally {
+    read.db.close();
+    pushed.db.close();
+  }
+}
+
 describe('jobs, money and pages', () => {
   let dir: string;
   let bq: LocalBigQuery;
@@ -133,9 +158,7 @@ describe('errors a user meets, each exit 2 with one sentence', () => {
   });
 
   test('a contract column of another type than the checks read, or a required table missing, is refused before anything is billed', async () => {
-    const copy = await copyFixture(path.join(FIXTURES, 'ledger_drift'));
-    const typed = await serve(copy);
-    try {
+    await withDataset('ledger_drift', async (typed) => {
       await typed.db.run(`ALTER TABLE ledger_entries ALTER amount_minor TYPE VARCHAR`);
       const jobs = typed.jobs.length;
       await expect(auditExports({ bigquery: source(typed), engine: 'bigquery' })).rejects.toThrow(
@@ -146,23 +169,17 @@ describe('errors a user meets, each exit 2 with one sentence', () => {
       await expect(auditExports({ bigquery: source(typed), engine: 'bigquery' })).rejects.toThrow(
         /^bigquery: dataset local-project\.billing: required table not found: ledger_entries$/,
       );
-    } finally {
-      await typed.close();
-      await rm(copy, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe('a check whose query fails as it runs', () => {
   test('is that check\'s error, as in DuckDB, and the audit goes on', async () => {
-    const dir = await copyFixture(path.join(FIXTURES, 'ledger_drift'));
-    const bq = await serve(dir);
-    try {
+    await withDataset('ledger_drift', async (bq) => {
       // Two legal 5e18 debits of one usage row: their sum is beyond INT64 (and BIGINT).
       await bq.db.run(`UPDATE ledger_entries SET amount_minor = 5000000000000000000 WHERE ledger_entry_id IN ('le_c1', 'le_c2')`);
-      const [read, pushed] = await Promise.all([auditExports({ bigquery: source(bq) }), auditExports({ bigquery: source(bq), engine: 'bigquery' })]);
-      try {
-        const errored = (run: typeof read) => run.findings.invariants.filter((r) => r.error !== undefined).map((r) => r.id);
+      await bothWays(bq, async (read, pushed) => {
+        const errored = (run: Run) => run.findings.invariants.filter((r) => r.error !== undefined).map((r) => r.id);
         expect(errored(read)).toEqual(['usage.debit_mismatch', 'ledger.balance_projection']);
         // BigQuery sums INT64 where DuckDB sums HUGEINT: a sum past 2^63 that DuckDB carries to a
         // money amount in range (ledger.duplicate_debit's) is an error there too, never a wrong amount.
@@ -171,14 +188,8 @@ describe('a check whose query fails as it runs', () => {
           'bigquery: usage.debit_mismatch in local-project.billing: BigQuery error 400: int64 overflow',
         );
         expect(pushed.findings.totals.invariants).toBe(read.findings.totals.invariants);
-      } finally {
-        read.db.close();
-        pushed.db.close();
-      }
-    } finally {
-      await bq.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+      });
+    });
   });
 });
 
@@ -299,9 +310,7 @@ describe('recon audit --engine bigquery writes every output', () => {
 
 describe('a warehouse table without the loaders\' provenance', () => {
   test('each copy of a row whose key is null is its own entity, as when the dataset is read into DuckDB', async () => {
-    const dir = await copyFixture(path.join(FIXTURES, 'ledger_drift'));
-    const bq = await serve(dir);
-    try {
+    await withDataset('ledger_drift', async (bq) => {
       // Two identical usage rows without a key: two rows that cannot be told apart but by their copy.
       await bq.db.run(`INSERT INTO usage_records SELECT * REPLACE (NULL AS usage_record_id, 'x.csv' AS __file, 0 AS __line)
                        FROM usage_records WHERE end_time IS NOT NULL LIMIT 1`);
@@ -310,8 +319,8 @@ describe('a warehouse table without the loaders\' provenance', () => {
         await bq.db.run(`ALTER TABLE ${t} DROP COLUMN __file`);
         await bq.db.run(`ALTER TABLE ${t} DROP COLUMN __line`);
       }
-      const [read, pushed] = await Promise.all([auditExports({ bigquery: source(bq) }), auditExports({ bigquery: source(bq), engine: 'bigquery' })]);
-      try {
+      const work = await tempDir('recon-bq-keyless-');
+      await bothWays(bq, async (read, pushed) => {
         const rows = (db: Db) =>
           db.all<{ invariant_id: string; entity_id: string }>(
             `SELECT invariant_id, regexp_replace(entity_id, ':[0-9-]+$', ':N') AS entity_id FROM violations ORDER BY ALL`,
@@ -326,21 +335,16 @@ describe('a warehouse table without the loaders\' provenance', () => {
         ]);
         expect(await rows(pushed.db)).toEqual(await rows(read.db));
         // The evidence keeps both copies: a row without a key is found by its line.
-        const keyless = async (run: typeof read, out: string) => {
+        const keyless = async (run: Run, out: string) => {
           await run.engine.writeEvidence(run.scope, out);
           return (await run.db.one<{ n: bigint }>(`SELECT count(*) AS n FROM read_parquet($p) WHERE usage_record_id IS NULL`, {
             p: path.join(out, 'evidence', 'usage_records.parquet'),
           }))!.n;
         };
-        expect(await keyless(pushed, path.join(dir, 'snap-engine'))).toBe(2n);
-        expect(await keyless(read, path.join(dir, 'snap-read'))).toBe(2n);
-      } finally {
-        read.db.close();
-        pushed.db.close();
-      }
-    } finally {
-      await bq.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+        expect(await keyless(pushed, path.join(work, 'engine'))).toBe(2n);
+        expect(await keyless(read, path.join(work, 'read'))).toBe(2n);
+      });
+      await rm(work, { recursive: true, force: true });
+    });
   });
 });
