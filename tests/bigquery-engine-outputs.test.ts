@@ -348,3 +348,53 @@ describe('a warehouse table without the loaders\' provenance', () => {
     });
   });
 });
+
+describe('scope in the warehouse', () => {
+  test('a typo is exit 2 with the nearest values BigQuery holds; a real tenant narrows as in DuckDB', async () => {
+    const dir = path.join(FIXTURES, 'ledger_drift');
+    const bq = await serve(dir);
+    try {
+      await expect(auditExports({ bigquery: source(bq), engine: 'bigquery', scope: { orgs: ['org_C'] } })).rejects.toThrow(
+        'recon audit: --org "org_C" matches nothing in the exports; did you mean "org_c"?',
+      );
+      const [files, pushed] = await Promise.all([
+        auditExports({ exportsDir: dir, scope: { orgs: ['org_c'] } }),
+        auditExports({ bigquery: source(bq), engine: 'bigquery', scope: { orgs: ['org_c'] } }),
+      ]);
+      try {
+        const ids = (run: Run) => run.db.all(`SELECT invariant_id, entity_id FROM violations WHERE invariant_id <> 'contract.rejected_row' ORDER BY ALL`);
+        expect((await ids(pushed)).length).toBeGreaterThan(0);
+        expect(await ids(pushed)).toEqual(await ids(files));
+      } finally {
+        files.db.close();
+        pushed.db.close();
+      }
+    } finally {
+      await bq.close();
+    }
+  });
+});
+
+describe('a window and an incident, narrowed by what BigQuery says of the rows', () => {
+  test.each([
+    { fixture: 'incident_one_correlation', narrowing: { window: { since: '2026-11-20T09:00:00Z', until: '2026-11-20T10:30:00Z' } } },
+    { fixture: 'ledger_drift', narrowing: { incident: { correlationIds: ['corr-c1'], traceIds: [] } } },
+  ])('$fixture: keeps the violations DuckDB keeps over the files', async ({ fixture, narrowing }) => {
+    const dir = path.join(FIXTURES, fixture);
+    const bq = await serve(dir);
+    const [all, files, pushed] = await Promise.all([
+      auditExports({ exportsDir: dir }),
+      auditExports({ exportsDir: dir, ...narrowing }),
+      auditExports({ bigquery: source(bq), engine: 'bigquery', ...narrowing }),
+    ]);
+    try {
+      const ids = (run: Run) => run.db.all(`SELECT invariant_id, entity_id FROM violations WHERE invariant_id <> 'contract.rejected_row' ORDER BY ALL`);
+      expect((await ids(files)).length).toBeGreaterThan(0);
+      expect((await ids(files)).length).toBeLessThan((await ids(all)).length);
+      expect(await ids(pushed)).toEqual(await ids(files));
+    } finally {
+      for (const r of [all, files, pushed]) r.db.close();
+      await bq.close();
+    }
+  });
+});

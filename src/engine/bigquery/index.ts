@@ -200,8 +200,10 @@ export class BigQueryEngine implements Engine {
   }
 
   /**
-   * The candidates for "did you mean" come from BigQuery (exact and near values of the given
-   * ones, at most 50 each, by edit distance); the choice among them is the DuckDB engine's own.
+   * Whether each value exists is BigQuery's answer; "did you mean" is chosen by the DuckDB engine's
+   * own rule among candidates BigQuery sends: the same text in another case, values containing it
+   * or contained in it, and values whose length is within the edit distance allowed (no other can
+   * be within it), at most 1,000 a value, the exact one first.
    */
   async unmatchedScopeValues(key: ScopeKey, values: readonly string[]) {
     const sources = exportValueColumns(key, this.tables);
@@ -210,11 +212,10 @@ export class BigQueryEngine implements Engine {
     await this.session.fetch(
       this.db,
       `${this.with(sources.map(([t]) => t))}SELECT v FROM (
-         SELECT q, v, EDIT_DISTANCE(LOWER(v), LOWER(q)) AS dist
-         FROM (SELECT DISTINCT v FROM (${union}) WHERE v IS NOT NULL) CROSS JOIN UNNEST(@given) AS q
+         SELECT q, v FROM (SELECT DISTINCT v FROM (${union}) WHERE v IS NOT NULL) CROSS JOIN UNNEST(@given) AS q
          WHERE LOWER(v) = LOWER(q) OR STRPOS(LOWER(v), LOWER(q)) > 0 OR STRPOS(LOWER(q), LOWER(v)) > 0
-            OR EDIT_DISTANCE(LOWER(v), LOWER(q)) <= GREATEST(2, DIV(LENGTH(q), 3)))
-       WHERE TRUE QUALIFY ROW_NUMBER() OVER (PARTITION BY q ORDER BY v = q DESC, dist, v) <= 50`,
+            OR ABS(LENGTH(v) - LENGTH(q)) <= GREATEST(2, DIV(LENGTH(q), 3)))
+       WHERE TRUE QUALIFY ROW_NUMBER() OVER (PARTITION BY q ORDER BY v = q DESC, LOWER(v) = LOWER(q) DESC, ABS(LENGTH(v) - LENGTH(q)), v) <= 1000`,
       { given: [...values] },
       { what: `scope ${key}` },
       into,
