@@ -174,7 +174,7 @@ describe('errors a user meets, each exit 2 with one sentence', () => {
 });
 
 describe('a check whose query fails as it runs', () => {
-  test('is that check\'s error, as in DuckDB, and the audit goes on', async () => {
+  test.concurrent('is that check\'s error, as in DuckDB, and the audit goes on', async () => {
     await withDataset('ledger_drift', async (bq) => {
       // Two legal 5e18 debits of one usage row: their sum is beyond INT64 (and BIGINT).
       await bq.db.run(`UPDATE ledger_entries SET amount_minor = 5000000000000000000 WHERE ledger_entry_id IN ('le_c1', 'le_c2')`);
@@ -194,7 +194,7 @@ describe('a check whose query fails as it runs', () => {
 });
 
 describe('every output works on what the engine brings back', () => {
-  test('a snapshot keeps the same violations and evidence rows as one of the files', async () => {
+  test.concurrent('a snapshot keeps the same violations and evidence rows as one of the files', async () => {
     const bq = await serve(path.join(FIXTURES, 'incident_one_correlation'));
     const io = { stdout: () => undefined, stderr: () => undefined };
     const work = await tempDir('recon-bq-engine-');
@@ -233,7 +233,7 @@ describe('every output works on what the engine brings back', () => {
 });
 
 describe('what the outputs ask beyond the violations, BigQuery answers as DuckDB does over the files', () => {
-  test('aging, app instances, usage split, ledger backing, movement times, blast-radius counts, timeline', async () => {
+  test.concurrent('aging, app instances, usage split, ledger backing, movement times, blast-radius counts, timeline', async () => {
     const dir = path.join(FIXTURES, 'app_runtime_misattributed');
     const bq = await serve(dir);
     const [read, pushed] = await Promise.all([auditExports({ exportsDir: dir }), auditExports({ bigquery: source(bq), engine: 'bigquery' })]);
@@ -309,7 +309,7 @@ describe('recon audit --engine bigquery writes every output', () => {
 });
 
 describe('a warehouse table without the loaders\' provenance', () => {
-  test('each copy of a row whose key is null is its own entity, as when the dataset is read into DuckDB', async () => {
+  test.concurrent('each copy of a row whose key is null is its own entity, as when the dataset is read into DuckDB', async () => {
     await withDataset('ledger_drift', async (bq) => {
       // Two identical usage rows without a key: two rows that cannot be told apart but by their copy.
       await bq.db.run(`INSERT INTO usage_records SELECT * REPLACE (NULL AS usage_record_id, 'x.csv' AS __file, 0 AS __line)
@@ -350,7 +350,7 @@ describe('a warehouse table without the loaders\' provenance', () => {
 });
 
 describe('scope in the warehouse', () => {
-  test('a typo is exit 2 with the nearest values BigQuery holds; a real tenant narrows as in DuckDB', async () => {
+  test.concurrent('a typo is exit 2 with the nearest values BigQuery holds; a real tenant narrows as in DuckDB', async () => {
     const dir = path.join(FIXTURES, 'ledger_drift');
     const bq = await serve(dir);
     try {
@@ -376,7 +376,7 @@ describe('scope in the warehouse', () => {
 });
 
 describe('a window and an incident, narrowed by what BigQuery says of the rows', () => {
-  test.each([
+  test.concurrent.each([
     { fixture: 'incident_one_correlation', narrowing: { window: { since: '2026-11-20T09:00:00Z', until: '2026-11-20T10:30:00Z' } } },
     { fixture: 'ledger_drift', narrowing: { incident: { correlationIds: ['corr-c1'], traceIds: [] } } },
   ])('$fixture: keeps the violations DuckDB keeps over the files', async ({ fixture, narrowing }) => {

@@ -27,43 +27,27 @@ await editFile(contractDrift, 'payment_sessions.csv', (text) =>
   '\n',
 );
 
-/** Exports with violations of every check of the catalog between them, including reversed credits. */
+/** Exports with violations of every contract check between them, and reversed credits. */
 const EXPORTS = {
   payment_webhook_lost: fixture('payment_webhook_lost'),
   events_drift: fixture('events_drift'),
   duplicate_credit_after_retry: fixture('duplicate_credit_after_retry'),
   contract_drift: contractDrift,
-  app_runtime_misattributed: fixture('app_runtime_misattributed'),
-  app_runtime_missing_usage: fixture('app_runtime_missing_usage'),
-  control_plane_unclassified: fixture('control_plane_unclassified'),
-  billing_worker_stalled: fixture('billing_worker_stalled'),
-  ledger_drift: fixture('ledger_drift'),
-  usage_lifecycle_drift: fixture('usage_lifecycle_drift'),
-  release_failed: fixture('release_failed'),
-  incident_one_correlation: fixture('incident_one_correlation'),
 };
 type Export = keyof typeof EXPORTS;
-const FIXTURES = Object.keys(EXPORTS) as Export[];
 
 const BILLING_EXPORTS: readonly Export[] = ['payment_webhook_lost', 'events_drift', 'duplicate_credit_after_retry', 'contract_drift'];
-/** The exports each family's checks are run on in both engines: those whose drift it reports. */
-const EXPORTS_OF: Partial<Record<Family, readonly Export[]>> = {
-  contract: BILLING_EXPORTS,
-  payments: BILLING_EXPORTS,
-  events: BILLING_EXPORTS,
-  usage: ['billing_worker_stalled', 'ledger_drift', 'usage_lifecycle_drift', 'release_failed', 'incident_one_correlation'],
-  ledger: ['ledger_drift', 'duplicate_credit_after_retry', 'incident_one_correlation'],
-  app_runtime: ['app_runtime_misattributed', 'app_runtime_missing_usage', 'control_plane_unclassified'],
-};
+/**
+ * The exports each family's checks are run on here, directly in ZetaSQL: the contract checks, on
+ * a hand-made export of unreadable and invalid rows no committed fixture carries. Every family is
+ * held to DuckDB through the engine itself, on every fixture, in bigquery-engine.test.ts.
+ */
+const EXPORTS_OF: Partial<Record<Family, readonly Export[]>> = { contract: BILLING_EXPORTS };
 
 const zeta = useZetaSql();
-const audits = auditOnce(Object.fromEntries(FIXTURES.map((f) => [f, { exportsDir: EXPORTS[f] }])));
+const audits = auditOnce(Object.fromEntries(BILLING_EXPORTS.map((f) => [f, { exportsDir: EXPORTS[f] }])));
 
 const render = (id: string, d: Dialect) => CATALOG.find((i) => i.id === id)!.sql({ tables: ALL_TABLES, dialect: d });
-
-test('every invariant of the catalog is run in both engines on the exports of its family', () => {
-  expect(CATALOG.filter((i) => !EXPORTS_OF[i.family]?.length).map((i) => i.id)).toEqual([]);
-});
 
 describe.each(CATALOG.map((i) => i.id))('%s', (id) => {
   test.each(DIALECTS.map((d) => d.name))('its %s rendering is pinned', async (name) => {
@@ -74,6 +58,9 @@ describe.each(CATALOG.map((i) => i.id))('%s', (id) => {
     expect(await zeta.analyzeError(render(id, bigquery))).toBeUndefined();
   });
 
+});
+
+describe.each(CATALOG.filter((i) => EXPORTS_OF[i.family]).map((i) => i.id))('%s', (id) => {
   test('its GoogleSQL finds what DuckDB finds, with the same money and detail, on every fixture', async () => {
     let found = 0;
     for (const f of EXPORTS_OF[CATALOG.find((i) => i.id === id)!.family]!) {
