@@ -21,7 +21,7 @@ import { runInvariant } from '../duckdb/run.ts';
 import { materialiseTimeline } from '../duckdb/timeline.ts';
 import { CORRECTIVE_ENTRY_TYPES, type ActivityWindow, type Engine, type TableFacts } from '../engine.ts';
 import { INCIDENT_LINKS, ORG_TABLES } from '../links.ts';
-import { BIGQUERY_PARAMS, WINDOW_ENTITIES } from '../window.ts';
+import { AGING_COLUMNS, agingQuery, BIGQUERY_PARAMS, WINDOW_ENTITIES } from '../queries.ts';
 import { BigQuerySession, isQueryError, type Param } from './session.ts';
 import { findWarehouseTables, tableCte, type WarehouseTable } from './tables.ts';
 
@@ -339,32 +339,12 @@ export class BigQueryEngine implements Engine {
   }
 
   async materialiseAging(asOf: string, into: string): Promise<void> {
-    const parts: string[] = [];
-    if (this.tables.has('usage_records')) {
-      parts.push(`SELECT org_id, 'open usage' AS item, start_time AS opened, accrued_cost_minor AS amount, currency FROM usage_records WHERE end_time IS NULL`);
-    }
-    if (this.tables.has('payment_sessions')) {
-      parts.push(`SELECT org_id, 'open payment session' AS item, created_at AS opened, amount_minor AS amount, currency FROM payment_sessions WHERE status = 'open'`);
-    }
-    const hour = 3_600_000_000;
+    await this.db.run(`CREATE OR REPLACE TEMP TABLE ${into} (${AGING_COLUMNS})`);
+    const query = agingQuery(d, BIGQUERY_PARAMS, this.tables);
+    if (!query) return;
     const fetched = this.temp('aging');
-    await this.session.fetch(
-      this.db,
-      parts.length
-        ? `${this.with(['usage_records', 'payment_sessions'])}SELECT org_id, item, bucket, currency, COUNT(*) AS n, SUM(amount) AS amount FROM (
-             SELECT org_id, item, currency, amount,
-                    CASE WHEN age IS NULL THEN 5 WHEN age < ${hour} THEN 0 WHEN age < ${6 * hour} THEN 1
-                         WHEN age < ${24 * hour} THEN 2 WHEN age < ${7 * 24 * hour} THEN 3 ELSE 4 END AS bucket
-             FROM (SELECT *, TIMESTAMP_DIFF(TIMESTAMP(@as_of), opened, MICROSECOND) AS age FROM (${parts.join(' UNION ALL ')})))
-           WHERE org_id IS NOT NULL GROUP BY 1, 2, 3, 4`
-        : `SELECT CAST(NULL AS STRING) AS org_id, CAST(NULL AS STRING) AS item, 0 AS bucket, CAST(NULL AS STRING) AS currency, 0 AS n, 0 AS amount FROM UNNEST([1]) WHERE FALSE`,
-      { as_of: asOf },
-      { what: 'open items aging' },
-      fetched,
-    );
-    await this.db.run(
-      `CREATE OR REPLACE TEMP TABLE ${into} AS SELECT org_id, item, bucket::INTEGER AS bucket, currency, n, amount::HUGEINT AS amount FROM ${fetched}`,
-    );
+    await this.session.fetch(this.db, `${this.with(['usage_records', 'payment_sessions'])}${query}`, { as_of: asOf }, { what: 'open items aging' }, fetched);
+    await this.db.run(`INSERT INTO ${into} SELECT * FROM ${fetched}`);
     await this.db.run(`DROP TABLE ${fetched}`);
   }
 

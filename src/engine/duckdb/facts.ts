@@ -5,7 +5,7 @@ import type { IncidentIds, ScopeKey } from '../../scope.ts';
 import { firstRowPerKey, isoSql, sqlString } from '../../sql.ts';
 import type { ActivityWindow, ExportCounts, TableFacts } from '../engine.ts';
 import { INCIDENT_LINKS, ORG_TABLES } from '../links.ts';
-import { DUCKDB_PARAMS, WINDOW_ENTITIES } from '../window.ts';
+import { DUCKDB_PARAMS, WINDOW_ENTITIES } from '../queries.ts';
 
 export async function tableRows(db: Db, tables: ReadonlySet<TableName>): Promise<TableFacts['rows']> {
   const rows: TableFacts['rows'] = {};

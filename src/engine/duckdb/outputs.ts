@@ -1,35 +1,18 @@
 import { listValue, type DuckDBListValue } from '@duckdb/node-api';
 import type { TableName } from '../../contract/tables.ts';
 import type { Db } from '../../db.ts';
+import { duckdb } from '../../dialect/duckdb.ts';
 import type { AppInstanceRow, BackingRow, BackingSummary, UsageSplit } from '../engine.ts';
+import { AGING_COLUMNS, agingQuery, DUCKDB_PARAMS } from '../queries.ts';
 
 /** The ids as a bound list (a batch of report pages: bounded). */
 const idsParam = (ids: readonly string[]) => listValue([...ids]);
 const IN_IDS = `app_instance_id IN (SELECT unnest($ids::VARCHAR[]))`;
 
 export async function materialiseAging(db: Db, tables: ReadonlySet<TableName>, asOf: string, into: string): Promise<void> {
-  const parts: string[] = [];
-  if (tables.has('usage_records')) {
-    parts.push(`SELECT org_id, 'open usage' AS item, start_time AS opened, accrued_cost_minor AS amount, currency
-                FROM usage_records WHERE end_time IS NULL`);
-  }
-  if (tables.has('payment_sessions')) {
-    parts.push(`SELECT org_id, 'open payment session' AS item, created_at AS opened, amount_minor AS amount, currency
-                FROM payment_sessions WHERE status = 'open'`);
-  }
-  const items = parts.length > 0 ? parts.join(' UNION ALL ') : `SELECT NULL::VARCHAR AS org_id, NULL::VARCHAR AS item, NULL::TIMESTAMPTZ AS opened, NULL::BIGINT AS amount, NULL::VARCHAR AS currency WHERE false`;
-  await db.run(
-    `CREATE OR REPLACE TEMP TABLE ${into} AS
-     WITH i AS (SELECT *, $as_of::TIMESTAMPTZ - opened AS age FROM (${items}))
-     SELECT org_id, item,
-            CASE WHEN age IS NULL THEN 5
-                 WHEN age < INTERVAL 1 HOUR THEN 0 WHEN age < INTERVAL 6 HOUR THEN 1
-                 WHEN age < INTERVAL 24 HOUR THEN 2 WHEN age < INTERVAL 7 DAY THEN 3 ELSE 4 END AS bucket,
-            currency, count(*) AS n, sum(amount)::HUGEINT AS amount
-     FROM i WHERE org_id IS NOT NULL
-     GROUP BY ALL`,
-    { as_of: asOf },
-  );
+  const query = agingQuery(duckdb, DUCKDB_PARAMS, tables);
+  await db.run(`CREATE OR REPLACE TEMP TABLE ${into} (${AGING_COLUMNS})`);
+  if (query) await db.run(`INSERT INTO ${into} ${query}`, { as_of: asOf });
 }
 
 export async function appInstances(db: Db, tables: ReadonlySet<TableName>, ids: readonly string[]): Promise<AppInstanceRow[]> {
