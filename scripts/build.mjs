@@ -1,18 +1,24 @@
 // Bundles the CLI into dist/recon.mjs (run by `npm ci`/`npm install` as the `prepare` script).
 // Loading ~90 TypeScript modules through tsx's loader costs about 2 s at every start; the bundle
 // loads in a fraction of that. Dependencies stay external, so node_modules is used as installed.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { sourcesDigest } from './sources.mjs';
 
 const root = path.join(import.meta.dirname, '..');
 const dist = path.join(root, 'dist');
+rmSync(path.join(dist, 'chunks'), { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 const digest = sourcesDigest(root);
 await build({
-  entryPoints: [path.join(root, 'src', 'cli', 'main.ts')],
-  outfile: path.join(dist, 'recon.mjs'),
+  entryPoints: { recon: path.join(root, 'src', 'cli', 'main.ts') },
+  outdir: dist,
+  outExtension: { '.js': '.mjs' },
+  // A module the CLI imports on demand (the Arrow reader) is a chunk of its own, so its
+  // dependencies load only when it does.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   platform: 'node',
   format: 'esm',

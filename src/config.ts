@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { TABLES, TABLE_NAMES, isTableName } from './contract/tables.ts';
 import { ConfigError, errorMessage } from './errors.ts';
@@ -179,7 +178,8 @@ export async function loadConfig(file?: string): Promise<LoadedConfig> {
   try {
     // Editors on Windows save a UTF-8 BOM, which JSON.parse (and a YAML key) would trip on.
     const body = text.replace(/^\uFEFF/, '');
-    raw = yaml ? parseYaml(body, { prettyErrors: true }) : JSON.parse(body);
+    // Loaded only for a YAML file: every command reads its config, few read YAML.
+    raw = yaml ? (await import('yaml')).parse(body, { prettyErrors: true }) : JSON.parse(body);
   } catch (err) {
     throw new ConfigError(`${file}: not valid ${yaml ? 'YAML' : 'JSON'}: ${errorMessage(err)}`, { cause: err });
   }

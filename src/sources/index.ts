@@ -2,7 +2,6 @@ import { createTableSql, quoteIdent, TABLES, type TableName } from '../contract/
 import { sourceColumn, type Config } from '../config.ts';
 import type { Db } from '../db.ts';
 import type { InputFile } from '../contract/inputs.ts';
-import { stageArrow } from './arrow.ts';
 import { csvHeader, loadCsvInOnePass, stageCsv } from './csv.ts';
 import type { LineAccount } from './csv-lines.ts';
 import { discoverSources, type SourceFile } from './discover.ts';
@@ -48,6 +47,8 @@ async function loadFile(db: Db, file: SourceFile, table: TableName, config: Conf
       staged = { relation: quoteIdent(raw), lines: await stageNdjson(db, file, raw, spec, config) };
       break;
     case 'arrow':
+      // apache-arrow is a sixth of the CLI's start-up; only an Arrow export needs it.
+      const { stageArrow } = await import('./arrow.ts');
       await stageArrow(db, file, raw, table, new Set(spec.columns.map((c) => sourceColumn(config, table, c.name))));
       staged = { relation: quoteIdent(raw) };
       break;
