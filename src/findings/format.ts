@@ -36,18 +36,27 @@ export function minorToDecimal(minor: bigint, currency: string): string {
   return `${neg ? '-' : ''}${whole}${digits > 0 ? `.${abs.slice(abs.length - digits)}` : ''}`;
 }
 
-const formatters = new Map<string, Intl.NumberFormat>();
+/** A currency's formatter, and whether it prints the code itself (a valid ISO-4217 code). */
+interface MoneyFormat {
+  readonly format: Intl.NumberFormat;
+  readonly showsCode: boolean;
+}
 
-function formatterFor(currency: string): Intl.NumberFormat {
+const formatters = new Map<string, MoneyFormat>();
+
+function formatterFor(currency: string): MoneyFormat {
   let f = formatters.get(currency);
   if (!f) {
     const digits = fractionDigits(currency);
     const options: Intl.NumberFormatOptions = { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: true };
+    let format: Intl.NumberFormat;
     try {
-      f = new Intl.NumberFormat('en', /^[A-Z]{3}$/.test(currency) ? { ...options, style: 'currency', currency, currencyDisplay: 'code' } : options);
+      format = new Intl.NumberFormat('en', /^[A-Z]{3}$/.test(currency) ? { ...options, style: 'currency', currency, currencyDisplay: 'code' } : options);
     } catch {
-      f = new Intl.NumberFormat('en', options);
+      format = new Intl.NumberFormat('en', options);
     }
+    // Asked once here: resolvedOptions() on every call was most of formatMoney's cost.
+    f = { format, showsCode: format.resolvedOptions().style === 'currency' };
     formatters.set(currency, f);
   }
   return f;
@@ -66,8 +75,8 @@ export function formatMoney(minor: bigint | null | undefined, currency: string |
   const code = currency ?? '???';
   const f = formatterFor(code);
   // Intl.NumberFormat v3 takes a decimal string exactly; its TypeScript type still says number.
-  const text = f.format(minorToDecimal(minor, code) as unknown as number).replace(/\u00a0/g, ' ');
-  return f.resolvedOptions().style === 'currency' ? text : `${minor < 0n ? '-' : ''}${code} ${text.replace(/^-/, '')}`;
+  const text = f.format.format(minorToDecimal(minor, code) as unknown as number).replace(/\u00a0/g, ' ');
+  return f.showsCode ? text : `${minor < 0n ? '-' : ''}${code} ${text.replace(/^-/, '')}`;
 }
 
 /** Money as a plain number for a chart axis (charts are approximate; tables stay exact). */

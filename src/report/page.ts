@@ -20,7 +20,7 @@ const templates = new Map<string, Template>();
 export function template(name: string): Template {
   let t = templates.get(name);
   if (!t) {
-    t = compileTemplate(resolveInside(TEMPLATE_DIR, `${name}.ejs`));
+    t = compileTemplate(resolveInside(TEMPLATE_DIR, `${name}.ejs`), TEMPLATE_DIR);
     templates.set(name, t);
   }
   return t;

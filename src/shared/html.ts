@@ -9,12 +9,27 @@ function sha256Source(text: string): string {
   return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 }
 
+const policies = new Map<string, Map<string | null, string>>();
+
 /**
  * The Content-Security-Policy of every page recon writes (reports, incident, diff): nothing may
  * load from anywhere (`default-src 'none'`); the one inline stylesheet and, where present, the
  * one inline script are allowed by their hash.
  */
 export function contentSecurityPolicy(inline: { css: string; script?: string | null }): string {
+  // Every page of a run shares its stylesheet and script: hashing them once per page was a
+  // twentieth of the reports stage on 10,000 tenants.
+  const byScript = policies.get(inline.css) ?? new Map<string | null, string>();
+  policies.set(inline.css, byScript);
+  let policy = byScript.get(inline.script ?? null);
+  if (policy === undefined) {
+    policy = buildPolicy(inline);
+    byScript.set(inline.script ?? null, policy);
+  }
+  return policy;
+}
+
+function buildPolicy(inline: { css: string; script?: string | null }): string {
   return [
     `default-src 'none'`,
     `style-src ${sha256Source(inline.css)}`,
@@ -32,10 +47,15 @@ export type Template = (locals: Record<string, unknown>) => string;
 /**
  * Compiles a page template. strict + no `with`: a template can only read what it is given, as
  * `it.*`, so a missing value is an error instead of a silently empty cell.
+ *
+ * Templates include partials by a path from `root` (`include('/partials/money', …)`): ejs looks
+ * a relative include up on disk at every call, which was a fifth of the reports stage's CPU on
+ * 10,000 tenants.
  */
-export function compileTemplate(filename: string): Template {
+export function compileTemplate(filename: string, root = path.dirname(filename)): Template {
   const fn = ejs.compile(readFileSync(filename, 'utf8'), {
     filename,
+    root,
     strict: true,
     _with: false,
     localsName: 'it',
