@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseInstant } from './contract/instant.ts';
 import type { TableName } from './contract/tables.ts';
 import { discoverConfig, durationSeconds, loadConfig, type LoadedConfig } from './config.ts';
-import { Db, type ScratchOptions } from './db.ts';
+import { Db, fitsInMemory, type ScratchOptions } from './db.ts';
 import { ConfigError, UsageError } from './errors.ts';
 import { buildFindings, type Outcome } from './findings/build.ts';
 import { ALL_CHECKS } from './catalog/index.ts';
@@ -98,10 +98,15 @@ async function exportBytes(dir: string): Promise<number> {
   for (const e of entries) {
     if (!e.isFile() && !e.isSymbolicLink()) continue;
     const size = await stat(path.join(e.parentPath, e.name)).then((st) => st.size, () => 0);
-    bytes += e.name.endsWith('.gz') ? size * 8 : size;
+    bytes += e.name.endsWith('.gz') ? size * 8 : e.name.endsWith('.parquet') ? size * PARQUET_EXPANSION : size;
   }
   return bytes;
 }
+
+/** Parquet's compressed columns take several times their size once in DuckDB's memory. */
+const PARQUET_EXPANSION = 6;
+/** DuckDB's uncompressed in-memory tables per byte of CSV (1M usage rows: 411 MB of CSV, 677 MB of tables). */
+const MEMORY_PER_TEXT_BYTE = 1.7;
 
 function checkConfigAgainstCatalog(loaded: LoadedConfig): void {
   const ids = new Set(ALL_CHECKS.map((i) => i.id));
@@ -227,8 +232,9 @@ function exportsDirOf(opts: AuditOptions): string {
 /**
  * Where the contract tables are: files or a dataset loaded into the local session (the DuckDB
  * engine), or a dataset the catalog runs in (the BigQuery engine, `--engine bigquery`).
+ * `exportSize` is the export folder's weighted size (exportBytes), undefined for a dataset.
  */
-async function openEngine(db: Db, opts: AuditOptions, config: LoadedConfig): Promise<{ engine: Engine; load: LoadResult }> {
+async function openEngine(db: Db, opts: AuditOptions, config: LoadedConfig, exportSize: number | undefined): Promise<{ engine: Engine; load: LoadResult }> {
   if (opts.engine === 'bigquery') {
     if (!opts.bigquery) throw new UsageError('--engine bigquery runs the catalog in a BigQuery dataset: give it with --bigquery PROJECT.DATASET');
     const engine = await BigQueryEngine.open(db, opts.bigquery, config.config);
@@ -236,7 +242,7 @@ async function openEngine(db: Db, opts: AuditOptions, config: LoadedConfig): Pro
   }
   // Below one row group DuckDB has nothing to split; for a small export folder the load runs on
   // one thread too, and the rows counted after it decide for the catalog (engine.tableFacts).
-  const small = !opts.bigquery && (await exportBytes(exportsDirOf(opts))) < SMALL_EXPORT_BYTES;
+  const small = exportSize !== undefined && exportSize < SMALL_EXPORT_BYTES;
   if (small) await db.run(`SET threads = 1`);
   const load = opts.bigquery
     ? await loadBigQuery(db, opts.bigquery, config.config)
@@ -268,10 +274,13 @@ export async function auditExports(opts: AuditOptions): Promise<AuditRun> {
   if (window?.since && window.until && Date.parse(window.since) >= Date.parse(window.until)) {
     throw new UsageError(`--since ${window.since} is not before --until ${window.until}`);
   }
-  const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch(opts.memory);
+  const fromFiles = opts.engine !== 'bigquery' && !opts.bigquery;
+  const bytes = fromFiles ? await exportBytes(exportsDirOf(opts)) : undefined;
+  const inMemory = bytes !== undefined && fitsInMemory(bytes * MEMORY_PER_TEXT_BYTE, opts.memory?.memoryLimit);
+  const db = opts.dbPath ? await Db.open(opts.dbPath, opts.memory ?? {}) : await Db.openScratch({ ...opts.memory, inMemory });
   try {
     const loadStarted = performance.now();
-    const { engine, load } = await openEngine(db, opts, config);
+    const { engine, load } = await openEngine(db, opts, config, bytes);
     const timings: AuditRun['timings'] = { loadMs: performance.now() - loadStarted, invariantsMs: {} };
     const asked = opts.incident ? { correlation_ids: opts.incident.correlationIds, trace_ids: opts.incident.traceIds } : opts.scope;
     const scope = await validateScopeAgainstExports((key, values) => engine.unmatchedScopeValues(key, values), normaliseScope(asked), opts.command ?? 'audit');

@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { auditOptionsFrom } from '../src/cli/main.ts';
-import { Db, defaultMemoryLimit } from '../src/db.ts';
+import { Db, defaultMemoryLimit, fitsInMemory } from '../src/db.ts';
 
 const GiB = 2 ** 30;
 
-test('the default memory limit is a quarter of RAM, between 512 MiB and 2 GiB', () => {
-  expect(defaultMemoryLimit(24 * GiB)).toBe('2048MB');
+test('the default memory limit is a quarter of RAM, between 512 MiB and 1.5 GiB', () => {
+  expect(defaultMemoryLimit(24 * GiB)).toBe('1536MB');
   expect(defaultMemoryLimit(4 * GiB)).toBe('1024MB');
   expect(defaultMemoryLimit(1 * GiB)).toBe('512MB');
 });
@@ -33,6 +33,32 @@ test('a scratch database lives in a file with the limit and a spill folder, and 
   } finally {
     await rm(parent, { recursive: true, force: true });
   }
+});
+
+test('an in-memory scratch database keeps the limit and spills beyond it into its folder, which closing removes', async () => {
+  const parent = await mkdtemp(path.join(tmpdir(), 'recon-db-test-'));
+  try {
+    const db = await Db.openScratch({ memoryLimit: '64MB', tempDir: parent, inMemory: true });
+    const [dir] = await readdir(parent);
+    expect(db.path).toBe(':memory:');
+    // About 160 MB of distinct text: more than twice the limit, so it must go to the spill folder.
+    await db.run(`CREATE TABLE t AS SELECT md5(range::VARCHAR) || md5((range + 1)::VARCHAR) AS s FROM range(2000000)`);
+    const spilled = await db.one<{ bytes: bigint }>(`SELECT sum(temporary_storage_bytes) AS bytes FROM duckdb_memory()`);
+    expect(Number(spilled?.bytes)).toBeGreaterThan(0);
+    expect((await readdir(path.join(parent, dir!, 'spill'))).length).toBeGreaterThan(0);
+    expect(await db.one<{ n: bigint }>(`SELECT count(DISTINCT s) AS n FROM t`)).toEqual({ n: 2_000_000n });
+    db.close();
+    expect(await readdir(parent)).toEqual([]);
+  } finally {
+    await rm(parent, { recursive: true, force: true });
+  }
+});
+
+test('tables are kept in memory only when they fit in half the limit', () => {
+  expect(fitsInMemory(700e6, '1536MB')).toBe(true);
+  expect(fitsInMemory(800e6, '1536MB')).toBe(false);
+  expect(fitsInMemory(500 * 2 ** 20, '1GiB')).toBe(true);
+  expect(fitsInMemory(1, 'not a size')).toBe(false);
 });
 
 test('--memory-limit takes a size, and refuses anything else before loading', () => {

@@ -54,7 +54,7 @@ ${SCOPE_OPTIONS_HELP}
                           checks (allocations, app instances, balances, unreadable rows) are kept whole
                           and say so
   --warn-error            warnings fail like errors: exit code, junit.xml and Vitest
-  --memory-limit SIZE     DuckDB memory limit, e.g. 4GB (default: a quarter of RAM, at most 2GB);
+  --memory-limit SIZE     DuckDB memory limit, e.g. 4GB (default: a quarter of RAM, at most 1.5GB);
                           beyond it tables spill to disk
   --temp-dir DIR          where the audit's scratch database and spill files go (default: OS temp)
   --bigquery PROJECT.DATASET
