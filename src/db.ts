@@ -34,14 +34,18 @@ export function defaultMemoryLimit(totalBytes = os.totalmem()): string {
 
 const SIZE_UNITS: Readonly<Record<string, number>> = { kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
 
+/** A memory size as `--memory-limit` takes it (`512MB`, `1.5GB`, `4GiB`) in bytes; undefined if it is not one. */
+export function sizeBytes(size: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b)$/i.exec(size.trim());
+  return m ? Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]! : undefined;
+}
+
 /**
  * Whether tables estimated at `estimatedBytes` (in DuckDB's uncompressed in-memory form) fit in
  * half of `memoryLimit`, leaving the other half to the checks' joins and aggregates.
  */
 export function fitsInMemory(estimatedBytes: number, memoryLimit = defaultMemoryLimit()): boolean {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b)$/i.exec(memoryLimit.trim());
-  const limit = m ? Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]! : 0;
-  return estimatedBytes <= limit / 2;
+  return estimatedBytes <= (sizeBytes(memoryLimit) ?? 0) / 2;
 }
 
 /**

@@ -99,9 +99,11 @@ async function auditAgainstExpected(opts: Omit<GenerateOptions, 'outDir'>, sprin
   const outDir = await mkdtemp(join(tmpdir(), 'recon-property-'));
   const generated = await generateExports({ ...opts, outDir });
   const rejected: string[] = [];
-  if (sprinkle && (opts.format === 'csv' || opts.format === 'ndjson' || opts.format === undefined)) {
+  if (sprinkle) {
+    const format = opts.format ?? 'csv';
+    if (format === 'parquet') throw new Error('bad rows are sprinkled into text exports only');
     const rand = prng(opts.seed ?? 0);
-    for (const table of ['usage_records', 'ledger_entries'] as const) rejected.push(...(await sprinkleBadRows(outDir, table, opts.format ?? 'csv', sprinkle.count, rand)));
+    for (const table of ['usage_records', 'ledger_entries'] as const) rejected.push(...(await sprinkleBadRows(outDir, table, format, sprinkle.count, rand)));
   }
   const run = await auditExports({ exportsDir: outDir });
   try {

@@ -5,6 +5,7 @@ import { AuditConsole } from '../outputs/console.ts';
 import { appendHistory, compareWithHistory, newRunId } from '../history/history.ts';
 import { TABLE_NAMES } from '../contract/tables.ts';
 import { ReconError, UsageError } from '../errors.ts';
+import { sizeBytes } from '../db.ts';
 import { generateCommand } from './generate.ts';
 import { incidentCommand } from './incident.ts';
 import { diffCommand, snapshotCommand, verifyCommand } from './snapshot.ts';
@@ -105,7 +106,7 @@ export function auditOptionsFrom(command: string, values: AuditValues): AuditOpt
     };
   }
   const memoryLimit = values['memory-limit'];
-  if (typeof memoryLimit === 'string' && !/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryLimit)) {
+  if (typeof memoryLimit === 'string' && sizeBytes(memoryLimit) === undefined) {
     throw new UsageError(`recon ${command}: --memory-limit: "${memoryLimit}" is not a size such as 512MB or 4GB`);
   }
   opts.memory = {
